@@ -1,0 +1,1 @@
+"""Token-aware, structure-preferring chunking measured with the embedding model's tokenizer."""

@@ -1,0 +1,40 @@
+"""The Hyperion Pipelines code location: ``dagster dev`` in the repository root loads ``defs``."""
+
+from __future__ import annotations
+
+import warnings
+
+from dagster import BetaWarning, Definitions, with_source_code_references
+
+from hyperion_pipelines.defs.pipeline import PipelineDefs, build_pipeline
+from hyperion_pipelines.defs.resources import build_resources
+from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.spec import ChunkingSpec, IndexSpec, PipelineSpec
+
+
+def default_spec(settings: Settings) -> PipelineSpec:
+    """The sample pipeline: documents from the configured source into the configured alias."""
+    return PipelineSpec(
+        name="documents",
+        description="Uploaded documents made searchable in Milvus.",
+        partitions_start=settings.partitions_start,
+        chunking=ChunkingSpec(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
+        index=IndexSpec(alias=settings.collection),
+        embed_batch_size=settings.embedding_batch_size,
+    )
+
+
+def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec] | None = None) -> Definitions:
+    settings = settings or Settings.from_env()
+    pipelines: list[PipelineDefs] = [build_pipeline(spec) for spec in specs or [default_spec(settings)]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # code references are beta, and harmless
+        assets = with_source_code_references([a for p in pipelines for a in p.assets])
+    return Definitions(
+        assets=assets,
+        jobs=[p.job for p in pipelines],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""The Dagster layer: partitions, the asset graph built from a pipeline spec, resources, jobs."""

@@ -1,0 +1,282 @@
+"""Build one pipeline's asset graph from its :class:`PipelineSpec`.
+
+    raw_documents -> parsed_documents -> document_chunks -> chunk_embeddings -> vector_index
+
+Each asset is a thin wrapper: the work is done by the stage functions of ``sources``,
+``parsing``, ``chunking``, ``embedding`` and ``index``, which know nothing about Dagster.
+"""
+
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    Backoff,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    RetryPolicy,
+    asset,
+    define_asset_job,
+)
+
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from hyperion_pipelines.chunking.stage import chunk_documents
+from hyperion_pipelines.defs.metadata import frame_metadata, timing
+from hyperion_pipelines.defs.partitions import upload_day_partitions
+from hyperion_pipelines.embedding.resources import EmbedderResource
+from hyperion_pipelines.embedding.space import check_chunk_size, space_fingerprint
+from hyperion_pipelines.embedding.stage import embed_chunks
+from hyperion_pipelines.index.resources import MilvusResource
+from hyperion_pipelines.index.sync import sync_partition
+from hyperion_pipelines.parsing.stage import parse_documents
+from hyperion_pipelines.sources.landing import land_documents
+from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSourceResource
+from hyperion_pipelines.spec import PipelineSpec
+
+# Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
+# faults; the jitter spreads retries of many partitions so they do not hit the service together.
+REMOTE_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+ASSET_NAMES = ("raw_documents", "parsed_documents", "document_chunks", "chunk_embeddings", "vector_index")
+
+
+@dataclass(frozen=True)
+class PipelineDefs:
+    spec: PipelineSpec
+    assets: list[AssetsDefinition]
+    job: UnresolvedAssetJobDefinition
+
+    def key(self, name: str) -> AssetKey:
+        return AssetKey([*self.spec.key_prefix, name])
+
+
+def _window(context: AssetExecutionContext) -> tuple[datetime, datetime]:
+    window = context.partition_time_window
+    return window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+
+
+def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
+    keys = spec.resources
+    partitions = upload_day_partitions(spec.partitions_start)
+    prefix = list(spec.key_prefix)
+    common = {"partitions_def": partitions, "group_name": spec.name, "key_prefix": prefix or None}
+
+    def source_of(context: AssetExecutionContext) -> DocumentSourceResource:
+        return getattr(context.resources, keys.source)
+
+    def embedder_of(context: AssetExecutionContext) -> EmbedderResource:
+        return getattr(context.resources, keys.embedder)
+
+    def milvus_of(context: AssetExecutionContext) -> MilvusResource:
+        return getattr(context.resources, keys.milvus)
+
+    def blobs_of(context: AssetExecutionContext):
+        return getattr(context.resources, keys.blob_store).store()
+
+    def upstream(name: str) -> AssetIn:
+        return AssetIn(key=AssetKey([*prefix, name]))
+
+    @asset(
+        name="raw_documents",
+        description=(
+            "Every document uploaded on the partition's day (UTC): stable id, source, media type "
+            "sniffed from content, size, sha256 and upload time. Bytes are copied to the blob store."
+        ),
+        kinds={"python", "pandas"},
+        required_resource_keys={keys.source, keys.blob_store},
+        retry_policy=REMOTE_RETRY,
+        **common,
+    )
+    def raw_documents(context: AssetExecutionContext) -> Output[pd.DataFrame]:
+        started = time.perf_counter()
+        start, end = _window(context)
+        with source_of(context).open() as source:
+            frame = land_documents(source, blobs_of(context), start, end, max_bytes=spec.parsing.max_document_bytes)
+        seconds = time.perf_counter() - started
+        return Output(
+            frame,
+            metadata={
+                **frame_metadata(frame, ["source", "media_type", "size_bytes", "uploaded_at"]),
+                "documents": len(frame),
+                "bytes": int(frame["size_bytes"].sum()),
+                "media_types": MetadataValue.json(frame["media_type"].fillna("unread").value_counts().to_dict()),
+                **timing(seconds, len(frame), "documents"),
+            },
+        )
+
+    @asset(
+        name="parsed_documents",
+        description=(
+            "Text and structure (title, headings, page offsets) of each raw document. A document "
+            "that cannot be parsed is kept as a 'rejected' row with a reason code and message."
+        ),
+        kinds={"python", "pandas"},
+        ins={"raw_documents": upstream("raw_documents")},
+        required_resource_keys={keys.blob_store},
+        **common,
+    )
+    def parsed_documents(context: AssetExecutionContext, raw_documents: pd.DataFrame) -> Output[pd.DataFrame]:
+        started = time.perf_counter()
+        frame = parse_documents(raw_documents, blobs_of(context), spec.parsing)
+        seconds = time.perf_counter() - started
+        rejected = frame[frame["status"] == "rejected"]
+        for row in rejected.itertuples(index=False):
+            context.log.warning(f"rejected {row.source}: {row.reason}: {row.message}")
+        return Output(
+            frame,
+            metadata={
+                **frame_metadata(frame, ["source", "status", "parser", "title", "char_count", "reason"]),
+                "parsed": int((frame["status"] == "parsed").sum()),
+                "rejected": len(rejected),
+                "rejected_by_reason": MetadataValue.json(rejected["reason"].value_counts().to_dict()),
+                "characters": int(frame["char_count"].sum()),
+                **timing(seconds, len(frame), "documents"),
+            },
+        )
+
+    @asset(
+        name="document_chunks",
+        description=(
+            "Token-aware chunks of each parsed document, measured with the embedding model's "
+            "tokenizer, cut at heading, paragraph, sentence or word boundaries. Chunk ids are "
+            "deterministic: document id, chunk content and embedding-space fingerprint."
+        ),
+        kinds={"python", "pandas"},
+        ins={"parsed_documents": upstream("parsed_documents")},
+        required_resource_keys={keys.embedder},
+        **common,
+    )
+    def document_chunks(context: AssetExecutionContext, parsed_documents: pd.DataFrame) -> Output[pd.DataFrame]:
+        started = time.perf_counter()
+        embedder = embedder_of(context).get()
+        check_chunk_size(spec, embedder.identity)
+        fingerprint = space_fingerprint(spec, embedder.identity)
+        frame = chunk_documents(parsed_documents, embedder.tokenizer, spec.chunking, fingerprint)
+        seconds = time.perf_counter() - started
+        tokens = frame["token_count"]
+        return Output(
+            frame,
+            metadata={
+                **frame_metadata(frame, ["source", "chunk_index", "heading_path", "token_count", "text"]),
+                "chunks": len(frame),
+                "tokens": int(tokens.sum()),
+                "tokens_mean": float(round(tokens.mean(), 1)) if len(frame) else 0.0,
+                "tokens_max": int(tokens.max()) if len(frame) else 0,
+                "fingerprint": fingerprint,
+                **timing(seconds, len(frame), "chunks"),
+            },
+        )
+
+    @asset(
+        name="chunk_embeddings",
+        description=(
+            "One vector per chunk from the embedding resource, in batches. Chunks whose id is "
+            "already in the collection reuse the stored vector instead of being embedded again."
+        ),
+        kinds={"python", "pandas", "pytorch"},
+        ins={"document_chunks": upstream("document_chunks")},
+        required_resource_keys={keys.embedder, keys.milvus},
+        retry_policy=REMOTE_RETRY,
+        **common,
+    )
+    def chunk_embeddings(context: AssetExecutionContext, document_chunks: pd.DataFrame) -> Output[pd.DataFrame]:
+        started = time.perf_counter()
+        embedder = embedder_of(context).get()
+        identity = embedder.identity
+        index = milvus_of(context).index(spec.index)
+        collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
+        frame, stats = embed_chunks(
+            document_chunks, embedder, lambda ids: index.vectors_for(collection, ids), batch_size=spec.embed_batch_size
+        )
+        seconds = time.perf_counter() - started
+        return Output(
+            frame,
+            metadata={
+                "dagster/row_count": len(frame),
+                "embedded": stats.embedded,
+                "reused": stats.reused,
+                "model": identity.model_name,
+                "dimension": identity.dimension,
+                "seconds_embedding": MetadataValue.float(round(stats.seconds_embedding, 3)),
+                "embedded_chunks_per_second": MetadataValue.float(
+                    round(stats.embedded / stats.seconds_embedding, 2) if stats.seconds_embedding > 0 else 0.0
+                ),
+                **timing(seconds, len(frame), "chunks"),
+            },
+        )
+
+    @asset(
+        name="vector_index",
+        description=(
+            "The partition's chunks upserted into the Milvus collection of the current embedding "
+            "space, then entries of this partition or its documents that are no longer current "
+            "deleted. The live alias points at the collection."
+        ),
+        kinds={"milvus"},
+        ins={
+            "parsed_documents": upstream("parsed_documents"),
+            "document_chunks": upstream("document_chunks"),
+            "chunk_embeddings": upstream("chunk_embeddings"),
+        },
+        required_resource_keys={keys.embedder, keys.milvus},
+        retry_policy=REMOTE_RETRY,
+        **common,
+    )
+    def vector_index(
+        context: AssetExecutionContext,
+        parsed_documents: pd.DataFrame,
+        document_chunks: pd.DataFrame,
+        chunk_embeddings: pd.DataFrame,
+    ) -> MaterializeResult:
+        started = time.perf_counter()
+        identity = embedder_of(context).get().identity
+        index = milvus_of(context).index(spec.index)
+        collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
+        report = sync_partition(
+            index,
+            collection,
+            document_chunks,
+            chunk_embeddings,
+            partition_date=context.partition_key,
+            document_ids=parsed_documents["document_id"].tolist(),
+        )
+        live = index.live_collection()
+        if live is None:
+            index.point_alias(collection)
+            live = collection
+        elif live != collection:
+            context.log.warning(
+                f"alias {spec.index.alias} still points at {live}; this run wrote {collection}"
+            )
+        seconds = time.perf_counter() - started
+        return MaterializeResult(
+            metadata={
+                "collection": collection,
+                "alias": spec.index.alias,
+                "live_collection": live,
+                "upserted": report.upserted,
+                "deleted": report.deleted,
+                "unchanged": report.unchanged,
+                "documents": int((parsed_documents["status"] == "parsed").sum()),
+                "collection_entries": report.total_entries,
+                **timing(seconds, report.upserted, "entries"),
+            }
+        )
+
+    assets = [raw_documents, parsed_documents, document_chunks, chunk_embeddings, vector_index]
+    job = define_asset_job(
+        name=f"ingest_{spec.name}",
+        selection=[a.key for a in assets],
+        partitions_def=partitions,
+        description=f"Ingest one upload day of the {spec.name} pipeline: land, parse, chunk, embed, index.",
+    )
+    return PipelineDefs(spec=spec, assets=assets, job=job)

@@ -1,0 +1,36 @@
+"""The embedder interface the asset graph depends on."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
+
+
+@dataclass(frozen=True)
+class EmbedderIdentity:
+    """What makes two embedders' vectors comparable; it enters the embedding-space fingerprint."""
+
+    model_name: str
+    dimension: int
+    normalized: bool
+    max_tokens: int  # the longest input, in model tokens without special tokens, it embeds whole
+
+
+class Embedder(ABC):
+    @property
+    @abstractmethod
+    def identity(self) -> EmbedderIdentity: ...
+
+    @property
+    @abstractmethod
+    def tokenizer(self) -> HuggingFaceTokenizer:
+        """The tokenizer the model counts tokens with (chunk sizes are measured in it)."""
+
+    @abstractmethod
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """A float32 array of shape ``(len(texts), dimension)``."""

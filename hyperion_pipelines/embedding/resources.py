@@ -1,0 +1,66 @@
+"""Dagster resources that hand the asset graph an :class:`Embedder`."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from hyperion_pipelines.embedding.base import Embedder
+from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder
+from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
+
+
+class EmbedderResource(ConfigurableResource):
+    @abstractmethod
+    def get(self) -> Embedder:
+        """The embedder, built once per step process."""
+
+
+class SentenceTransformerResource(EmbedderResource):
+    """Local sentence-transformers model (default: packaged all-MiniLM-L6-v2), CPU or GPU."""
+
+    model_path: str = Field(default="", description="Model folder; empty means the packaged model.")
+    device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
+    batch_size: int = Field(default=64, gt=0, description="Texts per forward pass.")
+
+    _embedder: SentenceTransformerEmbedder | None = PrivateAttr(default=None)
+
+    def get(self) -> Embedder:
+        if self._embedder is None:
+            model_dir = Path(self.model_path) if self.model_path else None
+            self._embedder = SentenceTransformerEmbedder(model_dir, device=self.device, batch_size=self.batch_size)
+        return self._embedder
+
+
+class OpenAICompatibleEmbedderResource(EmbedderResource):
+    """A remote OpenAI-compatible ``/embeddings`` endpoint, e.g. a GPU inference service."""
+
+    base_url: str = Field(description="Endpoint root, e.g. http://gpu-host:8000/v1.")
+    model: str = Field(description="Model name sent with every request.")
+    api_key: str | None = Field(default=None, description="Bearer token (HYPERION_OPENAI_API_KEY).")
+    tokenizer_path: str = Field(default="", description="Folder with the model's tokenizer.json.")
+    max_tokens: int = Field(default=254, gt=0, description="Longest input the model embeds whole.")
+    batch_size: int = Field(default=64, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    _embedder: OpenAICompatibleEmbedder | None = PrivateAttr(default=None)
+
+    def get(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = OpenAICompatibleEmbedder(
+                self.base_url,
+                self.model,
+                api_key=self.api_key,
+                tokenizer_dir=Path(self.tokenizer_path) if self.tokenizer_path else packaged_model_dir(),
+                max_tokens=self.max_tokens,
+                batch_size=self.batch_size,
+                timeout_s=self.timeout_s,
+            )
+        return self._embedder
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._embedder is not None:
+            self._embedder.close()

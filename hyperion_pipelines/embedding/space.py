@@ -1,0 +1,26 @@
+"""The embedding-space fingerprint of a pipeline: model identity plus parsing and chunking."""
+
+from __future__ import annotations
+
+from hyperion_pipelines.embedding.base import EmbedderIdentity
+from hyperion_pipelines.ids import embedding_fingerprint
+from hyperion_pipelines.spec import PipelineSpec
+
+
+def space_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity) -> str:
+    return embedding_fingerprint(
+        model_name=identity.model_name,
+        dimension=identity.dimension,
+        normalized=identity.normalized,
+        parsing=spec.parsing.model_dump(mode="json"),
+        chunking=spec.chunking.model_dump(mode="json"),
+    )
+
+
+def check_chunk_size(spec: PipelineSpec, identity: EmbedderIdentity) -> None:
+    """Chunks longer than the model's input would be silently truncated when embedded."""
+    if spec.chunking.max_tokens > identity.max_tokens:
+        raise ValueError(
+            f"chunking.max_tokens={spec.chunking.max_tokens} exceeds what {identity.model_name} "
+            f"embeds whole ({identity.max_tokens} tokens)"
+        )

@@ -1,0 +1,51 @@
+"""Embed a partition's chunks in batches, reusing vectors the index already holds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hyperion_pipelines.embedding.base import Embedder
+
+EMBEDDING_COLUMNS = ["chunk_id", "vector", "reused"]
+
+#: Looks up stored vectors by chunk id; returns those it has.
+VectorLookup = Callable[[Sequence[str]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class EmbeddingStats:
+    embedded: int
+    reused: int
+    seconds_embedding: float
+
+
+def embed_chunks(
+    chunks: pd.DataFrame, embedder: Embedder, lookup: VectorLookup, *, batch_size: int
+) -> tuple[pd.DataFrame, EmbeddingStats]:
+    """A chunk id encodes its text and embedding space, so a stored vector under the same id is
+    exactly the vector the model would produce again: reuse it instead of re-embedding."""
+    ids = chunks["chunk_id"].tolist()
+    known = lookup(ids)
+    missing = [i for i, chunk in enumerate(ids) if chunk not in known]
+    texts = chunks["text"].tolist()
+    fresh: dict[str, np.ndarray] = {}
+    started = time.perf_counter()
+    for lo in range(0, len(missing), batch_size):
+        batch = missing[lo : lo + batch_size]
+        vectors = embedder.embed([texts[i] for i in batch])
+        fresh.update((ids[i], vectors[k]) for k, i in enumerate(batch))
+    seconds = time.perf_counter() - started
+    frame = pd.DataFrame(
+        {
+            "chunk_id": ids,
+            "vector": [known[c] if c in known else fresh[c] for c in ids],
+            "reused": [c in known for c in ids],
+        },
+        columns=EMBEDDING_COLUMNS,
+    )
+    return frame, EmbeddingStats(embedded=len(fresh), reused=len(ids) - len(missing), seconds_embedding=seconds)

@@ -1,0 +1,57 @@
+"""Deterministic identifiers: documents, chunks and the embedding-space fingerprint.
+
+Ids are hashes of what defines the thing, so re-running a partition yields the same ids
+(upserts overwrite instead of duplicating) and a change in model or chunking yields new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+_SEP = "\x1f"  # unit separator: cannot appear in the parts we join
+
+
+def _digest(*parts: str, length: int = 32) -> str:
+    return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:length]
+
+
+def document_id(source_name: str, source_key: str) -> str:
+    """Stable id of a document: which source, and its key there (relative path or API id).
+
+    The content is deliberately not part of it: an edited document keeps its id, which is
+    what lets the index replace its old chunks.
+    """
+    return _digest("doc", source_name, source_key)
+
+
+def embedding_fingerprint(
+    *, model_name: str, dimension: int, normalized: bool, parsing: dict[str, Any], chunking: dict[str, Any]
+) -> str:
+    """Fingerprint of the embedding space: vectors are comparable only within one fingerprint."""
+    canonical = json.dumps(
+        {
+            "model": model_name,
+            "dimension": dimension,
+            "normalized": normalized,
+            "parsing": parsing,
+            "chunking": chunking,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return _digest("space", canonical, length=12)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chunk_id(*, fingerprint: str, document_id: str, chunk_text_sha256: str, occurrence: int) -> str:
+    """Id of a chunk: its document, its content (plus which repeat of that content) and the space.
+
+    Content rather than position keeps ids (and so vectors) stable when an edit shifts later
+    chunks; ``occurrence`` separates identical chunks within one document.
+    """
+    return _digest("chunk", fingerprint, document_id, chunk_text_sha256, str(occurrence))

@@ -1,0 +1,1 @@
+"""The Milvus side: collection schema, writes, reconciliation and search."""

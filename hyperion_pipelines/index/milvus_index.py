@@ -1,0 +1,167 @@
+"""Milvus collections for one alias: explicit schema, vector index, batched writes, search.
+
+Collections are named ``<alias>__<fingerprint>``: one embedding space per collection. The alias is
+what searches use, so the collection behind it can be swapped without readers noticing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+
+from hyperion_pipelines.spec import IndexSpec
+
+#: Scalar fields and their VARCHAR byte limits (None: an integer field).
+SCALAR_FIELDS: dict[str, int | None] = {
+    "document_id": 64,
+    "source": 4096,
+    "title": 1024,
+    "partition_date": 16,
+    "heading_path": 4096,
+    "document_sha256": 64,
+    "chunk_index": None,
+    "char_start": None,
+    "char_end": None,
+    "token_count": None,
+    "text": 65535,
+}
+_BATCH = 1000
+
+
+def clip_utf8(value: str, max_bytes: int) -> str:
+    """Cut to at most ``max_bytes`` of UTF-8 without splitting a character."""
+    raw = value.encode("utf-8")
+    return value if len(raw) <= max_bytes else raw[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def _quoted(values: Iterable[str]) -> str:
+    return "[" + ",".join(json.dumps(v) for v in values) + "]"
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    score: float
+    id: str
+    fields: dict[str, Any]
+
+
+class MilvusIndex:
+    def __init__(self, client: MilvusClient, spec: IndexSpec):
+        self.client = client
+        self.spec = spec
+
+    def collection_name(self, fingerprint: str) -> str:
+        return f"{self.spec.alias}__{fingerprint}"
+
+    def ensure_collection(self, fingerprint: str, dimension: int) -> str:
+        name = self.collection_name(fingerprint)
+        if self.client.has_collection(name):
+            return name
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        for field, limit in SCALAR_FIELDS.items():
+            if limit is None:
+                schema.add_field(field, DataType.INT64)
+            else:
+                schema.add_field(field, DataType.VARCHAR, max_length=limit)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        index = self.client.prepare_index_params()
+        index.add_index(
+            field_name="vector",
+            index_type=self.spec.index_type,
+            metric_type=self.spec.metric_type,
+            params=dict(self.spec.index_params),
+        )
+        index.add_index(field_name="document_id", index_type="INVERTED")
+        index.add_index(field_name="partition_date", index_type="INVERTED")
+        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        return name
+
+    # -- alias -------------------------------------------------------------------------------
+    def live_collection(self) -> str | None:
+        """The collection the alias points at, or None when there is no alias yet."""
+        try:
+            return self.client.describe_alias(self.spec.alias).get("collection_name")
+        except Exception:  # pymilvus raises a generic MilvusException for a missing alias
+            return None
+
+    def point_alias(self, collection: str) -> None:
+        if self.live_collection() is None:
+            self.client.create_alias(collection, self.spec.alias)
+        else:
+            self.client.alter_alias(collection, self.spec.alias)
+
+    # -- reads -------------------------------------------------------------------------------
+    def _iterate(self, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        iterator = self.client.query_iterator(collection, batch_size=4096, filter=expr, output_fields=fields)
+        try:
+            while batch := iterator.next():
+                yield from batch
+        finally:
+            iterator.close()
+
+    def ids_for(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> set[str]:
+        """Ids of entries dated ``partition_date`` or belonging to any of ``document_ids``."""
+        found = {row["id"] for row in self._iterate(collection, f"partition_date == {json.dumps(partition_date)}", ["id"])}
+        for batch in _batches(list(document_ids), _BATCH):
+            found.update(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
+        return found
+
+    def vectors_for(self, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of whichever ``ids`` exist: same id means same text in the same space."""
+        vectors: dict[str, np.ndarray] = {}
+        for batch in _batches(list(ids), _BATCH):
+            for row in self.client.get(collection, ids=list(batch), output_fields=["vector"]):
+                vectors[row["id"]] = np.asarray(row["vector"], dtype=np.float32)
+        return vectors
+
+    def count(self, collection: str, expr: str = "") -> int:
+        result = self.client.query(collection, filter=expr or 'id != ""', output_fields=["count(*)"])
+        return int(result[0]["count(*)"])
+
+    def search(
+        self, vectors: np.ndarray, *, limit: int, collection: str | None = None, expr: str = ""
+    ) -> list[list[SearchHit]]:
+        results = self.client.search(
+            collection or self.spec.alias,
+            data=[v.tolist() for v in vectors],
+            limit=limit,
+            filter=expr,
+            output_fields=[f for f in SCALAR_FIELDS],
+        )
+        return [
+            [SearchHit(float(hit["distance"]), str(hit["id"]), dict(hit["entity"])) for hit in hits]
+            for hits in results
+        ]
+
+    # -- writes ------------------------------------------------------------------------------
+    def upsert(self, collection: str, rows: Sequence[dict[str, Any]]) -> int:
+        written = 0
+        for batch in _batches(rows, self.spec.write_batch_size):
+            clean = [self._clean(row) for row in batch]
+            written += int(self.client.upsert(collection, clean)["upsert_count"])
+        return written
+
+    def delete(self, collection: str, ids: Sequence[str]) -> int:
+        deleted = 0
+        for batch in _batches(list(ids), _BATCH):
+            result = self.client.delete(collection, ids=list(batch))
+            deleted += int(result["delete_count"]) if isinstance(result, dict) else len(batch)
+        return deleted
+
+    @staticmethod
+    def _clean(row: dict[str, Any]) -> dict[str, Any]:
+        clean: dict[str, Any] = {"id": row["id"], "vector": np.asarray(row["vector"], dtype=np.float32).tolist()}
+        for field, limit in SCALAR_FIELDS.items():
+            value = row[field]
+            clean[field] = int(value) if limit is None else clip_utf8(str(value), limit)
+        return clean

@@ -1,0 +1,53 @@
+"""Write a partition's chunks to its collection and remove what is no longer current."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+
+from hyperion_pipelines.index.milvus_index import MilvusIndex
+from hyperion_pipelines.index.reconcile import plan_sync
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    collection: str
+    upserted: int
+    deleted: int
+    unchanged: int
+    total_entries: int
+
+
+def index_rows(chunks: pd.DataFrame, embeddings: pd.DataFrame, partition_date: str) -> list[dict]:
+    merged = chunks.merge(embeddings[["chunk_id", "vector"]], on="chunk_id", how="left", validate="one_to_one")
+    if merged["vector"].isna().any():
+        raise ValueError("some chunks have no embedding; re-materialise chunk_embeddings")
+    merged = merged.rename(columns={"chunk_id": "id"})
+    merged["partition_date"] = partition_date
+    return merged.to_dict("records")
+
+
+def sync_partition(
+    index: MilvusIndex,
+    collection: str,
+    chunks: pd.DataFrame,
+    embeddings: pd.DataFrame,
+    *,
+    partition_date: str,
+    document_ids: Sequence[str],
+) -> SyncReport:
+    """Upsert first, delete after: a failure part-way never leaves a document without vectors,
+    and a re-run converges to exactly the current chunks."""
+    indexed = index.ids_for(collection, partition_date=partition_date, document_ids=document_ids)
+    plan = plan_sync(chunks["chunk_id"], indexed)
+    upserted = index.upsert(collection, index_rows(chunks, embeddings, partition_date))
+    deleted = index.delete(collection, plan.delete_ids) if plan.delete_ids else 0
+    return SyncReport(
+        collection=collection,
+        upserted=upserted,
+        deleted=deleted,
+        unchanged=len(plan.unchanged_ids),
+        total_entries=index.count(collection),
+    )

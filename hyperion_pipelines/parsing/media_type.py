@@ -1,0 +1,72 @@
+"""Detect a document's media type from its content; the file name only breaks ties for text.
+
+A PDF renamed to ``.txt`` is still a PDF, and a binary renamed to ``.md`` is not Markdown.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+import filetype
+
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+HTML = "text/html"
+MARKDOWN = "text/markdown"
+PLAIN = "text/plain"
+ZIP = "application/zip"
+OCTET = "application/octet-stream"
+EMPTY = "application/x-empty"
+
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]", re.I | re.S)
+_MARKDOWN_EXT = (".md", ".markdown", ".mdown")
+_MARKDOWN_HINT = re.compile(r"^(#{1,6} \S|```|\* \S|- \S|\d+\. \S)", re.M)
+_SNIFF = 8192
+
+
+def looks_binary(head: bytes) -> bool:
+    """NUL bytes or many C0 control characters mean it is not text in any 8-bit or UTF-8 encoding."""
+    if not head:
+        return False
+    if b"\x00" in head and not (head.startswith((b"\xff\xfe", b"\xfe\xff"))):
+        return True
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
+    return controls / len(head) > 0.05
+
+
+def _zip_kind(content: bytes) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            names = set(archive.namelist())
+    except zipfile.BadZipFile:
+        return OCTET  # a zip signature with a broken archive behind it
+    return DOCX if "word/document.xml" in names else ZIP
+
+
+def sniff_media_type(content: bytes, file_name: str = "") -> str:
+    if not content:
+        return EMPTY
+    head = content[:_SNIFF]
+    if head.lstrip()[:5] == b"%PDF-":
+        return PDF
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(content)
+    kind = filetype.guess(head)
+    if kind is not None:
+        return kind.mime
+    if looks_binary(head):
+        return OCTET
+    if _HTML_START.match(head):
+        return HTML
+    name = file_name.lower()
+    if name.endswith((".html", ".htm")) and re.search(rb"<(p|div|h[1-6]|body|title)[\s>]", head, re.I):
+        return HTML
+    if name.endswith(_MARKDOWN_EXT):
+        return MARKDOWN
+    if name.endswith(".txt"):
+        return PLAIN
+    # No telling extension: Markdown when it has Markdown structure, plain text otherwise.
+    text = head.decode("utf-8", errors="replace")
+    return MARKDOWN if len(_MARKDOWN_HINT.findall(text)) >= 2 else PLAIN

@@ -1,0 +1,57 @@
+"""Plain text and Markdown: decoding with charset detection; Markdown headings via markdown-it."""
+
+from __future__ import annotations
+
+import codecs
+
+from charset_normalizer import from_bytes
+from markdown_it import MarkdownIt
+
+from hyperion_pipelines.parsing.document import (
+    Heading,
+    ParsedDocument,
+    ParseError,
+    first_line_title,
+    normalize_text,
+)
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def decode_text(content: bytes) -> str:
+    """UTF-8 (or a BOM's encoding) when it decodes; otherwise the encoding charset-normalizer finds."""
+    for bom, encoding in _BOMS:
+        if content.startswith(bom):
+            return content.decode(encoding)
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(content).best()
+    if best is None:
+        raise ParseError("undecodable", "no text encoding decodes this document")
+    return str(best)
+
+
+def parse_plain_text(content: bytes) -> ParsedDocument:
+    text = normalize_text(decode_text(content))
+    return ParsedDocument(text=text, title=first_line_title(text), parser="text")
+
+
+_MARKDOWN = MarkdownIt("commonmark")
+
+
+def parse_markdown(content: bytes) -> ParsedDocument:
+    text = normalize_text(decode_text(content))
+    line_starts = [0]
+    for line in text.split("\n"):
+        line_starts.append(line_starts[-1] + len(line) + 1)
+    tokens = _MARKDOWN.parse(text)
+    headings: list[Heading] = []
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and token.map is not None:
+            inline = tokens[i + 1]
+            headings.append(Heading(int(token.tag[1]), inline.content.strip(), line_starts[token.map[0]]))
+    top = [h.text for h in headings if h.level == 1]
+    title = top[0] if top else first_line_title(text)
+    return ParsedDocument(text=text, title=title, parser="markdown", headings=headings)

@@ -1,0 +1,85 @@
+"""Runtime settings read from ``HYPERION_*`` environment variables.
+
+Every knob a deployment turns lives here, with its default, so the README can document one list.
+Secrets (tokens, API keys) are deliberately *not* read here: resources receive them through
+``dagster.EnvVar`` so their values never appear in the Dagster UI or in run configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Mapping
+
+ENV_PREFIX = "HYPERION_"
+
+SourceKind = Literal["uploads", "backend"]
+EmbedderKind = Literal["local", "openai"]
+
+
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(ENV_PREFIX + name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; build it with :meth:`from_env`."""
+
+    home: Path
+    uploads_dir: Path
+    source: SourceKind
+    backend_url: str
+    backend_timeout_s: float
+    backend_max_retries: int
+    embedder: EmbedderKind
+    embedding_model_path: str
+    embedding_device: str
+    embedding_batch_size: int
+    openai_base_url: str
+    openai_model: str
+    milvus_uri: str
+    collection: str
+    partitions_start: str
+    chunk_max_tokens: int
+    chunk_overlap_tokens: int
+
+    @property
+    def blob_dir(self) -> Path:
+        """Content-addressed copies of every landed document (the raw zone)."""
+        return self.home / "blobs"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        home = Path(_get(env, "HOME", str(Path.cwd() / ".hyperion"))).expanduser().resolve()
+        source = _get(env, "SOURCE", "uploads")
+        if source not in ("uploads", "backend"):
+            raise ValueError(f"HYPERION_SOURCE must be 'uploads' or 'backend', not {source!r}")
+        embedder = _get(env, "EMBEDDER", "local")
+        if embedder not in ("local", "openai"):
+            raise ValueError(f"HYPERION_EMBEDDER must be 'local' or 'openai', not {embedder!r}")
+        return cls(
+            home=home,
+            uploads_dir=Path(_get(env, "UPLOADS_DIR", str(home / "uploads"))).expanduser().resolve(),
+            source=source,  # type: ignore[arg-type]
+            backend_url=_get(env, "BACKEND_URL", "http://127.0.0.1:8080"),
+            backend_timeout_s=float(_get(env, "BACKEND_TIMEOUT_S", "30")),
+            backend_max_retries=int(_get(env, "BACKEND_MAX_RETRIES", "4")),
+            embedder=embedder,  # type: ignore[arg-type]
+            embedding_model_path=_get(env, "EMBEDDING_MODEL_PATH", ""),
+            embedding_device=_get(env, "EMBEDDING_DEVICE", "auto"),
+            embedding_batch_size=int(_get(env, "EMBEDDING_BATCH_SIZE", "64")),
+            openai_base_url=_get(env, "OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
+            openai_model=_get(env, "OPENAI_MODEL", "all-MiniLM-L6-v2"),
+            milvus_uri=_get(env, "MILVUS_URI", str(home / "milvus.db")),
+            collection=_get(env, "COLLECTION", "hyperion_documents"),
+            partitions_start=_get(env, "PARTITIONS_START", "2020-01-01"),
+            chunk_max_tokens=int(_get(env, "CHUNK_MAX_TOKENS", "200")),
+            chunk_overlap_tokens=int(_get(env, "CHUNK_OVERLAP_TOKENS", "32")),
+        )

@@ -1,0 +1,1 @@
+"""Where documents come from: the uploads folder and Hyperion's backend document API."""

@@ -1,0 +1,183 @@
+"""Client for Hyperion's backend document API (the HTTP contract is in the README).
+
+    GET {base}/documents?uploaded_after=ISO&uploaded_before=ISO&limit=N[&page_token=T]
+        -> {"documents": [{"id", "name", "size", "uploaded_at", "path"?}], "next_page_token": str|null}
+    GET {base}/documents/{id}/content -> the document's bytes
+
+Every request carries ``Authorization: Bearer <token>``. Timeouts, connection errors, 429 and 5xx
+are retried with exponential backoff and full jitter; other 4xx fail at once. The client only ever
+talks to ``base_url``: ids are percent-quoted into a fixed path, never followed as URLs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from hyperion_pipelines.sources.base import DocumentGone, DocumentRef, DocumentSource, SourceError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class BackendApiError(SourceError):
+    """The backend API failed, after retries where retrying made sense."""
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"uploaded_at has no timezone: {value!r}")
+    return parsed.astimezone(timezone.utc)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class BackendDocumentApi(DocumentSource):
+    name = "backend"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        max_retries: int = 4,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        page_size: int = 500,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        headers = {"Accept": "application/json", "User-Agent": "hyperion-pipelines"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.page_size = page_size
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,  # a redirect could lead off the configured host
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "BackendDocumentApi":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- retrying ---------------------------------------------------------------------------
+    def _sleep_before(self, attempt: int, retry_after: float | None) -> None:
+        delay = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
+        time.sleep(max(delay, retry_after or 0.0))
+
+    def _with_retries(self, what: str, call: Callable[[], T]) -> T:
+        last: str = ""
+        for attempt in range(self.max_retries + 1):
+            retry_after: float | None = None
+            try:
+                return call()
+            except httpx.TimeoutException as exc:
+                last = f"timed out ({type(exc).__name__})"
+            except (httpx.TransportError, _Retryable) as exc:
+                last = str(exc) or type(exc).__name__
+                retry_after = getattr(exc, "retry_after", None)
+            if attempt < self.max_retries:
+                log.warning("%s failed (%s); retry %d of %d", what, last, attempt + 1, self.max_retries)
+                self._sleep_before(attempt, retry_after)
+        raise BackendApiError(f"{what} failed after {self.max_retries + 1} attempts: {last}")
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        response = self._client.get(path, params=params)
+        if response.status_code in RETRYABLE_STATUS:
+            retry_after = response.headers.get("Retry-After", "")
+            raise _Retryable(
+                f"HTTP {response.status_code}",
+                float(retry_after) if retry_after.isdigit() else None,
+            )
+        if response.status_code in (404, 410):
+            raise DocumentGone(f"GET {path} returned HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise BackendApiError(f"GET {path} returned HTTP {response.status_code}")
+        return response
+
+    # -- contract ---------------------------------------------------------------------------
+    def _page(self, params: dict[str, Any]) -> dict[str, Any]:
+        response = self._get("/documents", params)
+        try:
+            body = response.json()
+            documents = body["documents"]
+            if not isinstance(documents, list):
+                raise TypeError("'documents' is not a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            # A truncated or garbled page is a transient fault more often than a contract change.
+            raise _Retryable(f"malformed listing page: {exc}") from exc
+        return body
+
+    def list_documents(self, start: datetime, end: datetime) -> Iterator[DocumentRef]:
+        params: dict[str, Any] = {
+            "uploaded_after": _iso(start),
+            "uploaded_before": _iso(end),
+            "limit": self.page_size,
+        }
+        while True:
+            body = self._with_retries("listing documents", lambda: self._page(params))
+            for item in body["documents"]:
+                yield self._ref(item)
+            token = body.get("next_page_token")
+            if not token:
+                return
+            params = {**params, "page_token": token}
+
+    def _ref(self, item: dict[str, Any]) -> DocumentRef:
+        try:
+            doc_id = str(item["id"])
+            name = str(item["name"])
+            size = int(item["size"])
+            uploaded_at = _parse_time(str(item["uploaded_at"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackendApiError(f"listing entry does not follow the contract: {exc}") from exc
+        if not doc_id or len(doc_id) > 512:
+            raise BackendApiError("listing entry has an empty or over-long id")
+        return DocumentRef(
+            key=doc_id,
+            name=name,
+            uri=f"{self.base_url}/documents/{quote(doc_id, safe='')}/content",
+            display_path=str(item.get("path") or name),
+            size_bytes=size,
+            uploaded_at=uploaded_at,
+        )
+
+    def read(self, ref: DocumentRef) -> bytes:
+        path = f"/documents/{quote(ref.key, safe='')}/content"
+
+        def download() -> bytes:
+            content = self._get(path).content
+            if len(content) != ref.size_bytes:
+                raise _Retryable(f"body has {len(content)} bytes, listing said {ref.size_bytes}")
+            return content
+
+        return self._with_retries(f"downloading document {ref.key!r}", download)

@@ -1,0 +1,65 @@
+"""Dagster resources that hand the asset graph a :class:`DocumentSource`."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from hyperion_pipelines.sources.backend_api import BackendDocumentApi
+from hyperion_pipelines.sources.base import DocumentSource
+from hyperion_pipelines.sources.blob_store import BlobStore
+from hyperion_pipelines.sources.uploads_folder import UploadsFolder
+
+
+class DocumentSourceResource(ConfigurableResource):
+    """Where a pipeline's documents come from."""
+
+    @abstractmethod
+    @contextmanager
+    def open(self) -> Iterator[DocumentSource]:
+        """A ready source for the duration of a step."""
+
+
+class UploadsFolderResource(DocumentSourceResource):
+    """Documents dropped into a local folder (``HYPERION_UPLOADS_DIR``); sub-folders included."""
+
+    path: str = Field(description="The uploads folder.")
+
+    @contextmanager
+    def open(self) -> Iterator[DocumentSource]:
+        yield UploadsFolder(Path(self.path))
+
+
+class BackendApiResource(DocumentSourceResource):
+    """Hyperion's backend document API over HTTP (``HYPERION_BACKEND_URL``)."""
+
+    base_url: str = Field(description="API root, e.g. https://docs.internal/api/v1.")
+    token: str | None = Field(default=None, description="Bearer token (HYPERION_BACKEND_TOKEN).")
+    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    max_retries: int = Field(default=4, ge=0, description="Retries on 5xx, 429 and timeouts.")
+    backoff_base_s: float = Field(default=0.5, ge=0, description="First backoff; doubles per retry.")
+
+    @contextmanager
+    def open(self) -> Iterator[DocumentSource]:
+        with BackendDocumentApi(
+            self.base_url,
+            self.token,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+        ) as api:
+            yield api
+
+
+class BlobStoreResource(ConfigurableResource):
+    """The raw zone: content-addressed copies of landed documents."""
+
+    path: str = Field(description="Folder for document blobs (HYPERION_HOME/blobs).")
+
+    def store(self) -> BlobStore:
+        return BlobStore(Path(self.path))

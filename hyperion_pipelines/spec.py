@@ -1,0 +1,89 @@
+"""The pipeline specification: everything that defines one document-to-vector pipeline.
+
+An asset graph is built from a :class:`PipelineSpec` (see ``defs/pipeline.py``), so a second
+collection is declared by writing a second spec, not by copying asset code.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SUPPORTED_MEDIA_TYPES = (
+    "text/plain",
+    "text/markdown",
+    "text/html",
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParsingSpec(_Strict):
+    """How raw documents become text. Part of the embedding-space fingerprint."""
+
+    accepted_media_types: tuple[str, ...] = Field(
+        default=SUPPORTED_MEDIA_TYPES, description="Media types (sniffed from content) to parse."
+    )
+    max_document_bytes: int = Field(
+        default=50 * 1024 * 1024, gt=0, description="Larger documents are rejected unread."
+    )
+    parser_version: str = Field(
+        default="1", description="Bump to re-index everything after a parser change."
+    )
+
+
+class ChunkingSpec(_Strict):
+    """How text is cut into chunks, measured in the embedding model's tokens."""
+
+    max_tokens: int = Field(default=200, gt=8, description="Upper bound on tokens per chunk.")
+    overlap_tokens: int = Field(
+        default=32, ge=0, description="Tokens shared by consecutive chunks of one section."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "ChunkingSpec":
+        if self.overlap_tokens >= self.max_tokens // 2:
+            raise ValueError("overlap_tokens must be less than half of max_tokens")
+        return self
+
+
+class IndexSpec(_Strict):
+    """The Milvus side: the live alias and how the vector field is indexed."""
+
+    alias: str = Field(
+        default="hyperion_documents",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
+        description="Alias searches use; collections are named <alias>__<fingerprint>.",
+    )
+    index_type: str = Field(default="HNSW", description="Milvus index type for the vector field.")
+    metric_type: str = Field(default="COSINE", description="Similarity metric.")
+    index_params: dict[str, int] = Field(default_factory=lambda: {"M": 16, "efConstruction": 200})
+    write_batch_size: int = Field(default=512, gt=0, description="Rows per upsert call.")
+
+
+class ResourceKeys(_Strict):
+    """Names of the Dagster resources this pipeline uses."""
+
+    source: str = "document_source"
+    embedder: str = "embedder"
+    milvus: str = "milvus"
+    blob_store: str = "blob_store"
+
+
+class PipelineSpec(_Strict):
+    """One document collection: source, parsing, chunking, embedding, index."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Asset group name.")
+    description: str = ""
+    key_prefix: tuple[str, ...] = Field(
+        default=(), description="Prefix for asset keys; lets several pipelines live side by side."
+    )
+    partitions_start: str = Field(default="2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    resources: ResourceKeys = ResourceKeys()
+    parsing: ParsingSpec = ParsingSpec()
+    chunking: ChunkingSpec = ChunkingSpec()
+    index: IndexSpec = IndexSpec()
+    embed_batch_size: int = Field(default=64, gt=0)
