@@ -66,6 +66,7 @@ class SentenceTransformerEmbedder(Embedder):
     def model(self):  # noqa: ANN201 - sentence_transformers is imported lazily (it pulls in torch)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(

@@ -7,6 +7,7 @@ what searches use, so the collection behind it can be swapped without readers no
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -30,6 +31,16 @@ SCALAR_FIELDS: dict[str, int | None] = {
     "text": 65535,
 }
 _BATCH = 1000
+
+
+class _QuietLiteTimestamps(logging.Filter):
+    """milvus-lite has no MVCC timestamp service, so pymilvus warns on every query iterator."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to get mvccTs" not in record.getMessage()
+
+
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_QuietLiteTimestamps())
 
 
 def clip_utf8(value: str, max_bytes: int) -> str:
@@ -65,6 +76,7 @@ class MilvusIndex:
     def ensure_collection(self, fingerprint: str, dimension: int) -> str:
         name = self.collection_name(fingerprint)
         if self.client.has_collection(name):
+            self.ensure_loaded(name)
             return name
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
@@ -86,13 +98,19 @@ class MilvusIndex:
         self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
         return name
 
+    def ensure_loaded(self, collection: str) -> None:
+        """A collection reopened from disk starts released; searches and queries need it loaded."""
+        state = self.client.get_load_state(collection).get("state")
+        if getattr(state, "name", str(state)) != "Loaded":
+            self.client.load_collection(collection)
+
     # -- alias -------------------------------------------------------------------------------
     def live_collection(self) -> str | None:
         """The collection the alias points at, or None when there is no alias yet."""
-        try:
-            return self.client.describe_alias(self.spec.alias).get("collection_name")
-        except Exception:  # pymilvus raises a generic MilvusException for a missing alias
+        # Ask only for an alias that exists: describing a missing one logs an error in pymilvus.
+        if self.spec.alias not in self.client.list_aliases().get("aliases", []):
             return None
+        return self.client.describe_alias(self.spec.alias).get("collection_name")
 
     def point_alias(self, collection: str) -> None:
         if self.live_collection() is None:
@@ -131,8 +149,12 @@ class MilvusIndex:
     def search(
         self, vectors: np.ndarray, *, limit: int, collection: str | None = None, expr: str = ""
     ) -> list[list[SearchHit]]:
+        target = collection or self.live_collection()
+        if target is None:
+            raise LookupError(f"alias {self.spec.alias!r} does not exist: nothing has been indexed yet")
+        self.ensure_loaded(target)
         results = self.client.search(
-            collection or self.spec.alias,
+            target,
             data=[v.tolist() for v in vectors],
             limit=limit,
             filter=expr,

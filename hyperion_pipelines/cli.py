@@ -1,0 +1,191 @@
+"""The ``hyperion`` command line: drives the same Dagster definitions the UI shows.
+
+Runs go through the Dagster instance in ``DAGSTER_HOME`` (default ``$HYPERION_HOME/dagster``), so
+they appear in the UI's run history next to runs launched there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from hyperion_pipelines.settings import Settings
+
+SUMMARY_KEYS = ("documents", "chunks", "rejected", "embedded", "reused")
+# Which asset's metadata entry feeds each summary key.
+_SUMMARY_SOURCES = {
+    "documents": ("raw_documents", "documents"),
+    "rejected": ("parsed_documents", "rejected"),
+    "chunks": ("document_chunks", "chunks"),
+    "embedded": ("chunk_embeddings", "embedded"),
+    "reused": ("chunk_embeddings", "reused"),
+}
+
+
+def _valid_date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {value!r}") from exc
+
+
+def _ensure_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME as set, else ``$HYPERION_HOME/dagster`` with a SQLite instance (Dagster's
+    default storage) and telemetry off."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return home
+
+
+def _partitions_with_documents(settings: Settings, resources: dict[str, Any], source_key: str) -> list[str]:
+    from hyperion_pipelines.defs.partitions import partition_key_for
+
+    start = datetime.fromisoformat(settings.partitions_start).replace(tzinfo=timezone.utc)
+    end = datetime.now(timezone.utc) + timedelta(days=1)
+    with resources[source_key].process_config_and_initialize_cm() as source, source.open() as opened:
+        return sorted({partition_key_for(ref.uploaded_at) for ref in opened.list_documents(start, end)})
+
+
+def _summarise(result: Any) -> dict[str, int]:
+    values: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        values[materialization.asset_key.path[-1]] = {k: v.value for k, v in materialization.metadata.items()}
+    return {key: int(values.get(asset, {}).get(entry, 0)) for key, (asset, entry) in _SUMMARY_SOURCES.items()}
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.uploads:
+        os.environ["HYPERION_SOURCE"] = "uploads"
+        os.environ["HYPERION_UPLOADS_DIR"] = str(Path(args.uploads).resolve())
+    settings = Settings.from_env()
+    _ensure_dagster_home(settings)
+
+    from dagster import DagsterInstance
+
+    from hyperion_pipelines.definitions import build_definitions, default_spec
+    from hyperion_pipelines.defs.resources import build_resources
+
+    spec = default_spec(settings)
+    defs = build_definitions(settings, [spec])
+    job = defs.resolve_job_def(f"ingest_{spec.name}")
+    if args.all:
+        partitions = _partitions_with_documents(settings, build_resources(settings), spec.resources.source)
+    else:
+        partitions = [args.date or datetime.now(timezone.utc).date().isoformat()]
+    log_level = "INFO" if args.verbose else "WARNING"
+    started = time.perf_counter()
+    totals = dict.fromkeys(SUMMARY_KEYS, 0)
+    run_ids, failed = [], []
+    with DagsterInstance.get() as instance:
+        for partition in partitions:
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
+            run_ids.append(result.run_id)
+            if not result.success:
+                failed.append(partition)
+            for key, value in _summarise(result).items():
+                totals[key] += value
+    summary = {
+        **totals,
+        "seconds": round(time.perf_counter() - started, 2),
+        "partitions": partitions,
+        "failed_partitions": failed,
+        "run_ids": run_ids,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"Ingested {len(partitions)} partition(s): {totals['documents']} documents, "
+            f"{totals['chunks']} chunks, {totals['rejected']} rejected, {totals['embedded']} chunks "
+            f"embedded now, {totals['reused']} reused, in {summary['seconds']} s."
+        )
+        if failed:
+            print(f"FAILED partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+
+    from hyperion_pipelines.definitions import default_spec
+    from hyperion_pipelines.defs.resources import build_resources
+
+    spec = default_spec(settings)
+    resources = build_resources(settings, spec.resources)
+    with (
+        resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus,
+        resources[spec.resources.embedder].process_config_and_initialize_cm() as embedder_resource,
+    ):
+        index = milvus.index(spec.index)
+        if index.live_collection() is None:
+            print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
+            return 1
+        hits = index.search(embedder_resource.get().embed([args.query]), limit=args.k)[0]
+    rows = [
+        {
+            "score": round(hit.score, 4),
+            "document_id": hit.fields["document_id"],
+            "source": hit.fields["source"],
+            "heading_path": hit.fields["heading_path"],
+            "text": hit.fields["text"],
+        }
+        for hit in hits
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for rank, row in enumerate(rows, 1):
+        snippet = " ".join(row["text"].split())
+        snippet = snippet if len(snippet) <= 200 else snippet[:199] + "…"
+        heading = f"  [{row['heading_path']}]" if row["heading_path"] else ""
+        print(f"{rank}. {row['score']:.3f}  {row['source']}{heading}\n   {snippet}")
+    if not rows:
+        print("No results.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hyperion", description="Hyperion Pipelines: documents to a Milvus index.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="materialise the document assets for upload-day partitions")
+    ingest.add_argument("--uploads", metavar="DIR", help="ingest from this uploads folder (sets HYPERION_UPLOADS_DIR)")
+    which = ingest.add_mutually_exclusive_group()
+    which.add_argument("--date", type=_valid_date, metavar="YYYY-MM-DD", help="one upload day (default: today, UTC)")
+    which.add_argument("--all", action="store_true", help="every upload day that has documents")
+    ingest.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    ingest.add_argument("-v", "--verbose", action="store_true", help="show Dagster's INFO logs")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    search = commands.add_parser("search", help="search the live index")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
+    search.add_argument("--json", action="store_true", help="print the hits as one JSON array")
+    search.set_defaults(handler=cmd_search)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "k", 1) < 1:
+        build_parser().error("-k must be at least 1")
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

