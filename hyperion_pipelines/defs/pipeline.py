@@ -276,7 +276,6 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     job = define_asset_job(
         name=f"ingest_{spec.name}",
         selection=[a.key for a in assets],
-        partitions_def=partitions,
         description=f"Ingest one upload day of the {spec.name} pipeline: land, parse, chunk, embed, index.",
     )
     return PipelineDefs(spec=spec, assets=assets, job=job)

@@ -28,9 +28,9 @@ _SNIFF = 8192
 
 def looks_binary(head: bytes) -> bool:
     """NUL bytes or many C0 control characters mean it is not text in any 8-bit or UTF-8 encoding."""
-    if not head:
-        return False
-    if b"\x00" in head and not (head.startswith((b"\xff\xfe", b"\xfe\xff"))):
+    if not head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False  # empty, or UTF-16 with a byte-order mark (full of NULs, but text)
+    if b"\x00" in head:
         return True
     controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
     return controls / len(head) > 0.05

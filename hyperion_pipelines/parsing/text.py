@@ -27,9 +27,15 @@ def decode_text(content: bytes) -> str:
         return content.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    best = from_bytes(content).best()
+    matches = from_bytes(content)
+    best = matches.best()
     if best is None:
         raise ParseError("undecodable", "no text encoding decodes this document")
+    # Short Western text fits several single-byte code pages equally well; when Windows-1252 is
+    # among the equally good candidates, take it: it is by far the most common of them.
+    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    if any("cp1252" in m.could_be_from_charset for m in tied):
+        return content.decode("cp1252")
     return str(best)
 
 

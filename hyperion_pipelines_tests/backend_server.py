@@ -1,0 +1,126 @@
+"""A real HTTP server on loopback that implements the backend document API contract.
+
+Faults are injected per path: a queue of responses (status codes, delays, truncated bodies) served
+before the normal answer, so tests can prove retries against real sockets and real timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+@dataclass
+class Fault:
+    status: int = 503
+    delay_s: float = 0.0
+    body: bytes = b"temporarily unavailable"
+
+
+@dataclass
+class StoredDocument:
+    id: str
+    name: str
+    content: bytes
+    uploaded_at: datetime
+    path: str | None = None
+
+
+@dataclass
+class FakeBackend:
+    token: str
+    documents: dict[str, StoredDocument] = field(default_factory=dict)
+    faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, auth header)
+    page_size_cap: int = 2  # small pages, so pagination is always exercised
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, doc: StoredDocument) -> None:
+        self.documents[doc.id] = doc
+
+    def inject(self, path: str, *faults: Fault) -> None:
+        self.faults[path].extend(faults)
+
+    def listing(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        after = datetime.fromisoformat(query["uploaded_after"][0].replace("Z", "+00:00"))
+        before = datetime.fromisoformat(query["uploaded_before"][0].replace("Z", "+00:00"))
+        limit = min(int(query.get("limit", ["100"])[0]), self.page_size_cap)
+        offset = int(query.get("page_token", ["0"])[0])
+        matching = sorted(
+            (d for d in self.documents.values() if after <= d.uploaded_at < before), key=lambda d: d.id
+        )
+        page = matching[offset : offset + limit]
+        more = offset + limit < len(matching)
+        return {
+            "documents": [
+                {"id": d.id, "name": d.name, "size": len(d.content), "uploaded_at": d.uploaded_at.isoformat(),
+                 **({"path": d.path} if d.path else {})}
+                for d in page
+            ],  # fmt: skip
+            "next_page_token": str(offset + limit) if more else None,
+        }
+
+
+def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            url = urlsplit(self.path)
+            with backend.lock:
+                backend.requests.append((url.path, self.headers.get("Authorization")))
+                fault = backend.faults[url.path].popleft() if backend.faults[url.path] else None
+            if fault is not None:
+                time.sleep(fault.delay_s)
+                return self._send(fault.status, fault.body, "text/plain")
+            if self.headers.get("Authorization") != f"Bearer {backend.token}":
+                return self._send(401, b'{"error": "unauthorized"}')
+            if url.path == "/documents":
+                return self._send(200, json.dumps(backend.listing(parse_qs(url.query))).encode())
+            parts = url.path.split("/")
+            if len(parts) == 4 and parts[1] == "documents" and parts[3] == "content":
+                doc = backend.documents.get(unquote(parts[2]))
+                if doc is None:
+                    return self._send(404, b'{"error": "not found"}')
+                return self._send(200, doc.content, "application/octet-stream")
+            return self._send(404, b'{"error": "no such route"}')
+
+    return Handler
+
+
+class BackendServer:
+    """``with BackendServer(backend) as url:`` serves ``backend`` on 127.0.0.1 at a free port."""
+
+    def __init__(self, backend: FakeBackend):
+        self.backend = backend
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(backend))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

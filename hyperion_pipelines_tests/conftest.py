@@ -1,0 +1,52 @@
+"""Shared fixtures: an isolated HYPERION_HOME, the sample corpus on a fixed upload day."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from hyperion_pipelines.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CORPUS = REPO / "hyperion_pipelines" / "sample_corpus"
+UPLOAD_DAY = "2026-01-15"
+UPLOAD_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # "No tests collected" (exit code 5) must fail CI, not pass it.
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def set_upload_time(path: Path, moment: datetime = UPLOAD_TIME) -> None:
+    os.utime(path, (moment.timestamp(), moment.timestamp()))
+
+
+@pytest.fixture
+def hyperion_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A private HYPERION_HOME with an empty uploads folder; returns the resolved settings."""
+    for name in list(os.environ):
+        if name.startswith("HYPERION_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "hyperion"
+    monkeypatch.setenv("HYPERION_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    (home / "uploads").mkdir(parents=True)
+    (home / "dagster").mkdir(parents=True)
+    return Settings.from_env()
+
+
+@pytest.fixture
+def sample_uploads(hyperion_env: Settings) -> Path:
+    """The sample corpus copied into the uploads folder, every file uploaded on UPLOAD_DAY."""
+    uploads = hyperion_env.uploads_dir
+    shutil.copytree(SAMPLE_CORPUS, uploads, dirs_exist_ok=True)
+    for path in uploads.rglob("*"):
+        if path.is_file():
+            set_upload_time(path)
+    return uploads

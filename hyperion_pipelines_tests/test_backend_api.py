@@ -1,0 +1,120 @@
+"""The backend document API client and source, against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from dagster import materialize
+
+from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.defs.pipeline import build_pipeline
+from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.sources.backend_api import BackendApiError, BackendDocumentApi
+from hyperion_pipelines.sources.base import DocumentGone
+
+from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
+from .conftest import SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
+
+TOKEN = "test-token-3f9a"
+DAY_START = datetime.fromisoformat(UPLOAD_DAY).replace(tzinfo=timezone.utc)
+DAY_END = DAY_START + timedelta(days=1)
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    backend = FakeBackend(token=TOKEN)
+    for i, relative in enumerate(["guides/sourdough-starter.md", "web/tide-pools.html", "reports/river-restoration.docx"]):
+        path = SAMPLE_CORPUS / relative
+        backend.add(StoredDocument(f"doc-{i}", path.name, path.read_bytes(), UPLOAD_TIME, path=relative))
+    # Uploaded the day before: must not be listed for UPLOAD_DAY.
+    backend.add(StoredDocument("old", "old.txt", b"yesterday's news", UPLOAD_TIME - timedelta(days=1)))
+    return backend
+
+
+def client(url: str, **kwargs) -> BackendDocumentApi:
+    return BackendDocumentApi(url, TOKEN, backoff_base_s=0.01, **kwargs)
+
+
+def test_lists_a_day_across_pages_and_downloads_content(backend: FakeBackend) -> None:
+    with BackendServer(backend) as url, client(url) as api:
+        refs = list(api.list_documents(DAY_START, DAY_END))
+        assert [r.key for r in refs] == ["doc-0", "doc-1", "doc-2"]  # two pages of two, one of one
+        assert refs[0].display_path == "guides/sourdough-starter.md"
+        assert refs[0].uploaded_at == UPLOAD_TIME
+        assert api.read(refs[2]) == backend.documents["doc-2"].content
+    assert all(auth == f"Bearer {TOKEN}" for _, auth in backend.requests)
+    listing_calls = [p for p, _ in backend.requests if p == "/documents"]
+    assert len(listing_calls) == 2
+
+
+def test_5xx_and_timeouts_are_retried(backend: FakeBackend) -> None:
+    backend.inject("/documents", Fault(503), Fault(502))
+    backend.inject("/documents/doc-1/content", Fault(status=200, delay_s=1.0, body=b"late"), Fault(500))
+    with BackendServer(backend) as url, client(url, timeout_s=0.3) as api:
+        refs = list(api.list_documents(DAY_START, DAY_END))
+        assert len(refs) == 3
+        assert api.read(refs[1]) == backend.documents["doc-1"].content
+    content_calls = [p for p, _ in backend.requests if p == "/documents/doc-1/content"]
+    assert len(content_calls) == 3  # timed out, 500, then served
+
+
+def test_persistent_failure_is_a_clear_error(backend: FakeBackend) -> None:
+    backend.inject("/documents", *[Fault(503)] * 3)
+    with BackendServer(backend) as url, client(url, max_retries=2) as api:
+        with pytest.raises(BackendApiError, match="listing documents failed after 3 attempts: HTTP 503"):
+            list(api.list_documents(DAY_START, DAY_END))
+
+
+def test_auth_failure_is_not_retried(backend: FakeBackend) -> None:
+    with BackendServer(backend) as url, BackendDocumentApi(url, "wrong-token", backoff_base_s=0.01) as api:
+        with pytest.raises(BackendApiError, match="HTTP 401"):
+            list(api.list_documents(DAY_START, DAY_END))
+    assert len(backend.requests) == 1
+
+
+def test_truncated_download_is_retried(backend: FakeBackend) -> None:
+    content = backend.documents["doc-0"].content
+    backend.inject("/documents/doc-0/content", Fault(status=200, body=content[:10]))
+    with BackendServer(backend) as url, client(url) as api:
+        ref = next(iter(api.list_documents(DAY_START, DAY_END)))
+        assert api.read(ref) == content
+
+
+def test_deleted_document_is_gone_and_ids_stay_inside_the_api(backend: FakeBackend) -> None:
+    with BackendServer(backend) as url, client(url) as api:
+        ref = next(iter(api.list_documents(DAY_START, DAY_END)))
+        del backend.documents[ref.key]
+        with pytest.raises(DocumentGone):
+            api.read(ref)
+        hostile = ref.__class__(**{**ref.__dict__, "key": "../../etc/passwd"})
+        with pytest.raises(DocumentGone):
+            api.read(hostile)
+    assert backend.requests[-1][0] == "/documents/..%2F..%2Fetc%2Fpasswd/content"
+
+
+def test_raw_documents_lands_the_day_from_the_backend(backend: FakeBackend, hyperion_env, monkeypatch) -> None:
+    backend.inject("/documents", Fault(503))
+    with BackendServer(backend) as url:
+        monkeypatch.setenv("HYPERION_SOURCE", "backend")
+        monkeypatch.setenv("HYPERION_BACKEND_URL", url)
+        monkeypatch.setenv("HYPERION_BACKEND_TOKEN", TOKEN)
+        settings = Settings.from_env()
+        defs = build_definitions(settings)
+        pipeline = build_pipeline(default_spec(settings))
+        result = materialize(
+            [pipeline.assets[0]],
+            partition_key=UPLOAD_DAY,
+            resources={k: defs.resources[k] for k in ("document_source", "blob_store")},
+        )
+    assert result.success
+    frame = result.output_for_node("raw_documents")
+    assert frame["source"].tolist() == [
+        "guides/sourdough-starter.md", "reports/river-restoration.docx", "web/tide-pools.html",
+    ]  # fmt: skip
+    assert frame["media_type"].tolist() == [
+        "text/markdown",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "text/html",
+    ]
+    assert frame["sha256"].str.len().eq(64).all()

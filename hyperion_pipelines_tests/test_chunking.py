@@ -1,0 +1,92 @@
+"""Chunker properties, measured with the real all-MiniLM-L6-v2 tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hyperion_pipelines.chunking.chunker import chunk_text
+from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
+from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
+from hyperion_pipelines.parsing.document import Heading
+from hyperion_pipelines.parsing.text import parse_markdown
+
+from .conftest import SAMPLE_CORPUS
+
+TOKENIZER = HuggingFaceTokenizer.from_model_dir(packaged_model_dir())
+
+words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N")), min_size=1, max_size=14)
+sentence = st.lists(words, min_size=1, max_size=40).map(lambda ws: " ".join(ws) + ".")
+paragraph = st.lists(sentence, min_size=1, max_size=8).map(" ".join)
+documents = st.lists(paragraph, min_size=1, max_size=10).map("\n\n".join)
+
+
+def check_invariants(text: str, chunks, max_tokens: int, overlap: int) -> None:
+    assert chunks, "non-blank text gives at least one chunk"
+    for i, chunk in enumerate(chunks):
+        assert chunk.index == i
+        assert text[chunk.char_start : chunk.char_end] == chunk.text  # offsets map back exactly
+        assert chunk.text == chunk.text.strip() and chunk.text
+        assert chunk.token_count == TOKENIZER.count(chunk.text) <= max_tokens
+    for before, after in zip(chunks, chunks[1:]):
+        assert after.char_start > before.char_start  # always progresses
+        if after.heading_path == before.heading_path and after.char_start < before.char_end:
+            assert TOKENIZER.count(text[after.char_start : before.char_end]) <= overlap
+    covered = [False] * len(text)
+    for chunk in chunks:
+        covered[chunk.char_start : chunk.char_end] = [True] * (chunk.char_end - chunk.char_start)
+    missed = [c for c, ok in zip(text, covered) if not ok and not c.isspace()]
+    assert not missed, f"text not in any chunk: {''.join(missed)[:80]!r}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=documents, max_tokens=st.integers(20, 120), overlap=st.integers(0, 9))
+def test_chunks_respect_bounds_offsets_overlap_and_coverage(text: str, max_tokens: int, overlap: int) -> None:
+    chunks = chunk_text(text, [], TOKENIZER, max_tokens=max_tokens, overlap_tokens=overlap)
+    check_invariants(text, chunks, max_tokens, overlap)
+
+
+def test_overlap_is_used_between_long_runs_of_sentences() -> None:
+    text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(120))
+    chunks = chunk_text(text, [], TOKENIZER, max_tokens=60, overlap_tokens=16)
+    check_invariants(text, chunks, 60, 16)
+    overlaps = [b.char_start < a.char_end for a, b in zip(chunks, chunks[1:])]
+    assert all(overlaps)
+    # The overlap starts at a sentence boundary when one is in reach.
+    assert all(c.text.startswith("Sentence number") for c in chunks)
+
+
+def test_a_word_longer_than_a_chunk_is_still_cut_to_size() -> None:
+    text = "prefix " + "x" * 3000 + " suffix"
+    chunks = chunk_text(text, [], TOKENIZER, max_tokens=50, overlap_tokens=5)
+    check_invariants(text, chunks, 50, 5)
+
+
+def test_sections_follow_headings_and_keep_their_path() -> None:
+    doc = parse_markdown((SAMPLE_CORPUS / "guides" / "sourdough-starter.md").read_bytes())
+    chunks = chunk_text(doc.text, doc.headings, TOKENIZER, max_tokens=60, overlap_tokens=10)
+    check_invariants(doc.text, chunks, 60, 10)
+    paths = [c.heading_path for c in chunks]
+    assert ("Keeping a Sourdough Starter Alive", "Reviving a neglected starter", "Common mistakes") in paths
+    for chunk in chunks:  # no chunk spans two sections
+        inside = [h for h in doc.headings if chunk.char_start < h.offset < chunk.char_end]
+        assert not inside, (chunk.text[:60], inside)
+
+
+def test_a_heading_without_body_joins_the_next_section() -> None:
+    text = "# Title\n\n## Part one\n\nBody of part one."
+    headings = [Heading(1, "Title", 0), Heading(2, "Part one", 9)]
+    chunks = chunk_text(text, headings, TOKENIZER, max_tokens=50, overlap_tokens=0)
+    assert [(c.text, c.heading_path) for c in chunks] == [(text, ("Title", "Part one"))]
+
+
+def test_chunking_is_deterministic() -> None:
+    doc = parse_markdown((SAMPLE_CORPUS / "guides" / "bicycle-maintenance.md").read_bytes())
+    run = lambda: chunk_text(doc.text, doc.headings, TOKENIZER, max_tokens=40, overlap_tokens=8)  # noqa: E731
+    assert run() == run()
+
+
+def test_overlap_must_be_smaller_than_size() -> None:
+    with pytest.raises(ValueError):
+        chunk_text("text", [], TOKENIZER, max_tokens=10, overlap_tokens=10)

@@ -1,0 +1,49 @@
+"""Deterministic ids: same inputs, same id; any defining change, a different one."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from hyperion_pipelines.embedding.base import EmbedderIdentity
+from hyperion_pipelines.embedding.space import check_chunk_size, space_fingerprint
+from hyperion_pipelines.ids import chunk_id, document_id, text_sha256
+from hyperion_pipelines.spec import ChunkingSpec, PipelineSpec
+
+MINILM = EmbedderIdentity("all-MiniLM-L6-v2", 384, True, 254)
+
+
+def test_document_ids_are_stable_and_namespaced_by_source() -> None:
+    assert document_id("uploads", "a/b.md") == document_id("uploads", "a/b.md")
+    assert document_id("uploads", "a/b.md") != document_id("backend", "a/b.md")
+    assert document_id("uploads", "a/b.md") != document_id("uploads", "a/c.md")
+    assert len(document_id("uploads", "x")) == 32
+
+
+def test_chunk_ids_depend_on_document_content_occurrence_and_space() -> None:
+    base = dict(fingerprint="f1", document_id="d1", chunk_text_sha256=text_sha256("hello"), occurrence=0)
+    same = chunk_id(**base)
+    assert same == chunk_id(**base)
+    for change in (
+        {"fingerprint": "f2"}, {"document_id": "d2"}, {"chunk_text_sha256": text_sha256("hello!")}, {"occurrence": 1},
+    ):  # fmt: skip
+        assert chunk_id(**{**base, **change}) != same
+
+
+def test_fingerprint_changes_with_model_chunking_and_parsing() -> None:
+    spec = PipelineSpec(name="docs")
+    fingerprint = space_fingerprint(spec, MINILM)
+    assert fingerprint == space_fingerprint(PipelineSpec(name="other_name"), MINILM)  # names do not matter
+    assert fingerprint != space_fingerprint(spec, EmbedderIdentity("bge-small", 384, True, 510))
+    assert fingerprint != space_fingerprint(spec.model_copy(update={"chunking": ChunkingSpec(max_tokens=100)}), MINILM)
+    parsing = spec.parsing.model_copy(update={"parser_version": "2"})
+    assert fingerprint != space_fingerprint(spec.model_copy(update={"parsing": parsing}), MINILM)
+
+
+def test_specs_reject_bad_values() -> None:
+    with pytest.raises(ValidationError):
+        ChunkingSpec(max_tokens=100, overlap_tokens=60)
+    with pytest.raises(ValidationError):
+        PipelineSpec(name="Bad Name")
+    with pytest.raises(ValueError, match="exceeds"):
+        check_chunk_size(PipelineSpec(name="docs", chunking=ChunkingSpec(max_tokens=400)), MINILM)
