@@ -11,9 +11,10 @@ import json
 import os
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hyperion_pipelines.settings import Settings
 
@@ -49,8 +50,8 @@ def _ensure_dagster_home(settings: Settings) -> Path:
 def _partitions_with_documents(settings: Settings, resources: dict[str, Any], source_key: str) -> list[str]:
     from hyperion_pipelines.defs.partitions import partition_key_for
 
-    start = datetime.fromisoformat(settings.partitions_start).replace(tzinfo=timezone.utc)
-    end = datetime.now(timezone.utc) + timedelta(days=1)
+    start = datetime.fromisoformat(settings.partitions_start).replace(tzinfo=UTC)
+    end = datetime.now(UTC) + timedelta(days=1)
     with resources[source_key].process_config_and_initialize_cm() as source, source.open() as opened:
         return sorted({partition_key_for(ref.uploaded_at) for ref in opened.list_documents(start, end)})
 
@@ -81,7 +82,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.all:
         partitions = _partitions_with_documents(settings, build_resources(settings), spec.resources.source)
     else:
-        partitions = [args.date or datetime.now(timezone.utc).date().isoformat()]
+        partitions = [args.date or datetime.now(UTC).date().isoformat()]
     log_level = "INFO" if args.verbose else "WARNING"
     started = time.perf_counter()
     totals = dict.fromkeys(SUMMARY_KEYS, 0)

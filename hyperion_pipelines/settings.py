@@ -8,9 +8,10 @@ Secrets (tokens, API keys) are deliberately *not* read here: resources receive t
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 ENV_PREFIX = "HYPERION_"
 
@@ -55,7 +56,7 @@ class Settings:
         return self.home / "dagster"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         home = Path(_get(env, "HOME", str(Path.cwd() / ".hyperion"))).expanduser().resolve()
         source = _get(env, "SOURCE", "uploads")

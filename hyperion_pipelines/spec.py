@@ -27,24 +27,18 @@ class ParsingSpec(_Strict):
     accepted_media_types: tuple[str, ...] = Field(
         default=SUPPORTED_MEDIA_TYPES, description="Media types (sniffed from content) to parse."
     )
-    max_document_bytes: int = Field(
-        default=50 * 1024 * 1024, gt=0, description="Larger documents are rejected unread."
-    )
-    parser_version: str = Field(
-        default="1", description="Bump to re-index everything after a parser change."
-    )
+    max_document_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Larger documents are rejected unread.")
+    parser_version: str = Field(default="1", description="Bump to re-index everything after a parser change.")
 
 
 class ChunkingSpec(_Strict):
     """How text is cut into chunks, measured in the embedding model's tokens."""
 
     max_tokens: int = Field(default=200, gt=8, description="Upper bound on tokens per chunk.")
-    overlap_tokens: int = Field(
-        default=32, ge=0, description="Tokens shared by consecutive chunks of one section."
-    )
+    overlap_tokens: int = Field(default=32, ge=0, description="Tokens shared by consecutive chunks of one section.")
 
     @model_validator(mode="after")
-    def _overlap_below_size(self) -> "ChunkingSpec":
+    def _overlap_below_size(self) -> ChunkingSpec:
         if self.overlap_tokens >= self.max_tokens // 2:
             raise ValueError("overlap_tokens must be less than half of max_tokens")
         return self

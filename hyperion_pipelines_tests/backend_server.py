@@ -53,15 +53,18 @@ class FakeBackend:
         before = datetime.fromisoformat(query["uploaded_before"][0].replace("Z", "+00:00"))
         limit = min(int(query.get("limit", ["100"])[0]), self.page_size_cap)
         offset = int(query.get("page_token", ["0"])[0])
-        matching = sorted(
-            (d for d in self.documents.values() if after <= d.uploaded_at < before), key=lambda d: d.id
-        )
+        matching = sorted((d for d in self.documents.values() if after <= d.uploaded_at < before), key=lambda d: d.id)
         page = matching[offset : offset + limit]
         more = offset + limit < len(matching)
         return {
             "documents": [
-                {"id": d.id, "name": d.name, "size": len(d.content), "uploaded_at": d.uploaded_at.isoformat(),
-                 **({"path": d.path} if d.path else {})}
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "size": len(d.content),
+                    "uploaded_at": d.uploaded_at.isoformat(),
+                    **({"path": d.path} if d.path else {}),
+                }
                 for d in page
             ],  # fmt: skip
             "next_page_token": str(offset + limit) if more else None,

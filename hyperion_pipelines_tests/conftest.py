@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from hyperion_pipelines.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CORPUS = REPO / "hyperion_pipelines" / "sample_corpus"
 UPLOAD_DAY = "2026-01-15"
-UPLOAD_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+UPLOAD_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import materialize
@@ -17,14 +17,16 @@ from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
 
 TOKEN = "test-token-3f9a"
-DAY_START = datetime.fromisoformat(UPLOAD_DAY).replace(tzinfo=timezone.utc)
+DAY_START = datetime.fromisoformat(UPLOAD_DAY).replace(tzinfo=UTC)
 DAY_END = DAY_START + timedelta(days=1)
 
 
 @pytest.fixture
 def backend() -> FakeBackend:
     backend = FakeBackend(token=TOKEN)
-    for i, relative in enumerate(["guides/sourdough-starter.md", "web/tide-pools.html", "reports/river-restoration.docx"]):
+    for i, relative in enumerate(
+        ["guides/sourdough-starter.md", "web/tide-pools.html", "reports/river-restoration.docx"]
+    ):
         path = SAMPLE_CORPUS / relative
         backend.add(StoredDocument(f"doc-{i}", path.name, path.read_bytes(), UPLOAD_TIME, path=relative))
     # Uploaded the day before: must not be listed for UPLOAD_DAY.
@@ -61,15 +63,21 @@ def test_5xx_and_timeouts_are_retried(backend: FakeBackend) -> None:
 
 def test_persistent_failure_is_a_clear_error(backend: FakeBackend) -> None:
     backend.inject("/documents", *[Fault(503)] * 3)
-    with BackendServer(backend) as url, client(url, max_retries=2) as api:
-        with pytest.raises(BackendApiError, match="listing documents failed after 3 attempts: HTTP 503"):
-            list(api.list_documents(DAY_START, DAY_END))
+    with (
+        BackendServer(backend) as url,
+        client(url, max_retries=2) as api,
+        pytest.raises(BackendApiError, match="listing documents failed after 3 attempts: HTTP 503"),
+    ):
+        list(api.list_documents(DAY_START, DAY_END))
 
 
 def test_auth_failure_is_not_retried(backend: FakeBackend) -> None:
-    with BackendServer(backend) as url, BackendDocumentApi(url, "wrong-token", backoff_base_s=0.01) as api:
-        with pytest.raises(BackendApiError, match="HTTP 401"):
-            list(api.list_documents(DAY_START, DAY_END))
+    with (
+        BackendServer(backend) as url,
+        BackendDocumentApi(url, "wrong-token", backoff_base_s=0.01) as api,
+        pytest.raises(BackendApiError, match="HTTP 401"),
+    ):
+        list(api.list_documents(DAY_START, DAY_END))
     assert len(backend.requests) == 1
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,14 +31,14 @@ def check_invariants(text: str, chunks, max_tokens: int, overlap: int) -> None:
         assert text[chunk.char_start : chunk.char_end] == chunk.text  # offsets map back exactly
         assert chunk.text == chunk.text.strip() and chunk.text
         assert chunk.token_count == TOKENIZER.count(chunk.text) <= max_tokens
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in pairwise(chunks):
         assert after.char_start > before.char_start  # always progresses
         if after.heading_path == before.heading_path and after.char_start < before.char_end:
             assert TOKENIZER.count(text[after.char_start : before.char_end]) <= overlap
     covered = [False] * len(text)
     for chunk in chunks:
         covered[chunk.char_start : chunk.char_end] = [True] * (chunk.char_end - chunk.char_start)
-    missed = [c for c, ok in zip(text, covered) if not ok and not c.isspace()]
+    missed = [c for c, ok in zip(text, covered, strict=True) if not ok and not c.isspace()]
     assert not missed, f"text not in any chunk: {''.join(missed)[:80]!r}"
 
 
@@ -51,7 +53,7 @@ def test_overlap_is_used_between_long_runs_of_sentences() -> None:
     text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(120))
     chunks = chunk_text(text, [], TOKENIZER, max_tokens=60, overlap_tokens=16)
     check_invariants(text, chunks, 60, 16)
-    overlaps = [b.char_start < a.char_end for a, b in zip(chunks, chunks[1:])]
+    overlaps = [b.char_start < a.char_end for a, b in pairwise(chunks)]
     assert all(overlaps)
     # The overlap starts at a sentence boundary when one is in reach.
     assert all(c.text.startswith("Sentence number") for c in chunks)

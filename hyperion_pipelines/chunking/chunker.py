@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from itertools import pairwise
 
 from hyperion_pipelines.chunking.tokenizer import TokenSpans
 from hyperion_pipelines.parsing.document import Heading
@@ -105,7 +106,7 @@ def _fit(tokens: _Tokens, text: str, a: int, b: int, limit: int, level: int = 0)
     cuts = [m.end() for m in _SPLITTERS[level].finditer(text, a, b) if a < m.end() < b]
     bounds = [a, *cuts, b]
     pieces: list[tuple[int, int]] = []
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in pairwise(bounds):
         pieces.extend(_fit(tokens, text, lo, hi, limit, level + 1))
     return pieces
 
@@ -156,9 +157,7 @@ def chunk_text(
                 j += 1
             a, b = _trim(text, start, pieces[j][1])
             if a < b:
-                chunks.append(
-                    Chunk(len(chunks), text[a:b], a, b, tokens.count(a, b), section.path)
-                )
+                chunks.append(Chunk(len(chunks), text[a:b], a, b, tokens.count(a, b), section.path))
             i = j + 1
             if i == len(pieces):
                 break

@@ -20,9 +20,7 @@ CHUNK_COLUMNS = [
 HEADING_SEPARATOR = " > "
 
 
-def chunk_documents(
-    parsed: pd.DataFrame, tokenizer: TokenSpans, spec: ChunkingSpec, fingerprint: str
-) -> pd.DataFrame:
+def chunk_documents(parsed: pd.DataFrame, tokenizer: TokenSpans, spec: ChunkingSpec, fingerprint: str) -> pd.DataFrame:
     rows = []
     for doc in parsed[parsed["status"] == "parsed"].itertuples(index=False):
         headings = [Heading(h["level"], h["text"], h["offset"]) for h in doc.headings]
@@ -37,12 +35,20 @@ def chunk_documents(
             rows.append(
                 {
                     "chunk_id": chunk_id(
-                        fingerprint=fingerprint, document_id=doc.document_id,
-                        chunk_text_sha256=digest, occurrence=occurrence,
+                        fingerprint=fingerprint,
+                        document_id=doc.document_id,
+                        chunk_text_sha256=digest,
+                        occurrence=occurrence,
                     ),
-                    "document_id": doc.document_id, "source": doc.source, "title": doc.title,
-                    "document_sha256": doc.sha256, "chunk_index": chunk.index, "text": chunk.text,
-                    "text_sha256": digest, "char_start": chunk.char_start, "char_end": chunk.char_end,
+                    "document_id": doc.document_id,
+                    "source": doc.source,
+                    "title": doc.title,
+                    "document_sha256": doc.sha256,
+                    "chunk_index": chunk.index,
+                    "text": chunk.text,
+                    "text_sha256": digest,
+                    "char_start": chunk.char_start,
+                    "char_end": chunk.char_end,
                     "token_count": chunk.token_count,
                     "heading_path": HEADING_SEPARATOR.join(chunk.heading_path),
                     "page": bisect_right(pages, chunk.char_start) if pages else None,

@@ -22,7 +22,7 @@ class HuggingFaceTokenizer:
         self._tokenizer.no_padding()
 
     @classmethod
-    def from_model_dir(cls, model_dir: Path) -> "HuggingFaceTokenizer":
+    def from_model_dir(cls, model_dir: Path) -> HuggingFaceTokenizer:
         path = Path(model_dir) / "tokenizer.json"
         if not path.exists():
             raise FileNotFoundError(f"no tokenizer.json in {model_dir}")

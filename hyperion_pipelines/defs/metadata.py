@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableSchema
@@ -14,7 +15,9 @@ def table_schema(frame: pd.DataFrame, descriptions: dict[str, str] | None = None
     descriptions = descriptions or {}
     return TableSchema(
         columns=[
-            TableColumn(name=str(name), type=_TYPES.get(str(dtype), str(dtype)), description=descriptions.get(str(name)))
+            TableColumn(
+                name=str(name), type=_TYPES.get(str(dtype), str(dtype)), description=descriptions.get(str(name))
+            )
             for name, dtype in frame.dtypes.items()
         ]
     )
@@ -29,13 +32,18 @@ def _cell(value: Any, width: int) -> str:
 def markdown_preview(frame: pd.DataFrame, columns: Sequence[str], rows: int = 5, width: int = 80) -> MetadataValue:
     head = frame.head(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(v, width) for v in record) + " |" for record in head[list(columns)].itertuples(index=False)]
+    lines += [
+        "| " + " | ".join(_cell(v, width) for v in record) + " |"
+        for record in head[list(columns)].itertuples(index=False)
+    ]
     if len(frame) > rows:
         lines.append(f"\n_{rows} of {len(frame)} rows_")
     return MetadataValue.md("\n".join(lines))
 
 
-def frame_metadata(frame: pd.DataFrame, preview_columns: Sequence[str], descriptions: dict[str, str] | None = None) -> dict[str, Any]:
+def frame_metadata(
+    frame: pd.DataFrame, preview_columns: Sequence[str], descriptions: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "dagster/row_count": len(frame),
         "dagster/column_schema": table_schema(frame, descriptions),

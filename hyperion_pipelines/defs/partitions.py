@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dagster import DailyPartitionsDefinition
 
@@ -13,4 +13,4 @@ def upload_day_partitions(start_date: str) -> DailyPartitionsDefinition:
 
 
 def partition_key_for(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")

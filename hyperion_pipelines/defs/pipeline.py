@@ -6,10 +6,9 @@ Each asset is a thin wrapper: the work is done by the stage functions of ``sourc
 ``parsing``, ``chunking``, ``embedding`` and ``index``, which know nothing about Dagster.
 """
 
-
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 from dagster import (
@@ -26,7 +25,6 @@ from dagster import (
     asset,
     define_asset_job,
 )
-
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from hyperion_pipelines.chunking.stage import chunk_documents
@@ -39,7 +37,7 @@ from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.parsing.stage import parse_documents
 from hyperion_pipelines.sources.landing import land_documents
-from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSourceResource
+from hyperion_pipelines.sources.resources import DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
 
 # Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
@@ -61,7 +59,7 @@ class PipelineDefs:
 
 def _window(context: AssetExecutionContext) -> tuple[datetime, datetime]:
     window = context.partition_time_window
-    return window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+    return window.start.astimezone(UTC), window.end.astimezone(UTC)
 
 
 def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
@@ -254,9 +252,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             index.point_alias(collection)
             live = collection
         elif live != collection:
-            context.log.warning(
-                f"alias {spec.index.alias} still points at {live}; this run wrote {collection}"
-            )
+            context.log.warning(f"alias {spec.index.alias} still points at {live}; this run wrote {collection}")
         seconds = time.perf_counter() - started
         return MaterializeResult(
             metadata={

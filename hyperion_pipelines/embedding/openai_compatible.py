@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import httpx
 import numpy as np

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -69,9 +69,7 @@ class SentenceTransformerEmbedder(Embedder):
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(
-            str(self.model_dir), device=resolve_device(self.device), local_files_only=True
-        )
+        return SentenceTransformer(str(self.model_dir), device=resolve_device(self.device), local_files_only=True)
 
     @cached_property
     def identity(self) -> EmbedderIdentity:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
@@ -129,7 +130,9 @@ class MilvusIndex:
 
     def ids_for(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> set[str]:
         """Ids of entries dated ``partition_date`` or belonging to any of ``document_ids``."""
-        found = {row["id"] for row in self._iterate(collection, f"partition_date == {json.dumps(partition_date)}", ["id"])}
+        found = {
+            row["id"] for row in self._iterate(collection, f"partition_date == {json.dumps(partition_date)}", ["id"])
+        }
         for batch in _batches(list(document_ids), _BATCH):
             found.update(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
         return found
@@ -161,8 +164,7 @@ class MilvusIndex:
             output_fields=[f for f in SCALAR_FIELDS],
         )
         return [
-            [SearchHit(float(hit["distance"]), str(hit["id"]), dict(hit["entity"])) for hit in hits]
-            for hits in results
+            [SearchHit(float(hit["distance"]), str(hit["id"]), dict(hit["entity"])) for hit in hits] for hits in results
         ]
 
     # -- writes ------------------------------------------------------------------------------

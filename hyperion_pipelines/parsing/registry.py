@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from hyperion_pipelines.parsing import media_type as mt
-from hyperion_pipelines.parsing.docx import parse_docx
 from hyperion_pipelines.parsing.document import ParsedDocument, ParseError
+from hyperion_pipelines.parsing.docx import parse_docx
 from hyperion_pipelines.parsing.html import parse_html
 from hyperion_pipelines.parsing.pdf import parse_pdf
 from hyperion_pipelines.parsing.text import parse_markdown, parse_plain_text

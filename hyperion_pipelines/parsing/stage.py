@@ -38,9 +38,16 @@ def parse_documents(raw: pd.DataFrame, blobs: BlobStore, spec: ParsingSpec) -> p
             continue
         rows.append(
             {
-                "document_id": row.document_id, "source": row.source, "media_type": row.media_type,
-                "sha256": row.sha256, "status": "parsed", "reason": None, "message": None,
-                "parser": parsed.parser, "title": parsed.title, "text": parsed.text,
+                "document_id": row.document_id,
+                "source": row.source,
+                "media_type": row.media_type,
+                "sha256": row.sha256,
+                "status": "parsed",
+                "reason": None,
+                "message": None,
+                "parser": parsed.parser,
+                "title": parsed.title,
+                "text": parsed.text,
                 "char_count": len(parsed.text),
                 "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
                 "page_offsets": list(parsed.page_offsets),

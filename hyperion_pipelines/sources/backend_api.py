@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -42,11 +43,11 @@ def _parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError(f"uploaded_at has no timezone: {value!r}")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class BackendDocumentApi(DocumentSource):
@@ -83,7 +84,7 @@ class BackendDocumentApi(DocumentSource):
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "BackendDocumentApi":
+    def __enter__(self) -> BackendDocumentApi:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -144,7 +145,7 @@ class BackendDocumentApi(DocumentSource):
             "limit": self.page_size,
         }
         while True:
-            body = self._with_retries("listing documents", lambda: self._page(params))
+            body = self._with_retries("listing documents", lambda page=params: self._page(page))
             for item in body["documents"]:
                 yield self._ref(item)
             token = body.get("next_page_token")

@@ -6,9 +6,9 @@ A file's upload time is its modification time, so an edited file moves to the da
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from hyperion_pipelines.sources.base import DocumentGone, DocumentRef, DocumentSource
 
@@ -47,7 +47,7 @@ class UploadsFolder(DocumentSource):
                 uri=Path(entry.path).as_uri(),
                 display_path=relative,
                 size_bytes=stat.st_size,
-                uploaded_at=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+                uploaded_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
             )
 
     def read(self, ref: DocumentRef) -> bytes:

@@ -1,0 +1,75 @@
+"""The ``hyperion`` console script, run as a user runs it: a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus
+
+from hyperion_pipelines.settings import Settings
+
+from .conftest import UPLOAD_DAY
+
+HYPERION = [sys.executable, "-m", "hyperion_pipelines.cli"]
+
+
+def hyperion(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*HYPERION, *args], capture_output=True, text=True, timeout=600, env=env or dict(os.environ))
+
+
+def test_ingest_then_search_as_json(hyperion_env: Settings, sample_uploads: Path, tmp_path: Path) -> None:
+    # A separate uploads folder given on the command line, with a nested sub-folder.
+    uploads = tmp_path / "elsewhere"
+    shutil.copytree(sample_uploads, uploads)
+    (uploads / "guides" / "deep" / "er").mkdir(parents=True)
+    shutil.move(uploads / "guides" / "bicycle-maintenance.md", uploads / "guides" / "deep" / "er" / "bike.md")
+
+    ingest = hyperion("ingest", "--uploads", str(uploads), "--all", "--json")
+    assert ingest.returncode == 0, ingest.stderr
+    summary = json.loads(ingest.stdout)
+    assert summary["partitions"] == [UPLOAD_DAY]
+    assert summary["documents"] == 8 and summary["rejected"] == 0
+    assert summary["chunks"] > 8 and summary["embedded"] == summary["chunks"] and summary["reused"] == 0
+    assert summary["seconds"] > 0
+
+    with DagsterInstance.get() as instance:  # the runs are in the instance the UI reads
+        run = instance.get_run_by_id(summary["run_ids"][0])
+        assert run is not None and run.status == DagsterRunStatus.SUCCESS
+        assert run.job_name == "ingest_documents" and run.tags["dagster/partition"] == UPLOAD_DAY
+
+    search = hyperion("search", "which tyre pressure for a road bike", "-k", "3", "--json")
+    assert search.returncode == 0, search.stderr
+    hits = json.loads(search.stdout)
+    assert len(hits) == 3
+    assert set(hits[0]) == {"score", "document_id", "source", "heading_path", "text"}
+    assert hits[0]["source"] == "guides/deep/er/bike.md"
+    assert hits[0]["heading_path"] == "Bicycle Maintenance Basics > Tyre pressure"
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+
+    again = json.loads(hyperion("ingest", "--uploads", str(uploads), "--date", UPLOAD_DAY, "--json").stdout)
+    assert again["embedded"] == 0 and again["reused"] == summary["chunks"]
+
+    text = hyperion("search", "lighthouse lenses")
+    assert text.returncode == 0 and "notes/lighthouse-keepers.txt" in text.stdout.splitlines()[0]
+
+
+def test_failed_run_gives_a_nonzero_exit(hyperion_env: Settings, sample_uploads: Path) -> None:
+    env = {**os.environ, "HYPERION_CHUNK_MAX_TOKENS": "400"}  # longer than the model takes
+    result = hyperion("ingest", "--date", UPLOAD_DAY, "--json", env=env)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["failed_partitions"] == [UPLOAD_DAY]
+
+
+def test_search_before_ingest_says_what_to_do(hyperion_env: Settings) -> None:
+    result = hyperion("search", "anything")
+    assert result.returncode == 1 and "run 'hyperion ingest' first" in result.stderr
+
+
+def test_bad_arguments_are_rejected() -> None:
+    result = hyperion("ingest", "--date", "15/01/2026")
+    assert result.returncode == 2 and "YYYY-MM-DD" in result.stderr

@@ -1,0 +1,140 @@
+"""The whole asset graph into milvus-lite with the packaged model: search, re-runs, edits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.defs.pipeline import build_pipeline
+from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
+from hyperion_pipelines.index.resources import connect
+from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.spec import IndexSpec
+
+from .conftest import UPLOAD_DAY, set_upload_time
+
+
+def run_partition(settings: Settings, instance: DagsterInstance) -> dict[str, dict]:
+    """Materialise every asset of the partition; return each asset's metadata values."""
+    pipeline = build_pipeline(default_spec(settings))
+    result = materialize(
+        pipeline.assets, partition_key=UPLOAD_DAY, resources=build_definitions(settings).resources, instance=instance
+    )
+    assert result.success
+    metadata: dict[str, dict] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        metadata[materialization.asset_key.path[-1]] = {k: v.value for k, v in materialization.metadata.items()}
+    return metadata
+
+
+def index_entries(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Every entry behind the live alias: id -> (source, text)."""
+    client = connect(settings.milvus_uri)
+    try:
+        collection = client.describe_alias(IndexSpec(alias=settings.collection).alias)["collection_name"]
+        client.load_collection(collection)
+        rows = client.query(collection, filter='id != ""', output_fields=["source", "text"], limit=16384)
+        return {row["id"]: (row["source"], row["text"]) for row in rows}
+    finally:
+        client.close()
+
+
+def search_sources(settings: Settings, query: str, k: int = 3) -> list[str]:
+    client = connect(settings.milvus_uri)
+    try:
+        vector = SentenceTransformerEmbedder().embed([query])[0].tolist()
+        collection = client.describe_alias(settings.collection)["collection_name"]
+        client.load_collection(collection)
+        hits = client.search(collection, data=[vector], limit=k, output_fields=["source"])[0]
+        return [hit["entity"]["source"] for hit in hits]
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def instance(hyperion_env: Settings):
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def test_partition_indexes_searchably_and_reruns_change_nothing(
+    hyperion_env: Settings, sample_uploads: Path, instance: DagsterInstance
+) -> None:
+    first = run_partition(hyperion_env, instance)
+    assert first["raw_documents"]["documents"] == 8
+    assert first["parsed_documents"]["rejected"] == 0
+    chunks = first["document_chunks"]["chunks"]
+    assert first["chunk_embeddings"]["embedded"] == chunks and first["chunk_embeddings"]["reused"] == 0
+    assert first["vector_index"]["upserted"] == chunks and first["vector_index"]["deleted"] == 0
+
+    entries = index_entries(hyperion_env)
+    assert len(entries) == chunks
+    assert {source for source, _ in entries.values()} == {
+        "guides/sourdough-starter.md", "guides/bicycle-maintenance.md", "notes/composting.txt",
+        "notes/lighthouse-keepers.txt", "web/tide-pools.html", "web/night-sky.html",
+        "reports/honeybee-winter-survival.pdf", "reports/river-restoration.docx",
+    }  # fmt: skip
+    assert search_sources(hyperion_env, "how do bees keep warm in winter")[0] == "reports/honeybee-winter-survival.pdf"
+    assert search_sources(hyperion_env, "lubricating a chain and pumping tyres")[0] == "guides/bicycle-maintenance.md"
+    assert search_sources(hyperion_env, "gravel riffles for juvenile trout")[0] == "reports/river-restoration.docx"
+
+    second = run_partition(hyperion_env, instance)
+    assert second["chunk_embeddings"]["embedded"] == 0 and second["chunk_embeddings"]["reused"] == chunks
+    assert second["vector_index"]["deleted"] == 0
+    assert index_entries(hyperion_env) == entries  # same ids, same content: no duplicates, no orphans
+
+
+def test_editing_a_document_replaces_exactly_its_entries(
+    hyperion_env: Settings, sample_uploads: Path, instance: DagsterInstance
+) -> None:
+    run_partition(hyperion_env, instance)
+    before = index_entries(hyperion_env)
+    edited = sample_uploads / "notes" / "composting.txt"
+    old_ids = {i for i, (source, _) in before.items() if source == "notes/composting.txt"}
+
+    edited.write_text(
+        "Home Composting Notes (revised)\n\nWorms do the work in a wormery: red wigglers eat kitchen scraps "
+        "and turn them into castings, a rich fertiliser for pot plants.\n",
+        encoding="utf-8",
+    )
+    set_upload_time(edited)  # still uploaded on the same day
+    after_run = run_partition(hyperion_env, instance)
+    after = index_entries(hyperion_env)
+
+    new_ids = {i for i, (source, _) in after.items() if source == "notes/composting.txt"}
+    assert new_ids and not (new_ids & old_ids)
+    assert after_run["vector_index"]["deleted"] == len(old_ids)
+    assert after_run["chunk_embeddings"]["embedded"] == len(new_ids)
+    untouched_before = {i: v for i, v in before.items() if i not in old_ids}
+    untouched_after = {i: v for i, v in after.items() if i not in new_ids}
+    assert untouched_after == untouched_before
+    assert all("red wigglers" in after[i][1] for i in new_ids)
+    assert search_sources(hyperion_env, "worms eating kitchen scraps")[0] == "notes/composting.txt"
+
+
+def test_bad_documents_are_recorded_and_the_rest_is_indexed(
+    hyperion_env: Settings, sample_uploads: Path, instance: DagsterInstance
+) -> None:
+    bad = {"broken.pdf": b"%PDF-1.4\n%%garbage", "empty.md": b"", "program.txt": bytes(range(256)) * 8}
+    for name, content in bad.items():
+        (sample_uploads / name).write_bytes(content)
+        set_upload_time(sample_uploads / name)
+    metadata = run_partition(hyperion_env, instance)
+    assert metadata["raw_documents"]["documents"] == 11
+    assert metadata["parsed_documents"]["rejected"] == 3
+    assert metadata["parsed_documents"]["rejected_by_reason"] == {"corrupt": 1, "empty": 1, "unsupported_type": 1}
+    sources = {source for source, _ in index_entries(hyperion_env).values()}
+    assert len(sources) == 8 and not sources & set(bad)
+
+
+def test_removed_document_leaves_the_index(hyperion_env: Settings, sample_uploads: Path, instance) -> None:
+    run_partition(hyperion_env, instance)
+    (sample_uploads / "web" / "night-sky.html").unlink()
+    metadata = run_partition(hyperion_env, instance)
+    sources = {source for source, _ in index_entries(hyperion_env).values()}
+    assert "web/night-sky.html" not in sources and len(sources) == 7
+    assert metadata["vector_index"]["deleted"] > 0
