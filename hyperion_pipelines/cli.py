@@ -18,6 +18,17 @@ from typing import Any
 
 from hyperion_pipelines.settings import Settings
 
+# The same settings as the repository's dagster.yaml (a test keeps the two equal).
+EMBEDDED_INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 1
+"""
+
 SUMMARY_KEYS = ("documents", "chunks", "rejected", "embedded", "reused")
 # Which asset's metadata entry feeds each summary key.
 _SUMMARY_SOURCES = {
@@ -37,13 +48,13 @@ def _valid_date(value: str) -> str:
 
 
 def _ensure_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME as set, else ``$HYPERION_HOME/dagster`` with a SQLite instance (Dagster's
-    default storage) and telemetry off."""
+    """DAGSTER_HOME as set, else ``$HYPERION_HOME/dagster``, given the embedded instance settings
+    (the repository's ``dagster.yaml``) when it has none."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        config.write_text(EMBEDDED_INSTANCE_YAML, encoding="utf-8")
     return home
 
 

@@ -63,3 +63,16 @@ def test_workspace_loads_with_dagster_itself(hyperion_env: Settings) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cli_writes_the_repository_instance_settings(tmp_path) -> None:
+    import yaml
+    from dagster import DagsterInstance, QueuedRunCoordinator
+
+    from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
+
+    assert yaml.safe_load(EMBEDDED_INSTANCE_YAML) == yaml.safe_load((REPO / "dagster.yaml").read_text())
+    (tmp_path / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML)
+    with DagsterInstance.from_config(str(tmp_path)) as instance:  # Dagster's own schema accepts it
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_coordinator.max_concurrent_runs == 1
