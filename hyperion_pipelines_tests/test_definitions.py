@@ -75,4 +75,4 @@ def test_cli_writes_the_repository_instance_settings(tmp_path) -> None:
     (tmp_path / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML)
     with DagsterInstance.from_config(str(tmp_path)) as instance:  # Dagster's own schema accepts it
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
-        assert instance.run_coordinator.max_concurrent_runs == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
