@@ -77,6 +77,10 @@ def test_pdf_text_pages_and_title() -> None:
     assert len(doc.page_offsets) == 2 and doc.page_offsets[0] == 0
     assert "winter cluster" in doc.text
     assert "mouse guard" in doc.text[doc.page_offsets[1] :]  # the third section is on page two
+    # The outline (bookmarks) gives the headings; each is placed on its own line of its page.
+    assert [h.text for h in doc.headings] == ["The winter cluster", "Stores of honey", "What the beekeeper can do"]
+    for heading in doc.headings:
+        assert doc.text[heading.offset :].startswith(heading.text)
 
 
 def test_docx_paragraphs_headings_and_tables() -> None:

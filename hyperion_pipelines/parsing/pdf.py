@@ -17,8 +17,15 @@ from hyperion_pipelines.parsing.document import (
 )
 
 
-def _outline_headings(reader: PdfReader, page_offsets: list[int]) -> list[Heading]:
+def _place(text: str, title: str, page_start: int, page_end: int, after: int) -> int:
+    """The outline only names a page: find the heading's line on it, else use the page start."""
+    found = text.find(title, max(page_start, after), page_end)
+    return found if found >= 0 else page_start
+
+
+def _outline_headings(reader: PdfReader, page_offsets: list[int], text: str) -> list[Heading]:
     headings: list[Heading] = []
+    page_ends = [*page_offsets[1:], len(text)]
 
     def visit(items: list[Any], level: int) -> None:
         for item in items:
@@ -29,8 +36,11 @@ def _outline_headings(reader: PdfReader, page_offsets: list[int]) -> list[Headin
                 page = reader.get_destination_page_number(item)
             except Exception:  # a dangling bookmark is not worth failing the document
                 continue
-            if 0 <= page < len(page_offsets) and item.title:
-                headings.append(Heading(level, str(item.title).strip(), page_offsets[page]))
+            title = str(item.title or "").strip()
+            if 0 <= page < len(page_offsets) and title:
+                after = headings[-1].offset + 1 if headings else 0
+                offset = _place(text, title, page_offsets[page], page_ends[page], after)
+                headings.append(Heading(level, title, offset))
 
     try:
         visit(reader.outline, 1)
@@ -59,6 +69,6 @@ def parse_pdf(content: bytes) -> ParsedDocument:
         text=text,
         title=str(metadata_title).strip()[:200] or first_line_title(text),
         parser="pdf",
-        headings=_outline_headings(reader, page_offsets),
+        headings=_outline_headings(reader, page_offsets, text),
         page_offsets=page_offsets,
     )
