@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,23 @@ def _ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def _partitions_with_documents(settings: Settings, resources: dict[str, Any], source_key: str) -> list[str]:
+def _days_to_ingest(settings: Settings, spec: Any) -> set[str]:
+    """Days with documents at the source, plus days with entries in the live index: a day whose
+    documents were all deleted must run too, or their vectors would stay searchable."""
     from hyperion_pipelines.defs.partitions import partition_key_for
+    from hyperion_pipelines.defs.resources import build_resources
 
+    resources = build_resources(settings, spec.resources)
     start = datetime.fromisoformat(settings.partitions_start).replace(tzinfo=UTC)
-    end = datetime.now(UTC) + timedelta(days=1)
-    with resources[source_key].process_config_and_initialize_cm() as source, source.open() as opened:
-        return sorted({partition_key_for(ref.uploaded_at) for ref in opened.list_documents(start, end)})
+    end = datetime(9999, 12, 31, tzinfo=UTC)  # future-dated files too, so they are reported, not missed
+    with resources[spec.resources.source].process_config_and_initialize_cm() as source, source.open() as opened:
+        days = {partition_key_for(ref.uploaded_at) for ref in opened.list_documents(start, end)}
+    with resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus:
+        index = milvus.index(spec.index)
+        live = index.live_collection()
+        if live is not None:
+            days |= index.partition_dates(live)
+    return days
 
 
 def _summarise(result: Any) -> dict[str, int]:
@@ -85,15 +95,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from hyperion_pipelines.definitions import build_definitions, default_spec
-    from hyperion_pipelines.defs.resources import build_resources
 
     spec = default_spec(settings)
     defs = build_definitions(settings, [spec])
     job = defs.resolve_job_def(f"ingest_{spec.name}")
-    if args.all:
-        partitions = _partitions_with_documents(settings, build_resources(settings), spec.resources.source)
-    else:
-        partitions = [args.date or datetime.now(UTC).date().isoformat()]
+    valid = set(job.partitions_def.get_partition_keys())
+    wanted = _days_to_ingest(settings, spec) if args.all else {args.date or datetime.now(UTC).date().isoformat()}
+    partitions, skipped = sorted(wanted & valid), sorted(wanted - valid)
+    if skipped:
+        print(
+            f"Not upload-day partitions (before {spec.partitions_start} or in the future), skipped: "
+            f"{', '.join(skipped)}",
+            file=sys.stderr,
+        )
+        if not args.all:
+            return 2
     log_level = "INFO" if args.verbose else "WARNING"
     started = time.perf_counter()
     totals = dict.fromkeys(SUMMARY_KEYS, 0)
@@ -116,6 +132,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - started, 2),
         "partitions": partitions,
         "failed_partitions": failed,
+        "skipped_partitions": skipped,
         "run_ids": run_ids,
     }
     if args.json:

@@ -22,6 +22,7 @@ class Fault:
     status: int = 503
     delay_s: float = 0.0
     body: bytes = b"temporarily unavailable"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,8 +77,12 @@ def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        def _send(
+            self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None
+        ) -> None:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -90,7 +95,7 @@ def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
                 fault = backend.faults[url.path].popleft() if backend.faults[url.path] else None
             if fault is not None:
                 time.sleep(fault.delay_s)
-                return self._send(fault.status, fault.body, "text/plain")
+                return self._send(fault.status, fault.body, "text/plain", fault.headers)
             if self.headers.get("Authorization") != f"Bearer {backend.token}":
                 return self._send(401, b'{"error": "unauthorized"}')
             if url.path == "/documents":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,9 @@ from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.backend_api import BackendApiError, BackendDocumentApi
-from hyperion_pipelines.sources.base import DocumentGone
+from hyperion_pipelines.sources.base import DocumentGone, DocumentRef, DocumentSource
+from hyperion_pipelines.sources.blob_store import BlobStore
+from hyperion_pipelines.sources.landing import land_documents
 
 from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
@@ -126,3 +129,28 @@ def test_raw_documents_lands_the_day_from_the_backend(backend: FakeBackend, hype
         "text/html",
     ]
     assert frame["sha256"].str.len().eq(64).all()
+
+
+def test_retry_after_is_honoured_only_up_to_the_backoff_cap(backend: FakeBackend) -> None:
+    backend.inject("/documents", Fault(429, headers={"Retry-After": "3600"}))
+    with BackendServer(backend) as url, client(url, backoff_max_s=0.05) as api:
+        started = time.monotonic()
+        assert len(list(api.list_documents(DAY_START, DAY_END))) == 3
+        assert time.monotonic() - started < 10  # not an hour
+
+
+def test_a_document_listed_twice_lands_once(tmp_path) -> None:
+    class Twice(DocumentSource):
+        """A source whose listing repeats a document (as a page shifting under paging can)."""
+
+        name = "twice"
+
+        def list_documents(self, start, end):
+            for minute in (1, 2):
+                yield DocumentRef("k", "a.txt", "mem://k", "a.txt", 5, UPLOAD_TIME + timedelta(minutes=minute))
+
+        def read(self, ref):
+            return b"hello"
+
+    frame = land_documents(Twice(), BlobStore(tmp_path), DAY_START, DAY_END, max_bytes=100)
+    assert len(frame) == 1 and frame["uploaded_at"][0] == UPLOAD_TIME + timedelta(minutes=2)

@@ -7,13 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus
 
 from hyperion_pipelines.settings import Settings
 
-from .conftest import UPLOAD_DAY
+from .conftest import UPLOAD_DAY, UPLOAD_TIME, set_upload_time
 
 HYPERION = [sys.executable, "-m", "hyperion_pipelines.cli"]
 
@@ -73,3 +74,29 @@ def test_search_before_ingest_says_what_to_do(hyperion_env: Settings) -> None:
 def test_bad_arguments_are_rejected() -> None:
     result = hyperion("ingest", "--date", "15/01/2026")
     assert result.returncode == 2 and "YYYY-MM-DD" in result.stderr
+
+
+def test_all_revisits_a_day_whose_documents_were_all_deleted(hyperion_env: Settings, tmp_path: Path) -> None:
+    uploads = hyperion_env.uploads_dir
+    kept, gone, future = uploads / "kept.txt", uploads / "gone.txt", uploads / "future.txt"
+    kept.write_text("Lighthouse keepers wound the clockwork that turned the lens every night.")
+    gone.write_text("Honeybees survive the winter by forming a cluster and shivering to make heat.")
+    future.write_text("A file whose clock is ahead: its day is not a partition yet.")
+    set_upload_time(kept)
+    set_upload_time(gone, UPLOAD_TIME - timedelta(days=3))
+    set_upload_time(future, datetime.now(UTC) + timedelta(days=5))
+
+    first = json.loads(hyperion("ingest", "--all", "--json").stdout)
+    assert first["partitions"] == ["2026-01-12", UPLOAD_DAY] and len(first["skipped_partitions"]) == 1
+    assert (
+        json.loads(hyperion("search", "honeybee winter cluster", "-k", "1", "--json").stdout)[0]["source"] == "gone.txt"
+    )
+
+    gone.unlink()
+    second = json.loads(hyperion("ingest", "--all", "--json").stdout)
+    assert "2026-01-12" in second["partitions"]  # no documents left there, but entries were
+    hits = json.loads(hyperion("search", "honeybee winter cluster", "-k", "5", "--json").stdout)
+    assert [h["source"] for h in hits] == ["kept.txt"]
+
+    outside = hyperion("ingest", "--date", "2019-12-31")
+    assert outside.returncode == 2 and "skipped: 2019-12-31" in outside.stderr

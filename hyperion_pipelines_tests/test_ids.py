@@ -47,3 +47,16 @@ def test_specs_reject_bad_values() -> None:
         PipelineSpec(name="Bad Name")
     with pytest.raises(ValueError, match="exceeds"):
         check_chunk_size(PipelineSpec(name="docs", chunking=ChunkingSpec(max_tokens=400)), MINILM)
+
+
+def test_models_in_same_named_folders_are_different_spaces(tmp_path) -> None:
+    from hyperion_pipelines.embedding.sentence_transformer import model_name
+
+    names = []
+    for variant in ("a", "b"):
+        folder = tmp_path / variant / "model"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text('{"hidden_size": 384}')
+        (folder / "model.safetensors").write_bytes(variant.encode() * 1000)
+        names.append(model_name(folder))
+    assert names[0].startswith("model@") and names[0] != names[1]

@@ -123,3 +123,20 @@ def test_unusable_documents_raise_a_reason(content: bytes, name: str, reason: st
     with pytest.raises(ParseError) as error:
         parse(content, name)
     assert error.value.reason == reason
+
+
+def test_html_table_cells_stay_apart() -> None:
+    html = (
+        b"<html><body><table><tr><th>Name</th><th>Role</th></tr>"
+        b"<tr><td>Alice</td><td>Engineer</td></tr></table></body></html>"
+    )
+    text = parse(html, "t.html").text
+    assert "NameRole" not in text and "AliceEngineer" not in text
+    assert "Alice" in text and "Engineer" in text
+
+
+def test_pdf_outline_heading_is_placed_on_its_own_line_not_an_earlier_mention() -> None:
+    from hyperion_pipelines.parsing.pdf import _place
+
+    text = "Overview\nAs shown in Results below, bees survive.\nResults\nThey do."
+    assert text[_place(text, "Results", 0, len(text), 0) :].startswith("Results\nThey do.")

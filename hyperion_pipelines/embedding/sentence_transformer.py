@@ -5,10 +5,11 @@ The model is loaded from a folder on disk with ``HF_HUB_OFFLINE=1``: nothing is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,33 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+_WHOLE_FILE_LIMIT = 16 * 1024 * 1024
+_SAMPLE = 1024 * 1024
+
+
+@lru_cache(maxsize=8)
+def model_digest(model_dir: Path) -> str:
+    """Fingerprint of the model files, so two models in same-named folders (or a model retrained
+    in place) never share an embedding space. Large weight files are sampled at both ends and
+    sized, which tells retrained weights apart without reading gigabytes on every step."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(model_dir).as_posix()}:{size}".encode())
+        with path.open("rb") as handle:
+            if size <= _WHOLE_FILE_LIMIT:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(_SAMPLE))
+                handle.seek(-_SAMPLE, os.SEEK_END)
+                digest.update(handle.read(_SAMPLE))
+    return digest.hexdigest()[:12]
+
+
 def model_name(model_dir: Path) -> str:
-    """The packaged model by its hub name; any other folder by its folder name."""
-    return "all-MiniLM-L6-v2" if model_dir == packaged_model_dir() else model_dir.name
+    """The packaged model by its hub name, any other by its folder name; plus the files' digest."""
+    name = "all-MiniLM-L6-v2" if model_dir == packaged_model_dir() else model_dir.name
+    return f"{name}@{model_digest(model_dir)}"
 
 
 def output_dimension(model_dir: Path) -> int:

@@ -42,9 +42,10 @@ def embed_chunks(
     seconds = time.perf_counter() - started
     frame = pd.DataFrame(
         {
-            "chunk_id": ids,
-            "vector": [known[c] if c in known else fresh[c] for c in ids],
-            "reused": [c in known for c in ids],
+            # Explicit dtypes: an empty partition must still give columns that merge with its chunks.
+            "chunk_id": pd.Series(ids, dtype="object"),
+            "vector": pd.Series([known[c] if c in known else fresh[c] for c in ids], dtype="object"),
+            "reused": pd.Series([c in known for c in ids], dtype="bool"),
         },
         columns=EMBEDDING_COLUMNS,
     )

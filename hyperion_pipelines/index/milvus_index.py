@@ -137,6 +137,11 @@ class MilvusIndex:
             found.update(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
         return found
 
+    def partition_dates(self, collection: str) -> set[str]:
+        """Every upload day that has entries (a full scan: for whole-index maintenance only)."""
+        self.ensure_loaded(collection)
+        return {row["partition_date"] for row in self._iterate(collection, 'id != ""', ["partition_date"])}
+
     def vectors_for(self, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors of whichever ``ids`` exist: same id means same text in the same space."""
         vectors: dict[str, np.ndarray] = {}

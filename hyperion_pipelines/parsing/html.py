@@ -13,7 +13,7 @@ _HEADINGS = {f"h{i}" for i in range(1, 7)}
 _BLOCKS = _HEADINGS | {
     "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "li", "ul", "ol",
     "pre", "blockquote", "table", "tr", "br", "hr", "figure", "figcaption", "dl", "dt", "dd",
-    "form", "fieldset", "address", "details", "summary",
+    "form", "fieldset", "address", "details", "summary", "td", "th", "caption",
 }  # fmt: skip
 _SPACE = re.compile(r"\s+")
 

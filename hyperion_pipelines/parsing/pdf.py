@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from pypdf import PdfReader
@@ -19,7 +20,11 @@ from hyperion_pipelines.parsing.document import (
 
 def _place(text: str, title: str, page_start: int, page_end: int, after: int) -> int:
     """The outline only names a page: find the heading's line on it, else use the page start."""
-    found = text.find(title, max(page_start, after), page_end)
+    start = max(page_start, after)
+    own_line = re.compile(r"(?m)^[ \t]*" + re.escape(title)).search(text, start, page_end)
+    if own_line:
+        return own_line.end() - len(title)
+    found = text.find(title, start, page_end)
     return found if found >= 0 else page_start
 
 

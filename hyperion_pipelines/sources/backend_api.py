@@ -93,7 +93,8 @@ class BackendDocumentApi(DocumentSource):
     # -- retrying ---------------------------------------------------------------------------
     def _sleep_before(self, attempt: int, retry_after: float | None) -> None:
         delay = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
-        time.sleep(max(delay, retry_after or 0.0))
+        # Honour Retry-After, but never beyond our own cap: a hostile or buggy header must not park a run.
+        time.sleep(max(delay, min(retry_after or 0.0, self.backoff_max_s)))
 
     def _with_retries(self, what: str, call: Callable[[], T]) -> T:
         last: str = ""

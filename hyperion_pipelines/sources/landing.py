@@ -55,5 +55,7 @@ def land_documents(
         rows.append(row)
     frame = pd.DataFrame(rows, columns=RAW_COLUMNS)
     frame["uploaded_at"] = pd.to_datetime(frame["uploaded_at"], utc=True)
+    # A source may list one document twice (a listing page shifting under paging): keep the latest.
+    frame = frame.sort_values("uploaded_at", kind="stable").drop_duplicates("document_id", keep="last")
     frame["size_bytes"] = frame["size_bytes"].astype("int64")
     return frame.sort_values("source", kind="stable").reset_index(drop=True)
