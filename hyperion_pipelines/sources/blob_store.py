@@ -35,6 +35,3 @@ class BlobStore:
 
     def get(self, sha256: str) -> bytes:
         return self._path(sha256).read_bytes()
-
-    def has(self, sha256: str) -> bool:
-        return self._path(sha256).exists()
