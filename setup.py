@@ -6,7 +6,7 @@ setup(
     description="Dagster code location that turns uploaded documents into a Milvus vector index.",
     python_requires=">=3.11,<3.12",
     packages=find_packages(exclude=["hyperion_pipelines_tests*"]),
-    package_data={"hyperion_pipelines": ["sample_corpus/**/*"]},
+    package_data={"hyperion_pipelines": ["sample_corpus/**/*", "evaluation/*.jsonl"]},
     include_package_data=True,
     install_requires=[
         "dagster==1.13.*",
@@ -27,6 +27,8 @@ setup(
         "charset-normalizer>=3.3",
         "filetype>=1.2",
         "pydantic>=2.6",
+        "ir-measures>=0.3.1",  # recall@k, MRR, nDCG@k (TREC-eval implementations)
+        "sqlalchemy>=2.0",  # the quarantine ledger (SQLite embedded, PostgreSQL in production)
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "reportlab>=4.0"],

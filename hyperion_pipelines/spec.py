@@ -21,14 +21,44 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ParsingLimits(_Strict):
+    """What a single document may cost before it is quarantined instead of parsed.
+
+    Limits decide *whether* a document is parsed, never *how*, so they are not part of the
+    embedding-space fingerprint: raising one re-drives quarantined documents without a re-index.
+    """
+
+    max_document_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Larger documents are rejected unread.")
+    max_expanded_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="Archive formats (DOCX) may not unpack to more than this."
+    )
+    max_compression_ratio: float = Field(
+        default=200.0, gt=1, description="Unpacked size over packed size of an archive; beyond it, a zip bomb."
+    )
+    timeout_s: float = Field(default=60.0, gt=0, description="Wall-clock seconds one document may take to parse.")
+    memory_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=256 * 1024 * 1024,
+        description="Address-space limit of the parser process (Linux); a document needing more is quarantined.",
+    )
+    min_text_chars: int = Field(default=16, ge=1, description="Fewer non-space characters than this is near-empty.")
+    max_garbage_ratio: float = Field(
+        default=0.1, gt=0, le=1, description="Largest share of control, replacement or unassigned characters."
+    )
+
+
 class ParsingSpec(_Strict):
-    """How raw documents become text. Part of the embedding-space fingerprint."""
+    """How raw documents become text. ``parser_version`` is part of the embedding-space fingerprint."""
 
     accepted_media_types: tuple[str, ...] = Field(
         default=SUPPORTED_MEDIA_TYPES, description="Media types (sniffed from content) to parse."
     )
-    max_document_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Larger documents are rejected unread.")
     parser_version: str = Field(default="1", description="Bump to re-index everything after a parser change.")
+    limits: ParsingLimits = ParsingLimits()
+
+    def fingerprint_fields(self) -> dict[str, str]:
+        """What changes the text of a parsed document (and so its vectors)."""
+        return {"parser_version": self.parser_version}
 
 
 class ChunkingSpec(_Strict):

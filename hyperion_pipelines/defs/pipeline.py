@@ -98,7 +98,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         started = time.perf_counter()
         start, end = _window(context)
         with source_of(context).open() as source:
-            frame = land_documents(source, blobs_of(context), start, end, max_bytes=spec.parsing.max_document_bytes)
+            frame = land_documents(source, blobs_of(context), start, end, max_bytes=spec.parsing.limits.max_document_bytes)
         seconds = time.perf_counter() - started
         return Output(
             frame,

@@ -12,7 +12,7 @@ def space_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity) -> str:
         model_name=identity.model_name,
         dimension=identity.dimension,
         normalized=identity.normalized,
-        parsing=spec.parsing.model_dump(mode="json"),
+        parsing=spec.parsing.fingerprint_fields(),
         chunking=spec.chunking.model_dump(mode="json"),
     )
 

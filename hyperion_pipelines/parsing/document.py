@@ -22,6 +22,25 @@ class ParsedDocument:
     page_offsets: list[int] = field(default_factory=list)  # start offset of each page, if paged
 
 
+#: Every reason a document can be quarantined for, with what it means. Reason codes are stable:
+#: dashboards, the ``hyperion quarantine`` command and the schema checks rely on them.
+REASONS: dict[str, str] = {
+    "too_large": "the file is over the configured size limit; it was not read",
+    "empty": "the file has no bytes, or no text could be extracted",
+    "near_empty": "fewer characters of text than the configured minimum",
+    "garbage_text": "the text is mostly control, replacement or unassigned characters",
+    "unsupported_type": "the content's media type is not one the pipeline accepts",
+    "mislabelled_type": "the file name says one type, the content is another that is not accepted",
+    "encrypted": "the document is encrypted (password-protected PDF)",
+    "corrupt": "the file is damaged or truncated and its parser failed",
+    "archive_too_large": "the archive (DOCX is a zip) unpacks beyond the configured size or ratio",
+    "undecodable": "no text encoding decodes the bytes",
+    "parse_timeout": "parsing took longer than the configured time limit",
+    "parse_memory": "parsing needed more memory than the configured limit",
+    "parser_crashed": "the parser process died (signal or hard crash)",
+}
+
+
 class ParseError(Exception):
     """A document that cannot be parsed; ``reason`` is a short machine-readable code."""
 
