@@ -188,6 +188,34 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+
+    from hyperion_pipelines.definitions import default_spec
+    from hyperion_pipelines.defs.resources import build_resources
+
+    spec = default_spec(settings)
+    resource = build_resources(settings, spec.resources)[spec.resources.quarantine]
+    with resource.process_config_and_initialize_cm() as ledger_resource:
+        entries = ledger_resource.ledger(spec.name).entries(partition=args.date, history=args.history)
+    if args.json:
+        print(json.dumps([entry.as_json(history=args.history) for entry in entries], ensure_ascii=False))
+        return 0
+    if not entries:
+        scope = f" on {args.date}" if args.date else ""
+        print(f"Nothing {'was ever' if args.history else 'is'} quarantined{scope}.")
+        return 0
+    for entry in entries:
+        when = entry.quarantined_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        status = ""
+        if entry.released_at is not None:
+            status = f"  -> {entry.resolution} {entry.released_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"
+        print(f"{entry.partition}  {entry.reason:<17} {entry.source}\n    {when}: {entry.message}{status}")
+    open_count = sum(1 for e in entries if e.released_at is None)
+    print(f"{open_count} quarantined" + (f", {len(entries) - open_count} released" if args.history else "") + ".")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hyperion", description="Hyperion Pipelines: documents to a Milvus index.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -206,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
     search.add_argument("--json", action="store_true", help="print the hits as one JSON array")
     search.set_defaults(handler=cmd_search)
+
+    quarantine = commands.add_parser("quarantine", help="list documents that could not be indexed, and why")
+    quarantine.add_argument("--date", type=_valid_date, metavar="YYYY-MM-DD", help="only this upload day")
+    quarantine.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    quarantine.add_argument(
+        "--history", action="store_true", help="include released entries (re-driven, superseded or removed)"
+    )
+    quarantine.set_defaults(handler=cmd_quarantine)
     return parser
 
 

@@ -9,7 +9,14 @@ from dagster import BetaWarning, Definitions, with_source_code_references
 from hyperion_pipelines.defs.pipeline import PipelineDefs, build_pipeline
 from hyperion_pipelines.defs.resources import build_resources
 from hyperion_pipelines.settings import Settings
-from hyperion_pipelines.spec import ChunkingSpec, IndexSpec, PipelineSpec
+from hyperion_pipelines.spec import (
+    ChunkingSpec,
+    EvaluationSpec,
+    IndexSpec,
+    ParsingLimits,
+    ParsingSpec,
+    PipelineSpec,
+)
 
 
 def default_spec(settings: Settings) -> PipelineSpec:
@@ -18,8 +25,18 @@ def default_spec(settings: Settings) -> PipelineSpec:
         name="documents",
         description="Uploaded documents made searchable in Milvus.",
         partitions_start=settings.partitions_start,
+        parsing=ParsingSpec(
+            limits=ParsingLimits(
+                max_document_bytes=settings.max_document_bytes,
+                timeout_s=settings.parse_timeout_s,
+                memory_bytes=settings.parse_memory_mb * 1024 * 1024,
+            )
+        ),
         chunking=ChunkingSpec(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
         index=IndexSpec(alias=settings.collection),
+        evaluation=EvaluationSpec(
+            golden_queries=str(settings.golden_queries) if settings.golden_queries else None, k=settings.eval_k
+        ),
         embed_batch_size=settings.embedding_batch_size,
     )
 

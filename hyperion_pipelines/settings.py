@@ -24,6 +24,20 @@ def _get(env: Mapping[str, str], name: str, default: str) -> str:
     return value or default
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLE_CORPUS_DIR = PACKAGE_DIR / "sample_corpus"
+SAMPLE_GOLDEN_QUERIES = PACKAGE_DIR / "evaluation" / "sample_corpus_queries.jsonl"
+
+
+def _golden_queries(env: Mapping[str, str], uploads_dir: Path) -> Path | None:
+    """``HYPERION_GOLDEN_QUERIES``; unset, the bundled golden set when the uploads folder is the
+    bundled sample corpus (the set is written for exactly those documents)."""
+    value = _get(env, "GOLDEN_QUERIES", "")
+    if value:
+        return Path(value).expanduser().resolve()
+    return SAMPLE_GOLDEN_QUERIES if uploads_dir == SAMPLE_CORPUS_DIR else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration; build it with :meth:`from_env`."""
@@ -45,6 +59,17 @@ class Settings:
     partitions_start: str
     chunk_max_tokens: int
     chunk_overlap_tokens: int
+    max_document_bytes: int
+    parse_timeout_s: float
+    parse_memory_mb: int
+    golden_queries: Path | None
+    eval_k: int
+
+    @property
+    def quarantine_db_url(self) -> str:
+        """The quarantine ledger's default database; ``HYPERION_QUARANTINE_DB_URL`` (a secret,
+        since a database URL may hold a password) overrides it."""
+        return f"sqlite:///{self.home / 'quarantine.db'}"
 
     @property
     def blob_dir(self) -> Path:
@@ -65,9 +90,10 @@ class Settings:
         embedder = _get(env, "EMBEDDER", "local")
         if embedder not in ("local", "openai"):
             raise ValueError(f"HYPERION_EMBEDDER must be 'local' or 'openai', not {embedder!r}")
+        uploads_dir = Path(_get(env, "UPLOADS_DIR", str(home / "uploads"))).expanduser().resolve()
         return cls(
             home=home,
-            uploads_dir=Path(_get(env, "UPLOADS_DIR", str(home / "uploads"))).expanduser().resolve(),
+            uploads_dir=uploads_dir,
             source=source,  # type: ignore[arg-type]
             backend_url=_get(env, "BACKEND_URL", "http://127.0.0.1:8080"),
             backend_timeout_s=float(_get(env, "BACKEND_TIMEOUT_S", "30")),
@@ -83,4 +109,9 @@ class Settings:
             partitions_start=_get(env, "PARTITIONS_START", "2020-01-01"),
             chunk_max_tokens=int(_get(env, "CHUNK_MAX_TOKENS", "200")),
             chunk_overlap_tokens=int(_get(env, "CHUNK_OVERLAP_TOKENS", "32")),
+            max_document_bytes=int(_get(env, "MAX_DOCUMENT_BYTES", str(50 * 1024 * 1024))),
+            parse_timeout_s=float(_get(env, "PARSE_TIMEOUT_S", "60")),
+            parse_memory_mb=int(_get(env, "PARSE_MEMORY_MB", "2048")),
+            golden_queries=_golden_queries(env, uploads_dir),
+            eval_k=int(_get(env, "EVAL_K", "10")),
         )

@@ -88,6 +88,40 @@ class IndexSpec(_Strict):
     write_batch_size: int = Field(default=512, gt=0, description="Rows per upsert call.")
 
 
+class MetricThresholds(_Strict):
+    """Below ``warn`` the retrieval-quality check warns; below ``fail`` it fails."""
+
+    warn: float = Field(ge=0, le=1)
+    fail: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _fail_below_warn(self) -> MetricThresholds:
+        if self.fail > self.warn:
+            raise ValueError("the fail threshold must not be above the warn threshold")
+        return self
+
+
+class EvaluationSpec(_Strict):
+    """The golden query set the ``retrieval_evaluation`` asset runs, and what counts as good enough."""
+
+    golden_queries: str | None = Field(
+        default=None, description="JSONL file of {query, relevant}; no file, no retrieval_evaluation asset."
+    )
+    k: int = Field(default=10, gt=0, le=100, description="Cut-off for recall@k and nDCG@k.")
+    recall_at_k: MetricThresholds = MetricThresholds(warn=0.8, fail=0.6)
+    mrr: MetricThresholds = MetricThresholds(warn=0.6, fail=0.4)
+    ndcg_at_k: MetricThresholds = MetricThresholds(warn=0.6, fail=0.4)
+
+
+class IndexChecksSpec(_Strict):
+    """Checks run on the index after each partition is written."""
+
+    self_retrieval_sample: int = Field(default=32, ge=0, description="Chunks searched by their own vector.")
+    self_retrieval_min_ratio: float = Field(
+        default=0.95, ge=0, le=1, description="Share that must come back first (HNSW is approximate)."
+    )
+
+
 class ResourceKeys(_Strict):
     """Names of the Dagster resources this pipeline uses."""
 
@@ -95,6 +129,7 @@ class ResourceKeys(_Strict):
     embedder: str = "embedder"
     milvus: str = "milvus"
     blob_store: str = "blob_store"
+    quarantine: str = "quarantine_ledger"
 
 
 class PipelineSpec(_Strict):
@@ -110,4 +145,6 @@ class PipelineSpec(_Strict):
     parsing: ParsingSpec = ParsingSpec()
     chunking: ChunkingSpec = ChunkingSpec()
     index: IndexSpec = IndexSpec()
+    index_checks: IndexChecksSpec = IndexChecksSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
     embed_batch_size: int = Field(default=64, gt=0)

@@ -126,7 +126,7 @@ def test_bad_documents_are_recorded_and_the_rest_is_indexed(
     metadata = run_partition(hyperion_env, instance)
     assert metadata["raw_documents"]["documents"] == 11
     assert metadata["parsed_documents"]["rejected"] == 3
-    assert metadata["parsed_documents"]["rejected_by_reason"] == {"corrupt": 1, "empty": 1, "unsupported_type": 1}
+    assert metadata["parsed_documents"]["rejected_by_reason"] == {"corrupt": 1, "empty": 1, "mislabelled_type": 1}
     sources = {source for source, _ in index_entries(hyperion_env).values()}
     assert len(sources) == 8 and not sources & set(bad)
 

@@ -1,6 +1,11 @@
 """Build one pipeline's asset graph from its :class:`PipelineSpec`.
 
     raw_documents -> parsed_documents -> document_chunks -> chunk_embeddings -> vector_index
+                                    +-> quarantined_documents
+
+Every DataFrame asset validates its output against its pandera schema and reports a blocking
+``schema`` check, so a partition that breaks one never reaches Milvus; ``vector_index`` checks
+what it left in Milvus. With a golden query set, ``retrieval_evaluation`` scores the live index.
 
 Each asset is a thin wrapper: the work is done by the stage functions of ``sources``,
 ``parsing``, ``chunking``, ``embedding`` and ``index``, which know nothing about Dagster.
@@ -10,24 +15,43 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 from dagster import (
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
     AssetsDefinition,
     Backoff,
+    Failure,
     Jitter,
     MaterializeResult,
     MetadataValue,
-    Output,
+    PartitionsDefinition,
     RetryPolicy,
     asset,
     define_asset_job,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from hyperion_pipelines.checks.schemas import (
+    chunk_embeddings_schema,
+    document_chunks_schema,
+    parsed_documents_schema,
+    raw_documents_schema,
+)
+from hyperion_pipelines.checks.validation import validate_frame
 from hyperion_pipelines.chunking.stage import chunk_documents
+from hyperion_pipelines.defs.checks import (
+    RECONCILIATION_CHECK,
+    SELF_RETRIEVAL_CHECK,
+    check_spec,
+    reconciliation_result,
+    schema_check_result,
+    schema_check_spec,
+    self_retrieval_result,
+)
 from hyperion_pipelines.defs.metadata import frame_metadata, timing
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.embedding.resources import EmbedderResource
@@ -35,7 +59,10 @@ from hyperion_pipelines.embedding.space import check_chunk_size, space_fingerpri
 from hyperion_pipelines.embedding.stage import embed_chunks
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
+from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
 from hyperion_pipelines.parsing.stage import parse_documents
+from hyperion_pipelines.quarantine.ledger import quarantine_frame, rejections_in
+from hyperion_pipelines.quarantine.resources import QuarantineLedgerResource
 from hyperion_pipelines.sources.landing import land_documents
 from hyperion_pipelines.sources.resources import DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
@@ -44,7 +71,10 @@ from hyperion_pipelines.spec import PipelineSpec
 # faults; the jitter spreads retries of many partitions so they do not hit the service together.
 REMOTE_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
-ASSET_NAMES = ("raw_documents", "parsed_documents", "document_chunks", "chunk_embeddings", "vector_index")
+ASSET_NAMES = (
+    "raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings",
+    "vector_index",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,9 +87,20 @@ class PipelineDefs:
         return AssetKey([*self.spec.key_prefix, name])
 
 
+# The DataFrame assets return MaterializeResult(value=frame, check_results=...) with no return
+# annotation: Dagster reads an annotation on an asset that also has check outputs as a tuple of
+# outputs, and rejects it.
+
+
 def _window(context: AssetExecutionContext) -> tuple[datetime, datetime]:
     window = context.partition_time_window
     return window.start.astimezone(UTC), window.end.astimezone(UTC)
+
+
+def _schema_spec(
+    prefix: list[str], name: str, partitions: PartitionsDefinition, model: str, what: str
+) -> AssetCheckSpec:
+    return schema_check_spec(AssetKey([*prefix, name]), partitions, model, what)
 
 
 def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
@@ -80,6 +121,10 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def blobs_of(context: AssetExecutionContext):
         return getattr(context.resources, keys.blob_store).store()
 
+    def ledger_of(context: AssetExecutionContext):
+        resource: QuarantineLedgerResource = getattr(context.resources, keys.quarantine)
+        return resource.ledger(spec.name)
+
     def upstream(name: str) -> AssetIn:
         return AssetIn(key=AssetKey([*prefix, name]))
 
@@ -92,16 +137,23 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         kinds={"python", "pandas"},
         required_resource_keys={keys.source, keys.blob_store},
         retry_policy=REMOTE_RETRY,
+        check_specs=[
+            _schema_spec(prefix, "raw_documents", partitions, "RawDocuments", "unique ids, hashes of read documents")
+        ],
         **common,
     )
-    def raw_documents(context: AssetExecutionContext) -> Output[pd.DataFrame]:
+    def raw_documents(context: AssetExecutionContext):
         started = time.perf_counter()
         start, end = _window(context)
         with source_of(context).open() as source:
-            frame = land_documents(source, blobs_of(context), start, end, max_bytes=spec.parsing.limits.max_document_bytes)
+            frame = land_documents(
+                source, blobs_of(context), start, end, max_bytes=spec.parsing.limits.max_document_bytes
+            )
+        check = schema_check_result(validate_frame(frame, raw_documents_schema(), "document_id"), "RawDocuments")
         seconds = time.perf_counter() - started
-        return Output(
-            frame,
+        return MaterializeResult(
+            value=frame,
+            check_results=[check],
             metadata={
                 **frame_metadata(frame, ["source", "media_type", "size_bytes", "uploaded_at"]),
                 "documents": len(frame),
@@ -114,23 +166,31 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     @asset(
         name="parsed_documents",
         description=(
-            "Text and structure (title, headings, page offsets) of each raw document. A document "
-            "that cannot be parsed is kept as a 'rejected' row with a reason code and message."
+            "Text and structure (title, headings, page offsets) of each raw document, parsed in a "
+            "child process under time and memory limits. A document that cannot be used is kept as "
+            "a 'rejected' row with a reason code and message (see quarantined_documents)."
         ),
         kinds={"python", "pandas"},
         ins={"raw_documents": upstream("raw_documents")},
         required_resource_keys={keys.blob_store},
+        check_specs=[
+            _schema_spec(
+                prefix, "parsed_documents", partitions, "ParsedDocuments", "status, reason codes, text and offsets"
+            )
+        ],
         **common,
     )
-    def parsed_documents(context: AssetExecutionContext, raw_documents: pd.DataFrame) -> Output[pd.DataFrame]:
+    def parsed_documents(context: AssetExecutionContext, raw_documents: pd.DataFrame):
         started = time.perf_counter()
         frame = parse_documents(raw_documents, blobs_of(context), spec.parsing)
+        check = schema_check_result(validate_frame(frame, parsed_documents_schema(), "document_id"), "ParsedDocuments")
         seconds = time.perf_counter() - started
         rejected = frame[frame["status"] == "rejected"]
         for row in rejected.itertuples(index=False):
-            context.log.warning(f"rejected {row.source}: {row.reason}: {row.message}")
-        return Output(
-            frame,
+            context.log.warning(f"quarantined {row.source}: {row.reason}: {row.message}")
+        return MaterializeResult(
+            value=frame,
+            check_results=[check],
             metadata={
                 **frame_metadata(frame, ["source", "status", "parser", "title", "char_count", "reason"]),
                 "parsed": int((frame["status"] == "parsed").sum()),
@@ -138,6 +198,39 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 "rejected_by_reason": MetadataValue.json(rejected["reason"].value_counts().to_dict()),
                 "characters": int(frame["char_count"].sum()),
                 **timing(seconds, len(frame), "documents"),
+            },
+        )
+
+    @asset(
+        name="quarantined_documents",
+        description=(
+            "The dead-letter queue: every document of the partition that could not be indexed, with "
+            "its reason code, message and when it was first quarantined. History lives in the "
+            "quarantine ledger; a fixed document (new version, raised limit) is released when its "
+            "partition is materialised again. `hyperion quarantine` lists it."
+        ),
+        kinds={"python", "pandas", "sqlite"},
+        ins={"raw_documents": upstream("raw_documents"), "parsed_documents": upstream("parsed_documents")},
+        required_resource_keys={keys.quarantine},
+        **common,
+    )
+    def quarantined_documents(
+        context: AssetExecutionContext, raw_documents: pd.DataFrame, parsed_documents: pd.DataFrame
+    ):
+        ledger = ledger_of(context)
+        parsed_ids = parsed_documents.loc[parsed_documents["status"] == "parsed", "document_id"].tolist()
+        update = ledger.record_partition(
+            context.partition_key, rejections_in(parsed_documents), parsed_ids, run_id=context.run.run_id
+        )
+        frame = quarantine_frame(raw_documents, context.partition_key, ledger.entries(partition=context.partition_key))
+        return MaterializeResult(
+            value=frame,
+            metadata={
+                **frame_metadata(frame, ["source", "reason", "message", "quarantined_at"]),
+                "quarantined": len(frame),
+                "newly_quarantined": update.new,
+                "released": update.released,
+                "by_reason": MetadataValue.json(frame["reason"].value_counts().to_dict()),
             },
         )
 
@@ -151,18 +244,25 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         kinds={"python", "pandas"},
         ins={"parsed_documents": upstream("parsed_documents")},
         required_resource_keys={keys.embedder},
+        check_specs=[
+            _schema_spec(prefix, "document_chunks", partitions, "DocumentChunks", "ids, offsets, hashes, token bounds")
+        ],
         **common,
     )
-    def document_chunks(context: AssetExecutionContext, parsed_documents: pd.DataFrame) -> Output[pd.DataFrame]:
+    def document_chunks(context: AssetExecutionContext, parsed_documents: pd.DataFrame):
         started = time.perf_counter()
         embedder = embedder_of(context).get()
         check_chunk_size(spec, embedder.identity)
         fingerprint = space_fingerprint(spec, embedder.identity)
         frame = chunk_documents(parsed_documents, embedder.tokenizer, spec.chunking, fingerprint)
+        check = schema_check_result(
+            validate_frame(frame, document_chunks_schema(spec.chunking.max_tokens), "chunk_id"), "DocumentChunks"
+        )
         seconds = time.perf_counter() - started
         tokens = frame["token_count"]
-        return Output(
-            frame,
+        return MaterializeResult(
+            value=frame,
+            check_results=[check],
             metadata={
                 **frame_metadata(frame, ["source", "chunk_index", "heading_path", "token_count", "text"]),
                 "chunks": len(frame),
@@ -184,9 +284,18 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         ins={"document_chunks": upstream("document_chunks")},
         required_resource_keys={keys.embedder, keys.milvus},
         retry_policy=REMOTE_RETRY,
+        check_specs=[
+            _schema_spec(
+                prefix,
+                "chunk_embeddings",
+                partitions,
+                "ChunkEmbeddings",
+                "one finite vector of the model's size per chunk",
+            )
+        ],
         **common,
     )
-    def chunk_embeddings(context: AssetExecutionContext, document_chunks: pd.DataFrame) -> Output[pd.DataFrame]:
+    def chunk_embeddings(context: AssetExecutionContext, document_chunks: pd.DataFrame):
         started = time.perf_counter()
         embedder = embedder_of(context).get()
         identity = embedder.identity
@@ -195,9 +304,12 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         frame, stats = embed_chunks(
             document_chunks, embedder, lambda ids: index.vectors_for(collection, ids), batch_size=spec.embed_batch_size
         )
+        schema = chunk_embeddings_schema(identity.dimension, identity.normalized, document_chunks["chunk_id"])
+        check = schema_check_result(validate_frame(frame, schema, "chunk_id"), "ChunkEmbeddings")
         seconds = time.perf_counter() - started
-        return Output(
-            frame,
+        return MaterializeResult(
+            value=frame,
+            check_results=[check],
             metadata={
                 "dagster/row_count": len(frame),
                 "embedded": stats.embedded,
@@ -211,6 +323,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 **timing(seconds, len(frame), "chunks"),
             },
         )
+
+    vector_index_key = AssetKey([*prefix, "vector_index"])
 
     @asset(
         name="vector_index",
@@ -227,6 +341,21 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         },
         required_resource_keys={keys.embedder, keys.milvus},
         retry_policy=REMOTE_RETRY,
+        check_specs=[
+            check_spec(
+                RECONCILIATION_CHECK,
+                vector_index_key,
+                partitions,
+                "The partition's entries in Milvus are exactly its current chunk ids: none missing, "
+                "no orphans, no duplicates.",
+            ),
+            check_spec(
+                SELF_RETRIEVAL_CHECK,
+                vector_index_key,
+                partitions,
+                "A sample of the partition's chunks, searched by their own vectors, come back first.",
+            ),
+        ],
         **common,
     )
     def vector_index(
@@ -237,15 +366,29 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     ) -> MaterializeResult:
         started = time.perf_counter()
         identity = embedder_of(context).get().identity
+        # The upstream checks block this asset in a run that includes them; this guard also
+        # covers a run of vector_index alone over stored upstream values.
+        guard = validate_frame(
+            chunk_embeddings,
+            chunk_embeddings_schema(identity.dimension, identity.normalized, document_chunks["chunk_id"]),
+            "chunk_id",
+        )
+        if not guard.passed:
+            raise Failure(
+                description="chunk_embeddings breaks its schema for these chunks; nothing was written",
+                metadata={"failure_cases": MetadataValue.md(guard.markdown())},
+                allow_retries=False,
+            )
         index = milvus_of(context).index(spec.index)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
+        document_ids = parsed_documents["document_id"].tolist()
         report = sync_partition(
             index,
             collection,
             document_chunks,
             chunk_embeddings,
             partition_date=context.partition_key,
-            document_ids=parsed_documents["document_id"].tolist(),
+            document_ids=document_ids,
         )
         live = index.live_collection()
         if live is None:
@@ -254,6 +397,17 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         elif live != collection:
             context.log.warning(f"alias {spec.index.alias} still points at {live}; this run wrote {collection}")
         seconds = time.perf_counter() - started
+
+        reconciliation = reconcile_partition(
+            index,
+            collection,
+            document_chunks["chunk_id"].tolist(),
+            partition_date=context.partition_key,
+            document_ids=document_ids,
+        )
+        sampled = sample_ids(document_chunks["chunk_id"].tolist(), spec.index_checks.self_retrieval_sample)
+        vectors = chunk_embeddings.set_index("chunk_id").loc[sampled, "vector"].tolist() if sampled else []
+        retrieval = self_retrieval(index, collection, sampled, np.asarray(vectors, dtype=np.float32))
         return MaterializeResult(
             metadata={
                 "collection": collection,
@@ -265,13 +419,20 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 "documents": int((parsed_documents["status"] == "parsed").sum()),
                 "collection_entries": report.total_entries,
                 **timing(seconds, report.upserted, "entries"),
-            }
+            },
+            check_results=[
+                reconciliation_result(reconciliation),
+                self_retrieval_result(retrieval, spec.index_checks.self_retrieval_min_ratio),
+            ],
         )
 
-    assets = [raw_documents, parsed_documents, document_chunks, chunk_embeddings, vector_index]
+    assets = [raw_documents, parsed_documents, quarantined_documents, document_chunks, chunk_embeddings, vector_index]
     job = define_asset_job(
         name=f"ingest_{spec.name}",
         selection=[a.key for a in assets],
-        description=f"Ingest one upload day of the {spec.name} pipeline: land, parse, chunk, embed, index.",
+        description=(
+            f"Ingest one upload day of the {spec.name} pipeline: land, parse (quarantining bad documents), "
+            "chunk, embed, index, with every schema and index check."
+        ),
     )
     return PipelineDefs(spec=spec, assets=assets, job=job)

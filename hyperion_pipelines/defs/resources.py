@@ -9,6 +9,7 @@ from dagster import EnvVar
 
 from hyperion_pipelines.embedding.resources import OpenAICompatibleEmbedderResource, SentenceTransformerResource
 from hyperion_pipelines.index.resources import MilvusResource
+from hyperion_pipelines.quarantine.resources import QuarantineLedgerResource
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.resources import BackendApiResource, BlobStoreResource, UploadsFolderResource
 from hyperion_pipelines.spec import ResourceKeys
@@ -47,4 +48,7 @@ def build_resources(settings: Settings, keys: ResourceKeys = ResourceKeys()) -> 
         keys.embedder: embedder,
         keys.milvus: MilvusResource(uri=settings.milvus_uri, token=secret("HYPERION_MILVUS_TOKEN")),
         keys.blob_store: BlobStoreResource(path=str(settings.blob_dir)),
+        keys.quarantine: QuarantineLedgerResource(
+            url=secret("HYPERION_QUARANTINE_DB_URL") or settings.quarantine_db_url
+        ),
     }

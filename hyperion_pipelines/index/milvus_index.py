@@ -137,6 +137,15 @@ class MilvusIndex:
             found.update(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
         return found
 
+    def entries_for(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> list[str]:
+        """Like :meth:`ids_for`, but a list: an id stored twice appears twice."""
+        date = json.dumps(partition_date)
+        found = [row["id"] for row in self._iterate(collection, f"partition_date == {date}", ["id"])]
+        for batch in _batches(list(document_ids), _BATCH):
+            expr = f"document_id in {_quoted(batch)} and partition_date != {date}"
+            found.extend(row["id"] for row in self._iterate(collection, expr, ["id"]))
+        return found
+
     def partition_dates(self, collection: str) -> set[str]:
         """Every upload day that has entries (a full scan: for whole-index maintenance only)."""
         self.ensure_loaded(collection)

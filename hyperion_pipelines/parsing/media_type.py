@@ -41,7 +41,9 @@ def _zip_kind(content: bytes) -> str:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             names = set(archive.namelist())
     except zipfile.BadZipFile:
-        return OCTET  # a zip signature with a broken archive behind it
+        # A broken archive (a truncated upload, say): its first local headers still name the
+        # parts, so a damaged Word document is still recognised as one (and found corrupt).
+        return DOCX if b"word/" in content[:_SNIFF] or b"[Content_Types].xml" in content[:512] else OCTET
     return DOCX if "word/document.xml" in names else ZIP
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from hyperion_pipelines.parsing.document import ParseError
-from hyperion_pipelines.parsing.registry import parse_document
+from hyperion_pipelines.parsing.sandbox import ParserSandbox
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.spec import ParsingSpec
 
@@ -25,34 +27,37 @@ def _rejected(row: pd.Series, reason: str, message: str) -> dict:
 
 
 def parse_documents(raw: pd.DataFrame, blobs: BlobStore, spec: ParsingSpec) -> pd.DataFrame:
+    """One row per raw document; each is parsed in a sandboxed child process under
+    ``spec.limits``, so a hostile file is quarantined instead of stalling or killing the run."""
     rows = []
-    for row in raw.itertuples(index=False):
-        if row.landing_error:
-            reason, _, message = str(row.landing_error).partition(": ")
-            rows.append(_rejected(row, reason, message))
-            continue
-        try:
-            parsed = parse_document(blobs.get(row.sha256), row.media_type, spec.accepted_media_types)
-        except ParseError as exc:
-            rows.append(_rejected(row, exc.reason, exc.message))
-            continue
-        rows.append(
-            {
-                "document_id": row.document_id,
-                "source": row.source,
-                "media_type": row.media_type,
-                "sha256": row.sha256,
-                "status": "parsed",
-                "reason": None,
-                "message": None,
-                "parser": parsed.parser,
-                "title": parsed.title,
-                "text": parsed.text,
-                "char_count": len(parsed.text),
-                "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
-                "page_offsets": list(parsed.page_offsets),
-            }  # fmt: skip
-        )
+    with ParserSandbox(spec.limits) as sandbox:
+        for row in raw.itertuples(index=False):
+            rows.append(_parse_one(row, blobs, spec, sandbox))
     frame = pd.DataFrame(rows, columns=PARSED_COLUMNS)
     frame["char_count"] = frame["char_count"].astype("int64")
     return frame
+
+
+def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSandbox) -> dict:
+    if isinstance(row.landing_error, str) and row.landing_error:  # a missing value reads as NaN, which is truthy
+        reason, _, message = row.landing_error.partition(": ")
+        return _rejected(row, reason, message)
+    try:
+        parsed = sandbox.parse(blobs.get(row.sha256), row.media_type, spec.accepted_media_types, row.file_name)
+    except ParseError as exc:
+        return _rejected(row, exc.reason, exc.message)
+    return {
+        "document_id": row.document_id,
+        "source": row.source,
+        "media_type": row.media_type,
+        "sha256": row.sha256,
+        "status": "parsed",
+        "reason": None,
+        "message": None,
+        "parser": parsed.parser,
+        "title": parsed.title,
+        "text": parsed.text,
+        "char_count": len(parsed.text),
+        "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
+        "page_offsets": list(parsed.page_offsets),
+    }  # fmt: skip

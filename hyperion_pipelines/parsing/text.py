@@ -18,6 +18,10 @@ from hyperion_pipelines.parsing.document import (
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
+_COHERENCE_SLACK = 0.1
+_LENIENT_CHAOS = 0.5
+
+
 def decode_text(content: bytes) -> str:
     """UTF-8 (or a BOM's encoding) when it decodes; otherwise the encoding charset-normalizer finds."""
     for bom, encoding in _BOMS:
@@ -28,13 +32,18 @@ def decode_text(content: bytes) -> str:
     except UnicodeDecodeError:
         pass
     matches = from_bytes(content)
+    if matches.best() is None:
+        # Short or repetitive text in a less common code page can look chaotic to the default
+        # threshold; random bytes stay well above this one and are still refused.
+        matches = from_bytes(content, threshold=_LENIENT_CHAOS)
     best = matches.best()
     if best is None:
         raise ParseError("undecodable", "no text encoding decodes this document")
-    # Short Western text fits several single-byte code pages equally well; when Windows-1252 is
-    # among the equally good candidates, take it: it is by far the most common of them.
-    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
-    if any("cp1252" in m.could_be_from_charset for m in tied):
+    # Western text fits several single-byte code pages about equally well, and the language guess
+    # behind "coherence" is noisy on short text; when Windows-1252 is among the least chaotic
+    # candidates and nearly as coherent as the best, take it: it is by far the most common of them.
+    calm = [m for m in matches if m.chaos == best.chaos and m.coherence >= best.coherence - _COHERENCE_SLACK]
+    if any("cp1252" in m.could_be_from_charset for m in calm):
         return content.decode("cp1252")
     return str(best)
 

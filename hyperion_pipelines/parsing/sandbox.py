@@ -1,0 +1,144 @@
+"""Parse documents in a child process with a time and a memory limit.
+
+Parsers run on untrusted bytes: a crafted PDF can loop for minutes, a zip bomb can eat all memory,
+a bug in a C extension can crash the interpreter. In a child process each of these costs one
+document, which is quarantined with its reason, and the rest of the partition proceeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+
+from hyperion_pipelines.parsing.document import ParsedDocument, ParseError
+from hyperion_pipelines.spec import ParsingLimits
+
+log = logging.getLogger(__name__)
+
+# "spawn": the run worker has threads (Dagster, PyTorch), and forking a threaded process is unsafe.
+_CONTEXT = multiprocessing.get_context("spawn")
+_READY_TIMEOUT_S = 60.0
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    except (ImportError, ValueError, OSError) as exc:  # not Linux, or not allowed: run without the cap
+        log.warning("parser memory limit not applied: %s", exc)
+
+
+def _serve(conn: Connection, memory_bytes: int) -> None:
+    """Child loop: receive (content, media type, accepted, limits, file name), answer with a result."""
+    from hyperion_pipelines.parsing.registry import parse_document
+
+    _limit_memory(memory_bytes)
+    conn.send("ready")
+    while True:
+        try:
+            content, media_type, accepted, limits, file_name = conn.recv()
+        except EOFError:
+            return
+        except MemoryError:  # the document alone does not fit under the limit
+            conn.send(("error", "parse_memory", "the document does not fit in the parser's memory limit"))
+            return
+        try:
+            parsed = parse_document(content, media_type, accepted, limits=limits, file_name=file_name)
+        except ParseError as exc:
+            conn.send(("error", exc.reason, exc.message))
+            if exc.reason == "parse_memory":
+                return  # the heap may be fragmented past use: let the parent start a fresh child
+            continue
+        except MemoryError:
+            conn.send(("error", "parse_memory", "parsing needed more memory than the limit allows"))
+            return
+        del content
+        conn.send(("ok", parsed))
+
+
+class ParserSandbox:
+    """A child process that parses one document at a time; restarted after a timeout or crash.
+
+    Use as a context manager; :meth:`parse` raises :class:`ParseError` exactly like
+    :func:`~hyperion_pipelines.parsing.registry.parse_document`, plus ``parse_timeout``,
+    ``parse_memory`` and ``parser_crashed``.
+    """
+
+    def __init__(self, limits: ParsingLimits):
+        self.limits = limits
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self.restarts = 0
+
+    def __enter__(self) -> ParserSandbox:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def _start(self) -> Connection:
+        parent, child = _CONTEXT.Pipe()
+        process = _CONTEXT.Process(target=_serve, args=(child, self.limits.memory_bytes), daemon=True)
+        process.start()
+        child.close()
+        if not parent.poll(_READY_TIMEOUT_S) or parent.recv() != "ready":
+            process.kill()
+            raise RuntimeError("the parser process did not start")
+        self._process, self._conn = process, parent
+        return parent
+
+    def _stop(self, kill: bool) -> int | None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return None
+        if kill:
+            process.kill()
+        process.join(timeout=10)
+        return process.exitcode
+
+    def close(self) -> None:
+        self._stop(kill=False)
+
+    def parse(self, content: bytes, media_type: str, accepted: tuple[str, ...], file_name: str = "") -> ParsedDocument:
+        request = (content, media_type, accepted, self.limits, file_name)
+        conn = self._conn or self._start()
+        try:
+            conn.send(request)
+        except OSError:  # the idle child died (killed from outside): not this document's fault
+            self._stop(kill=True)
+            self.restarts += 1
+            conn = self._start()
+            conn.send(request)
+        if not conn.poll(self.limits.timeout_s):
+            self._stop(kill=True)
+            self.restarts += 1
+            raise ParseError("parse_timeout", f"parsing took longer than {self.limits.timeout_s:g} s")
+        try:
+            answer = conn.recv()
+        except (EOFError, ConnectionError):
+            exitcode = self._stop(kill=True)
+            self.restarts += 1
+            raise self._crash(exitcode) from None
+        if answer[0] == "ok":
+            return answer[1]
+        _, reason, message = answer
+        if reason == "parse_memory":
+            self._stop(kill=False)  # the child exits by itself after a memory error
+            self.restarts += 1
+        raise ParseError(reason, message)
+
+    def _crash(self, exitcode: int | None) -> ParseError:
+        if exitcode is not None and exitcode < 0:
+            name = signal.Signals(-exitcode).name
+            if -exitcode == signal.SIGKILL:  # the kernel's OOM killer sends SIGKILL
+                return ParseError("parse_memory", f"the parser process was killed ({name}), most likely out of memory")
+            return ParseError("parser_crashed", f"the parser process died of {name}")
+        return ParseError("parser_crashed", f"the parser process exited with code {exitcode}")

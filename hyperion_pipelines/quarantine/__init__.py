@@ -1,0 +1,1 @@
+"""The quarantine (dead-letter queue) for documents that cannot be indexed."""

@@ -1,0 +1,270 @@
+"""The quarantine ledger: every rejected document, why, when, and when it was released.
+
+A partition's ``quarantined_documents`` asset is its *current* dead letters; the ledger keeps the
+*history* across runs, so a user can see that a document was quarantined on Monday as encrypted
+and indexed on Tuesday after a fixed version was uploaded. SQLite in the embedded setup,
+PostgreSQL (or any SQLAlchemy database) in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    select,
+    update,
+)
+
+_IN_BATCH = 500  # ids per IN (...) clause, well inside every database's parameter limit
+
+metadata = MetaData()
+events = Table(
+    "hyperion_quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(64), nullable=False),
+    Column("partition", String(16), nullable=False),
+    Column("document_id", String(64), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("sha256", String(64)),
+    Column("reason", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("quarantined_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True)),
+    # parsed: indexed after a fix; removed: no longer at the source for that day;
+    # superseded: quarantined again for another reason or another version.
+    Column("resolution", String(16)),
+    Column("run_id", String(64)),
+    Index("ix_hyperion_quarantine_open", "pipeline", "partition", "released_at"),
+    Index("ix_hyperion_quarantine_document", "pipeline", "document_id"),
+)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    document_id: str
+    source: str
+    sha256: str | None
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    pipeline: str
+    partition: str
+    document_id: str
+    source: str
+    reason: str
+    message: str
+    quarantined_at: datetime
+    released_at: datetime | None
+    resolution: str | None
+
+    def as_json(self, history: bool = False) -> dict[str, str | None]:
+        row = {
+            "source": self.source,
+            "reason": self.reason,
+            "message": self.message,
+            "partition": self.partition,
+            "quarantined_at": self.quarantined_at.isoformat(),
+        }
+        if history:
+            row |= {
+                "document_id": self.document_id,
+                "released_at": self.released_at.isoformat() if self.released_at else None,
+                "resolution": self.resolution,
+            }
+        return row
+
+
+@dataclass(frozen=True)
+class LedgerUpdate:
+    quarantined: int  # open entries for the partition after the update
+    new: int  # of which were added by this update
+    released: int  # entries closed because their document is now parsed or gone
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes even for timezone-aware columns; they were written as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the CLI) do not block a run's writes
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    metadata.create_all(engine)
+    return engine
+
+
+class QuarantineLedger:
+    def __init__(self, engine: Engine, pipeline: str):
+        self.engine = engine
+        self.pipeline = pipeline
+
+    def record_partition(
+        self,
+        partition: str,
+        rejections: Sequence[Rejection],
+        parsed_document_ids: Iterable[str],
+        *,
+        run_id: str | None = None,
+        now: datetime | None = None,
+    ) -> LedgerUpdate:
+        """Bring the partition's open entries in line with its latest parse.
+
+        A rejection already open for the same version and reason keeps its first
+        ``quarantined_at``; anything else opens a new entry. Open entries whose document parsed
+        this time, in this partition or any other (a fixed version uploaded on a later day), are
+        released as ``parsed``; open entries of documents no longer in the partition as ``removed``.
+        """
+        now = now or datetime.now(UTC)
+        parsed = set(parsed_document_ids)
+        rejected = {r.document_id: r for r in rejections}
+        new = released = 0
+        with self.engine.begin() as conn:
+            open_here = {
+                row.document_id: row
+                for row in conn.execute(select(events).where(self._open(), events.c.partition == partition)).fetchall()
+            }
+            for document, rejection in rejected.items():
+                current = open_here.pop(document, None)
+                if current is not None and (current.sha256, current.reason) == (rejection.sha256, rejection.reason):
+                    conn.execute(
+                        update(events)
+                        .where(events.c.id == current.id)
+                        .values(last_seen_at=now, message=rejection.message, source=rejection.source)
+                    )
+                    continue
+                if current is not None:
+                    released += self._release(conn, [current.id], now, "superseded")
+                conn.execute(
+                    events.insert().values(
+                        pipeline=self.pipeline,
+                        partition=partition,
+                        document_id=document,
+                        source=rejection.source,
+                        sha256=rejection.sha256,
+                        reason=rejection.reason,
+                        message=rejection.message,
+                        quarantined_at=now,
+                        last_seen_at=now,
+                        run_id=run_id,
+                    )  # fmt: skip
+                )
+                new += 1
+            gone = [row.id for doc, row in open_here.items() if doc not in parsed]
+            released += self._release(conn, gone, now, "removed")
+            ordered = sorted(parsed)
+            for lo in range(0, len(ordered), _IN_BATCH):
+                fixed = conn.execute(
+                    select(events.c.id).where(self._open(), events.c.document_id.in_(ordered[lo : lo + _IN_BATCH]))
+                ).scalars()
+                released += self._release(conn, list(fixed), now, "parsed")
+        return LedgerUpdate(quarantined=len(rejected), new=new, released=released)
+
+    def entries(self, *, partition: str | None = None, history: bool = False) -> list[QuarantineEntry]:
+        """Open entries (or, with ``history``, every entry), oldest first."""
+        query = select(events).where(events.c.pipeline == self.pipeline)
+        if not history:
+            query = query.where(events.c.released_at.is_(None))
+        if partition is not None:
+            query = query.where(events.c.partition == partition)
+        query = query.order_by(events.c.quarantined_at, events.c.id)
+        with self.engine.connect() as conn:
+            return [
+                QuarantineEntry(
+                    pipeline=row.pipeline,
+                    partition=row.partition,
+                    document_id=row.document_id,
+                    source=row.source,
+                    reason=row.reason,
+                    message=row.message,
+                    quarantined_at=_utc(row.quarantined_at),
+                    released_at=_utc(row.released_at) if row.released_at else None,
+                    resolution=row.resolution,
+                )  # fmt: skip
+                for row in conn.execute(query)
+            ]
+
+    def _open(self) -> ColumnElement[bool]:
+        return and_(events.c.pipeline == self.pipeline, events.c.released_at.is_(None))
+
+    @staticmethod
+    def _release(conn: Connection, ids: list[int], now: datetime, resolution: str) -> int:
+        if not ids:
+            return 0
+        conn.execute(update(events).where(events.c.id.in_(ids)).values(released_at=now, resolution=resolution))
+        return len(ids)
+
+
+def rejections_in(parsed: pd.DataFrame) -> list[Rejection]:
+    """The rejected rows of a ``parsed_documents`` frame."""
+    rejected = parsed[parsed["status"] == "rejected"]
+    return [
+        Rejection(
+            document_id=row.document_id,
+            source=row.source,
+            sha256=row.sha256 if isinstance(row.sha256, str) else None,
+            reason=row.reason,
+            message=row.message or "",
+        )
+        for row in rejected.itertuples(index=False)
+    ]
+
+
+QUARANTINE_COLUMNS = [
+    "document_id", "source", "partition", "reason", "message", "media_type", "size_bytes", "uploaded_at",
+    "quarantined_at",
+]  # fmt: skip
+
+
+def quarantine_frame(raw: pd.DataFrame, partition: str, entries: Sequence[QuarantineEntry]) -> pd.DataFrame:
+    """The partition's open entries, with what landing knew about each document."""
+    frame = pd.DataFrame(
+        [
+            {
+                "document_id": e.document_id,
+                "source": e.source,
+                "partition": e.partition,
+                "reason": e.reason,
+                "message": e.message,
+                "quarantined_at": e.quarantined_at,
+            }  # fmt: skip
+            for e in entries
+            if e.partition == partition
+        ],
+        columns=["document_id", "source", "partition", "reason", "message", "quarantined_at"],
+    )
+    details = raw[["document_id", "media_type", "size_bytes", "uploaded_at"]]
+    frame = frame.merge(details, on="document_id", how="left")
+    frame["quarantined_at"] = pd.to_datetime(frame["quarantined_at"], utc=True)
+    frame["size_bytes"] = frame["size_bytes"].astype("Int64")
+    return frame[QUARANTINE_COLUMNS].sort_values("source", kind="stable").reset_index(drop=True)
