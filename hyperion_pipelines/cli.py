@@ -85,6 +85,34 @@ def _summarise(result: Any) -> dict[str, int]:
     return {key: int(values.get(asset, {}).get(entry, 0)) for key, (asset, entry) in _SUMMARY_SOURCES.items()}
 
 
+def _evaluate_after_ingest(defs: Any, spec: Any, instance: Any, log_level: str) -> dict[str, Any] | None:
+    """Run the golden query set, when the pipeline has one, against the freshly written index."""
+    name = f"evaluate_{spec.name}"
+    if not any(job.name == name for job in defs.jobs):
+        return None
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    if not metadata:
+        return {"check": "error", "run_id": result.run_id}
+    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    level = "passed" if all(c.passed for c in checks) else str(checks[0].severity.value).lower()
+    return {
+        "k": metadata["k"],
+        "queries": metadata["queries"],
+        "recall_at_k": metadata["recall_at_k"],
+        "mrr": metadata["mrr"],
+        "ndcg_at_k": metadata["ndcg_at_k"],
+        "check": level,
+        "run_id": result.run_id,
+    }
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     if args.uploads:
         os.environ["HYPERION_SOURCE"] = "uploads"
@@ -127,6 +155,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 failed.append(partition)
             for key, value in _summarise(result).items():
                 totals[key] += value
+        evaluation = _evaluate_after_ingest(defs, spec, instance, log_level) if partitions and not failed else None
     summary = {
         **totals,
         "seconds": round(time.perf_counter() - started, 2),
@@ -134,6 +163,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "failed_partitions": failed,
         "skipped_partitions": skipped,
         "run_ids": run_ids,
+        "evaluation": evaluation,
     }
     if args.json:
         print(json.dumps(summary))
@@ -143,6 +173,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"{totals['chunks']} chunks, {totals['rejected']} rejected, {totals['embedded']} chunks "
             f"embedded now, {totals['reused']} reused, in {summary['seconds']} s."
         )
+        if evaluation:
+            k = evaluation["k"]
+            print(
+                f"Golden queries: recall@{k} {evaluation['recall_at_k']:.3f}, MRR {evaluation['mrr']:.3f}, "
+                f"nDCG@{k} {evaluation['ndcg_at_k']:.3f} ({evaluation['check']})."
+            )
         if failed:
             print(f"FAILED partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
     return 1 if failed else 0
@@ -185,6 +221,47 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{rank}. {row['score']:.3f}  {row['source']}{heading}\n   {snippet}")
     if not rows:
         print("No results.")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from hyperion_pipelines.evaluation.golden import GoldenSetError, load_golden_queries
+
+    try:
+        queries = load_golden_queries(args.queries)
+    except (GoldenSetError, OSError) as exc:
+        print(f"hyperion eval: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+
+    from hyperion_pipelines.definitions import default_spec
+    from hyperion_pipelines.defs.resources import build_resources
+    from hyperion_pipelines.evaluation.retrieval import report_rows, retrieve_documents, score_retrievals
+
+    spec = default_spec(settings)
+    resources = build_resources(settings, spec.resources)
+    with (
+        resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus,
+        resources[spec.resources.embedder].process_config_and_initialize_cm() as embedder_resource,
+    ):
+        index = milvus.index(spec.index)
+        if index.live_collection() is None:
+            print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
+            return 1
+        retrievals = retrieve_documents(index, embedder_resource.get(), queries, args.k)
+    result = score_retrievals(queries, retrievals, args.k)
+    rows = report_rows(queries, retrievals, result)
+    metrics = {"recall_at_k": result.recall_at_k, "mrr": result.mrr, "ndcg_at_k": result.ndcg_at_k}
+    if args.json:
+        print(json.dumps({"k": args.k, "queries": result.queries, **metrics, "per_query": rows}, ensure_ascii=False))
+        return 0
+    for row in rows:
+        missed = f"  missed: {', '.join(row['missed'])}" if row["missed"] else ""
+        print(f"{row['reciprocal_rank']:.2f}  {row['query']}\n      top: {row['top_source']}{missed}")
+    print(
+        f"\n{result.queries} queries, k={args.k}: recall@{args.k} {result.recall_at_k:.3f}  "
+        f"MRR {result.mrr:.3f}  nDCG@{args.k} {result.ndcg_at_k:.3f}"
+    )
     return 0
 
 
@@ -234,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
     search.add_argument("--json", action="store_true", help="print the hits as one JSON array")
     search.set_defaults(handler=cmd_search)
+
+    evaluate = commands.add_parser("eval", help="score the live index on a query set: recall@k, MRR, nDCG@k")
+    evaluate.add_argument("queries", metavar="QUERIES.jsonl", help='lines of {"query": ..., "relevant": [...]}')
+    evaluate.add_argument("-k", type=int, default=10, help="cut-off for recall and nDCG (default 10)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    evaluate.set_defaults(handler=cmd_eval)
 
     quarantine = commands.add_parser("quarantine", help="list documents that could not be indexed, and why")
     quarantine.add_argument("--date", type=_valid_date, metavar="YYYY-MM-DD", help="only this upload day")

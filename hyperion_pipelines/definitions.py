@@ -46,10 +46,10 @@ def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec
     pipelines: list[PipelineDefs] = [build_pipeline(spec) for spec in specs or [default_spec(settings)]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # code references are beta, and harmless
-        assets = with_source_code_references([a for p in pipelines for a in p.assets])
+        assets = with_source_code_references([a for p in pipelines for a in p.all_assets])
     return Definitions(
         assets=assets,
-        jobs=[p.job for p in pipelines],
+        jobs=[job for p in pipelines for job in p.jobs],
         resources=build_resources(settings),
     )
 

@@ -30,7 +30,20 @@ def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> N
         assert node.partitions_def is not None and node.partitions_def.timezone == "UTC"
     job = defs.resolve_job_def("ingest_documents")
     assert job.partitions_def is not None
-    assert set(defs.resources) == {"document_source", "embedder", "milvus", "blob_store"}
+    assert set(defs.resources) == {"document_source", "embedder", "milvus", "blob_store", "quarantine_ledger"}
+
+
+def test_every_frame_has_a_blocking_partitioned_schema_check_and_the_index_its_checks(hyperion_env: Settings) -> None:
+    graph = build_definitions(hyperion_env).resolve_asset_graph()
+    checks = {(key.asset_key.path[-1], key.name): graph.get(key) for key in graph.asset_check_keys}
+    frames = ("raw_documents", "parsed_documents", "document_chunks", "chunk_embeddings")
+    assert set(checks) == {(name, "schema") for name in frames} | {
+        ("vector_index", "matches_chunks"), ("vector_index", "self_retrieval"),
+    }  # fmt: skip
+    for (asset_name, check_name), node in checks.items():
+        assert node.partitions_def == graph.get(AssetKey(asset_name)).partitions_def
+        assert node.blocking == (check_name == "schema"), (asset_name, check_name)
+        assert node.description
 
 
 def test_a_second_pipeline_gets_its_own_keys_and_job() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from .conftest import SAMPLE_CORPUS, UPLOAD_TIME, set_upload_time
 SPEC = PipelineSpec(name="schemas")
 MAX_TOKENS = SPEC.chunking.max_tokens
 DAY_START = UPLOAD_TIME.replace(hour=0)
+MAX_BYTES = 48 * 1024  # above every sample document
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,10 @@ class Frames:
     normalized: bool
 
 
-def run_stages(uploads: Path, blobs: BlobStore, day_start: Any) -> Frames:
+def run_stages(uploads: Path, blobs: BlobStore, day_start: datetime) -> Frames:
     embedder = SentenceTransformerResource().get()
     identity = embedder.identity
-    raw = land_documents(UploadsFolder(uploads), blobs, day_start, day_start + timedelta(days=1), max_bytes=1024 * 1024)
+    raw = land_documents(UploadsFolder(uploads), blobs, day_start, day_start + timedelta(days=1), max_bytes=MAX_BYTES)
     parsed = parse_documents(raw, blobs, SPEC.parsing)
     chunks = chunk_documents(parsed, embedder.tokenizer, SPEC.chunking, space_fingerprint(SPEC, identity))
     embeddings, _ = embed_chunks(chunks, embedder, lambda ids: {}, batch_size=SPEC.embed_batch_size)
@@ -63,12 +64,13 @@ def run_stages(uploads: Path, blobs: BlobStore, day_start: Any) -> Frames:
 
 @pytest.fixture(scope="module")
 def partition(tmp_path_factory: pytest.TempPathFactory) -> Frames:
-    """The sample corpus plus an empty file (a rejected row), through every stage; embedding is the
-    slow part, so it runs once for the module."""
+    """The sample corpus plus an empty and an oversized file (rejected read and unread), through
+    every stage; embedding is the slow part, so it runs once for the module."""
     root = tmp_path_factory.mktemp("schemas")
     uploads = root / "uploads"
     shutil.copytree(SAMPLE_CORPUS, uploads)
     (uploads / "empty.md").write_bytes(b"")
+    (uploads / "huge.txt").write_bytes(b"words " * (MAX_BYTES // 4))
     for path in uploads.rglob("*"):
         if path.is_file():
             set_upload_time(path)
@@ -94,6 +96,8 @@ def schemas(frames: Frames) -> dict[str, tuple[pd.DataFrame, pa.DataFrameSchema,
 
 def test_the_partition_covers_parsed_and_rejected_documents(partition: Frames) -> None:
     assert set(partition.parsed["status"]) == {"parsed", "rejected"}
+    assert set(partition.parsed["reason"].dropna()) == {"empty", "too_large"}
+    assert partition.raw["sha256"].isna().sum() == 1  # the oversized file is listed, never read
     assert len(partition.chunks) == len(partition.embeddings) > 0
     assert partition.parsed["page_offsets"].map(len).max() > 1  # the PDF
     assert partition.parsed["headings"].map(len).max() > 0
@@ -274,11 +278,8 @@ BAD_DATA = [
 def cases_of(report: SchemaReport, key: str) -> pd.DataFrame:
     """The report's failure cases of one check, keyed as in ``failures_by_check``."""
     cases = report.failure_cases
-    keys = [
-        check if f"{column}: {check}" != key else key
-        for column, check in zip(cases["column"], cases["check"], strict=True)
-    ]
-    return cases[[k == key for k in keys]]
+    pairs = zip(cases["column"], cases["check"], strict=True)
+    return cases[[key in (check, f"{column}: {check}") for column, check in pairs]]
 
 
 @pytest.mark.parametrize(("kind", "mutate", "key"), BAD_DATA)
@@ -295,7 +296,7 @@ def test_bad_data_fails_naming_the_check_and_the_row(partition: Frames, kind: st
         assert list(named[id_column]) == [""] and list(named["failure_case"]) == [repr(row_id)]
     else:
         assert row_id in set(named[id_column]), report.markdown()
-    assert report.failure_count >= sum(report.failures_by_check.values()) >= 1
+    assert report.failure_count == sum(report.failures_by_check.values())
 
 
 # --- the report -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ all-null column comes out as ``object``, so an "is a string" check on the values
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
@@ -88,46 +89,60 @@ def _rowwise(frame: pd.DataFrame, columns: list[str], test: Callable[..., bool])
 
 def _vector_length(value: Any) -> int:
     """Length of a 1-D numeric vector; -1 for anything else (so no dimension matches it)."""
-    array = value if isinstance(value, np.ndarray) else np.asarray(value) if isinstance(value, list | tuple) else None
-    if array is None or array.ndim != 1 or array.dtype.kind not in "fiu":
+    if not isinstance(value, np.ndarray | list | tuple):
         return -1
-    return int(array.shape[0])
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        return -1
+    return int(array.shape[0]) if array.ndim == 1 and array.dtype.kind in "fiu" else -1
 
 
 def _vector_lengths(series: pd.Series) -> pd.Series:
     return series.map(_vector_length).astype("int64")
 
 
-def _vector_blocks(series: pd.Series) -> Iterator[tuple[pd.Index, np.ndarray]]:
-    """Rows grouped by vector length, each group stacked into one float64 matrix: numpy works
-    per group, not per row. Non-vectors are left out (the length check reports them)."""
-    lengths = _vector_lengths(series)
-    for length in lengths[lengths >= 0].unique():
-        index = lengths.index[lengths == length]
-        yield index, np.stack([np.asarray(v, dtype=np.float64) for v in series.loc[index]])
+def _vector_blocks(series: pd.Series) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Positions of the rows whose vectors share a length, with those vectors stacked into one
+    float64 matrix: numpy works per block, not per row. Non-vectors are left out (the length
+    check reports them)."""
+    lengths, values = _vector_lengths(series).to_numpy(), series.to_numpy()
+    for length in np.unique(lengths[lengths >= 0]):
+        positions = np.flatnonzero(lengths == length)
+        yield positions, np.stack([np.asarray(values[p], dtype=np.float64) for p in positions])
 
 
 def _finite_rows(series: pd.Series) -> pd.Series:
-    ok = pd.Series(True, index=series.index)
-    for index, matrix in _vector_blocks(series):
-        ok.loc[index] = np.isfinite(matrix).all(axis=1)
-    return ok
+    ok = np.ones(len(series), dtype=bool)
+    for positions, matrix in _vector_blocks(series):
+        ok[positions] = np.isfinite(matrix).all(axis=1)
+    return pd.Series(ok, index=series.index)
 
 
 def _unit_norm_rows(series: pd.Series, dimension: int, tolerance: float) -> pd.Series:
-    ok = pd.Series(True, index=series.index)
-    for index, matrix in _vector_blocks(series):
+    ok = np.ones(len(series), dtype=bool)
+    for positions, matrix in _vector_blocks(series):
         if matrix.shape[1] != dimension:
             continue  # the length check's failure, not this one's
         finite = np.isfinite(matrix).all(axis=1)
         norms = np.linalg.norm(np.where(np.isfinite(matrix), matrix, 0.0), axis=1)
-        ok.loc[index] = ~finite | (np.abs(norms - 1.0) <= tolerance)  # non-finite: the finite check's
-    return ok
+        ok[positions] = ~finite | (np.abs(norms - 1.0) <= tolerance)  # non-finite: the finite check's
+    return pd.Series(ok, index=series.index)
 
 
-def _row_check(name: str, *columns: str) -> Any:
-    """A frame-level check returning one bool per row, named for reports, showing ``columns``."""
-    return pa.dataframe_check(name=name, statistics={SHOWN_COLUMNS: list(columns)})
+def _row_check(name: str, *columns: str) -> Callable[[Callable[..., pd.Series]], Any]:
+    """A frame-level check of one bool per row, reading only ``columns``: a report shows those."""
+
+    def decorate(check: Callable[..., pd.Series]) -> Any:
+        @functools.wraps(check)
+        def guarded(cls: type, frame: pd.DataFrame) -> pd.Series | bool:
+            if not set(columns) <= set(frame.columns):
+                return True  # pandera reports the missing column itself; a KeyError here would add noise
+            return check(cls, frame)
+
+        return pa.dataframe_check(name=name, statistics={SHOWN_COLUMNS: list(columns)})(guarded)
+
+    return decorate
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -233,22 +248,20 @@ class ParsedDocuments(pa.DataFrameModel):
     def char_count_matches(cls, frame: pd.DataFrame) -> pd.Series:
         return frame["char_count"] == _str_len(frame["text"]).fillna(0)
 
-    @_row_check("heading offsets lie within the text", "headings", "text")
+    # Offsets are compared with char_count, which the check above ties to len(text).
+    @_row_check("heading offsets lie within the text", "headings", "char_count")
     def headings_within(cls, frame: pd.DataFrame) -> pd.Series:
-        lengths = _str_len(frame["text"]).fillna(0).astype("int64")
-        frame = frame.assign(_length=lengths)
         return _rowwise(
             frame,
-            ["headings", "_length"],
+            ["headings", "char_count"],
             lambda headings, length: all(0 <= o <= length for o in _heading_offsets(headings) or []),
         )
 
-    @_row_check("page offsets lie within the text", "page_offsets", "text")
+    @_row_check("page offsets lie within the text", "page_offsets", "char_count")
     def pages_within(cls, frame: pd.DataFrame) -> pd.Series:
-        frame = frame.assign(_length=_str_len(frame["text"]).fillna(0).astype("int64"))
         return _rowwise(
             frame,
-            ["page_offsets", "_length"],
+            ["page_offsets", "char_count"],
             lambda pages, length: all(0 <= o <= length for o in _int_list(pages) or []),
         )
 
@@ -379,7 +392,8 @@ def _extended(
     # to_schema() returns one cached object per model: extend a copy, never the shared schema.
     schema = copy.deepcopy(model.to_schema())
     for column, checks in (column_checks or {}).items():
-        schema = schema.update_column(column, checks=[*schema.columns[column].checks, *checks])
+        if checks:
+            schema = schema.update_column(column, checks=[*schema.columns[column].checks, *checks])
     return schema
 
 

@@ -20,7 +20,7 @@ from hyperion_pipelines.checks.schemas import SHOWN_COLUMNS
 
 MAX_CASES = 10
 _VALUE_CHARS = 80  # one failing value
-_CELL_CHARS = 40  # each value of a row shown for a frame-level check
+_CELL_CHARS = 60  # each value of a row shown for a frame-level check
 _VECTOR_HEAD = 3  # values of a vector shown before the ellipsis
 _FRAME_CONTEXT = "DataFrameSchema"  # pandera's schema_context of frame-level failures
 
@@ -102,10 +102,10 @@ def _cases(raw: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "index": rows["index"],
-                    "column": [", ".join(shown.get(check) or []) for check in rows["check"]],
+                    "column": [", ".join(shown.get(check) or ["(row)"]) for check in rows["check"]],
                     "check": rows["check"].astype(object),
                     "failure_case": None,
-                    "shown": [shown.get(check) for check in rows["check"]],
+                    "shown": [tuple(shown.get(check) or ()) for check in rows["check"]],  # (): every column
                     "order": rows.index,
                     "key": rows["check"].astype(object),
                 }
@@ -120,7 +120,7 @@ def _readable(cases: pd.DataFrame, frame: pd.DataFrame, id_column: str | None) -
     readable: dict[str, list[str]] = {}
     if id_column is not None:
         readable[id_column] = [_row_id(frame, id_column, label) for label in cases["index"]]
-    readable["column"] = [str(c) for c in cases["column"]]
+    readable["column"] = ["" if _is_missing(c) else str(c) for c in cases["column"]]
     readable["check"] = [str(c) for c in cases["check"]]
     readable["failure_case"] = [
         _render(value, _VALUE_CHARS) if shown is None else _render_row(frame, label, shown)
@@ -146,8 +146,8 @@ def _row_id(frame: pd.DataFrame, id_column: str, label: Any) -> str:
     return value if isinstance(value, str) else _render(value, _VALUE_CHARS)
 
 
-def _render_row(frame: pd.DataFrame, label: Any, columns: list[str] | None) -> str:
-    names = [c for c in (columns or frame.columns) if c in frame.columns]
+def _render_row(frame: pd.DataFrame, label: Any, columns: tuple[str, ...]) -> str:
+    names = [c for c in columns or frame.columns if c in frame.columns]
     return ", ".join(f"{name}={_render(_cell(frame, label, name), _CELL_CHARS)}" for name in names)
 
 

@@ -52,6 +52,7 @@ from hyperion_pipelines.defs.checks import (
     schema_check_spec,
     self_retrieval_result,
 )
+from hyperion_pipelines.defs.evaluation import build_evaluation
 from hyperion_pipelines.defs.metadata import frame_metadata, timing
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.embedding.resources import EmbedderResource
@@ -80,8 +81,18 @@ ASSET_NAMES = (
 @dataclass(frozen=True)
 class PipelineDefs:
     spec: PipelineSpec
-    assets: list[AssetsDefinition]
+    assets: list[AssetsDefinition]  # the partitioned ingestion graph
     job: UnresolvedAssetJobDefinition
+    evaluation: AssetsDefinition | None = None  # retrieval_evaluation, when a golden set is configured
+    evaluation_job: UnresolvedAssetJobDefinition | None = None
+
+    @property
+    def all_assets(self) -> list[AssetsDefinition]:
+        return [*self.assets, *([self.evaluation] if self.evaluation else [])]
+
+    @property
+    def jobs(self) -> list[UnresolvedAssetJobDefinition]:
+        return [self.job, *([self.evaluation_job] if self.evaluation_job else [])]
 
     def key(self, name: str) -> AssetKey:
         return AssetKey([*self.spec.key_prefix, name])
@@ -435,4 +446,11 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             "chunk, embed, index, with every schema and index check."
         ),
     )
-    return PipelineDefs(spec=spec, assets=assets, job=job)
+    evaluation = build_evaluation(spec, vector_index_key)
+    return PipelineDefs(
+        spec=spec,
+        assets=assets,
+        job=job,
+        evaluation=evaluation[0] if evaluation else None,
+        evaluation_job=evaluation[1] if evaluation else None,
+    )
