@@ -14,11 +14,13 @@ from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
+from hyperion_pipelines.evaluation.metrics import EvaluationResult
+from hyperion_pipelines.evaluation.thresholds import assess
 from hyperion_pipelines.index.milvus_index import MilvusIndex
 from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.index.verification import reconcile_partition, self_retrieval
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
-from hyperion_pipelines.spec import IndexSpec
+from hyperion_pipelines.spec import EvaluationSpec, IndexSpec
 
 from .conftest import REPO, UPLOAD_DAY, set_upload_time
 from .embedding_server import EmbeddingService, serve_embeddings
@@ -201,3 +203,15 @@ def test_ingest_scores_the_golden_set_and_eval_scores_any_set(
     bad.write_text('{"query": "fine", "relevant": ["a.md"]}\n{"query": "no relevant"}\n', encoding="utf-8")
     refused = cli("eval", str(bad))
     assert refused.returncode == 2 and f"{bad}:2" in refused.stderr and "relevant" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("recall", "mrr", "ndcg", "level"),
+    [(0.95, 0.9, 0.9, "pass"), (0.7, 0.9, 0.9, "warn"), (0.95, 0.5, 0.3, "fail"), (0.8, 0.6, 0.6, "pass")],
+)
+def test_quality_thresholds_warn_then_fail(recall: float, mrr: float, ndcg: float, level: str) -> None:
+    result = EvaluationResult(k=10, queries=3, recall_at_k=recall, mrr=mrr, ndcg_at_k=ndcg, per_query=())
+    assessment = assess(result, EvaluationSpec())
+    assert assessment.level == level
+    assert all(b.value < b.threshold for b in assessment.breaches)
+    assert (level == "pass") == (assessment.summary() == "every metric is at or above its warn threshold")

@@ -117,6 +117,11 @@ def test_a_fixed_document_is_redriven_and_the_history_is_kept(
     indexed = {source for source, _ in index_entries(hyperion_env).values()}
     assert {"reports/winter.pdf", "notes/big.txt"} <= indexed
 
+    text = subprocess.run(
+        [sys.executable, "-m", "hyperion_pipelines.cli", "quarantine", "--history"],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    ).stdout  # fmt: skip
+    assert "encrypted" in text and "reports/winter.pdf" in text and "-> parsed" in text and "2 released" in text
     history = {row["source"]: row for row in quarantine_cli("--history")}
     assert history.keys() == first.keys()
     for source, row in history.items():

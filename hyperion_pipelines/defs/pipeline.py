@@ -62,8 +62,9 @@ from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
 from hyperion_pipelines.parsing.stage import parse_documents
-from hyperion_pipelines.quarantine.ledger import quarantine_frame, rejections_in
+from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
 from hyperion_pipelines.quarantine.resources import QuarantineLedgerResource
+from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import land_documents
 from hyperion_pipelines.sources.resources import DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
@@ -129,10 +130,10 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def milvus_of(context: AssetExecutionContext) -> MilvusResource:
         return getattr(context.resources, keys.milvus)
 
-    def blobs_of(context: AssetExecutionContext):
+    def blobs_of(context: AssetExecutionContext) -> BlobStore:
         return getattr(context.resources, keys.blob_store).store()
 
-    def ledger_of(context: AssetExecutionContext):
+    def ledger_of(context: AssetExecutionContext) -> QuarantineLedger:
         resource: QuarantineLedgerResource = getattr(context.resources, keys.quarantine)
         return resource.ledger(spec.name)
 
@@ -220,7 +221,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             "quarantine ledger; a fixed document (new version, raised limit) is released when its "
             "partition is materialised again. `hyperion quarantine` lists it."
         ),
-        kinds={"python", "pandas", "sqlite"},
+        kinds={"python", "pandas"},
         ins={"raw_documents": upstream("raw_documents"), "parsed_documents": upstream("parsed_documents")},
         required_resource_keys={keys.quarantine},
         **common,
