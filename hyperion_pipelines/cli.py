@@ -11,7 +11,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -184,9 +185,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-
+@contextmanager
+def _live_index(settings: Settings) -> Iterator[tuple[Any, Any] | None]:
+    """The default pipeline's index and embedder, or None (with a hint printed) before any ingest."""
     from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.defs.resources import build_resources
 
@@ -199,8 +200,17 @@ def cmd_search(args: argparse.Namespace) -> int:
         index = milvus.index(spec.index)
         if index.live_collection() is None:
             print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
+            yield None
+        else:
+            yield index, embedder_resource.get()
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with _live_index(Settings.from_env()) as live:
+        if live is None:
             return 1
-        hits = index.search(embedder_resource.get().embed([args.query]), limit=args.k)[0]
+        index, embedder = live
+        hits = index.search(embedder.embed([args.query]), limit=args.k)[0]
     rows = [
         {
             "score": round(hit.score, 4),
@@ -232,23 +242,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (GoldenSetError, OSError) as exc:
         print(f"hyperion eval: {exc}", file=sys.stderr)
         return 2
-    settings = Settings.from_env()
-
-    from hyperion_pipelines.definitions import default_spec
-    from hyperion_pipelines.defs.resources import build_resources
     from hyperion_pipelines.evaluation.retrieval import report_rows, retrieve_documents, score_retrievals
 
-    spec = default_spec(settings)
-    resources = build_resources(settings, spec.resources)
-    with (
-        resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus,
-        resources[spec.resources.embedder].process_config_and_initialize_cm() as embedder_resource,
-    ):
-        index = milvus.index(spec.index)
-        if index.live_collection() is None:
-            print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
+    with _live_index(Settings.from_env()) as live:
+        if live is None:
             return 1
-        retrievals = retrieve_documents(index, embedder_resource.get(), queries, args.k)
+        retrievals = retrieve_documents(*live, queries, args.k)
     result = score_retrievals(queries, retrievals, args.k)
     rows = report_rows(queries, retrievals, result)
     metrics = {"recall_at_k": result.recall_at_k, "mrr": result.mrr, "ndcg_at_k": result.ndcg_at_k}
