@@ -30,6 +30,8 @@ run_coordinator:
     max_concurrent_runs: 1
 """
 
+MAX_K = 1000  # hits per query; Milvus allows at most 16384 per search, eval fetches 5 chunks per document
+
 SUMMARY_KEYS = ("documents", "chunks", "rejected", "embedded", "reused")
 # Which asset's metadata entry feeds each summary key.
 _SUMMARY_SOURCES = {
@@ -329,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "k", 1) < 1:
-        build_parser().error("-k must be at least 1")
+    if not 1 <= getattr(args, "k", 1) <= MAX_K:
+        build_parser().error(f"-k must be between 1 and {MAX_K}")
     return args.handler(args)
 
 

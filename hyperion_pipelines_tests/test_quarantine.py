@@ -145,12 +145,20 @@ def test_a_document_fixed_by_a_later_upload_is_released_from_its_old_day(tmp_pat
     assert update.released == 1 and ledger.entries() == []
     history = ledger.entries(history=True)
     assert [(e.reason, e.resolution) for e in history] == [("encrypted", "superseded"), ("corrupt", "parsed")]
+    # Still encrypted after a re-upload on Wednesday: one open entry, on Wednesday, quarantined since Monday.
+    wednesday = datetime(2026, 1, 14, tzinfo=UTC)
+    ledger.record_partition("2026-01-12", [bad], [], now=monday)
+    moved = ledger.record_partition("2026-01-14", [bad], [], now=wednesday)
+    assert (moved.new, moved.released) == (1, 1)
+    [current] = ledger.entries()
+    assert (current.partition, current.quarantined_at) == ("2026-01-14", monday)
+    ledger.record_partition("2026-01-14", [], [bad.document_id], now=wednesday)
     # A document that disappears from its day is released as removed, and other pipelines are untouched.
     other = QuarantineLedger(ledger.engine, "legal")
     other.record_partition("2026-01-12", [bad], [], now=monday)
     assert other.record_partition("2026-01-12", [], [], now=tuesday).released == 1
     assert other.entries(history=True)[0].resolution == "removed"
-    assert len(ledger.entries(history=True)) == 2
+    assert len(ledger.entries(history=True)) == 4
 
 
 def test_the_sandbox_survives_a_timeout_and_a_memory_bomb_and_keeps_parsing() -> None:
@@ -169,7 +177,11 @@ def test_the_sandbox_survives_a_timeout_and_a_memory_bomb_and_keeps_parsing() ->
             sandbox.parse(bomb, mt.DOCX, SUPPORTED_MEDIA_TYPES, "bomb.docx")
         assert memory.value.reason == "parse_memory"
         assert sandbox.parse(good, mt.PLAIN, SUPPORTED_MEDIA_TYPES, "ok.txt").text == GOOD
-        assert sandbox.restarts == 2
+        # A document that cannot even be received under the limit is refused the same way.
+        with pytest.raises(ParseError) as too_big:
+            sandbox.parse(b"word " * (40 * 1024 * 1024), mt.PLAIN, SUPPORTED_MEDIA_TYPES, "big.txt")
+        assert too_big.value.reason == "parse_memory"
+        assert sandbox.parse(good, mt.PLAIN, SUPPORTED_MEDIA_TYPES, "ok.txt").text == GOOD
     # The same document under the default archive limits never reaches the parser.
     with ParserSandbox(ParsingLimits()) as sandbox, pytest.raises(ParseError) as refused:
         sandbox.parse(bomb, mt.DOCX, SUPPORTED_MEDIA_TYPES, "bomb.docx")

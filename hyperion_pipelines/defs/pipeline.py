@@ -380,17 +380,26 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         identity = embedder_of(context).get().identity
         # The upstream checks block this asset in a run that includes them; this guard also
         # covers a run of vector_index alone over stored upstream values.
-        guard = validate_frame(
-            chunk_embeddings,
-            chunk_embeddings_schema(identity.dimension, identity.normalized, document_chunks["chunk_id"]),
-            "chunk_id",
-        )
-        if not guard.passed:
-            raise Failure(
-                description="chunk_embeddings breaks its schema for these chunks; nothing was written",
-                metadata={"failure_cases": MetadataValue.md(guard.markdown())},
-                allow_retries=False,
-            )
+        for name, report in (
+            (
+                "document_chunks",
+                validate_frame(document_chunks, document_chunks_schema(spec.chunking.max_tokens), "chunk_id"),
+            ),
+            (
+                "chunk_embeddings",
+                validate_frame(
+                    chunk_embeddings,
+                    chunk_embeddings_schema(identity.dimension, identity.normalized, document_chunks["chunk_id"]),
+                    "chunk_id",
+                ),
+            ),
+        ):
+            if not report.passed:
+                raise Failure(
+                    description=f"{name} breaks its schema; nothing was written to Milvus",
+                    metadata={"failure_cases": MetadataValue.md(report.markdown())},
+                    allow_retries=False,
+                )
         index = milvus_of(context).index(spec.index)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
         document_ids = parsed_documents["document_id"].tolist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from hyperion_pipelines.parsing.document import ParseError
+from hyperion_pipelines.parsing.document import ParseError, describe_exception
 
 MAX_ENTRIES = 10_000  # a Word document has tens of parts; tens of thousands is an attack
 
@@ -17,7 +17,7 @@ def check_archive(content: bytes, *, max_expanded_bytes: int, max_ratio: float) 
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             entries = archive.infolist()
     except zipfile.BadZipFile as exc:
-        raise ParseError("corrupt", f"unreadable zip archive: {exc}") from exc
+        raise ParseError("corrupt", f"unreadable zip archive: {describe_exception(exc)}") from exc
     if len(entries) > MAX_ENTRIES:
         raise ParseError("archive_too_large", f"{len(entries)} entries in the archive (limit {MAX_ENTRIES})")
     expanded = sum(entry.file_size for entry in entries)

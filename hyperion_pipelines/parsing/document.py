@@ -50,6 +50,15 @@ class ParseError(Exception):
         self.message = message
 
 
+def describe_exception(exc: BaseException, limit: int = 200) -> str:
+    """A parser error as a short, printable message: library errors can quote the file's own
+    bytes, which belong neither in logs nor in the UI."""
+    text = "".join(c if c.isprintable() else " " for c in str(exc))
+    text = " ".join(text.split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def normalize_text(text: str) -> str:
     """One newline convention, NFC, no NULs: offsets computed on this text are stable."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")

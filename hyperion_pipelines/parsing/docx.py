@@ -14,6 +14,7 @@ from hyperion_pipelines.parsing.document import (
     Heading,
     ParsedDocument,
     ParseError,
+    describe_exception,
     first_line_title,
     normalize_text,
 )
@@ -34,7 +35,7 @@ def parse_docx(content: bytes) -> ParsedDocument:
     try:
         document = docx.Document(io.BytesIO(content))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ParseError("corrupt", f"unreadable DOCX: {exc}") from exc
+        raise ParseError("corrupt", f"unreadable DOCX: {describe_exception(exc)}") from exc
     blocks: list[str] = []
     headings: list[Heading] = []
     position = 0

@@ -13,6 +13,7 @@ from hyperion_pipelines.parsing.document import (
     Heading,
     ParsedDocument,
     ParseError,
+    describe_exception,
     first_line_title,
     normalize_text,
 )
@@ -64,7 +65,7 @@ def parse_pdf(content: bytes) -> ParsedDocument:
     except FileNotDecryptedError as exc:
         raise ParseError("encrypted", "the PDF is encrypted and needs a password") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, AssertionError) as exc:
-        raise ParseError("corrupt", f"unreadable PDF: {exc}") from exc
+        raise ParseError("corrupt", f"unreadable PDF: {describe_exception(exc)}") from exc
     page_offsets, position = [], 0
     for page in pages:
         page_offsets.append(position)

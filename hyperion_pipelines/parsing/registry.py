@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from hyperion_pipelines.parsing import media_type as mt
 from hyperion_pipelines.parsing.archive import check_archive
-from hyperion_pipelines.parsing.document import ParsedDocument, ParseError
+from hyperion_pipelines.parsing.document import ParsedDocument, ParseError, describe_exception
 from hyperion_pipelines.parsing.docx import parse_docx
 from hyperion_pipelines.parsing.html import parse_html
 from hyperion_pipelines.parsing.pdf import parse_pdf
@@ -66,6 +66,6 @@ def parse_document(
     except RecursionError as exc:
         raise ParseError("corrupt", "the document is nested too deeply to parse") from exc
     except Exception as exc:  # parser libraries raise many types on malformed input
-        raise ParseError("corrupt", f"{type(exc).__name__}: {exc}") from exc
+        raise ParseError("corrupt", describe_exception(exc)) from exc
     assess_text(parsed.text, min_chars=limits.min_text_chars, max_garbage_ratio=limits.max_garbage_ratio)
     return parsed

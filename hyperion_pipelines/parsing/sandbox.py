@@ -14,7 +14,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import TracebackType
 
-from hyperion_pipelines.parsing.document import ParsedDocument, ParseError
+from hyperion_pipelines.parsing.document import ParsedDocument, ParseError, describe_exception
 from hyperion_pipelines.spec import ParsingLimits
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # "spawn": the run worker has threads (Dagster, PyTorch), and forking a threaded process is unsafe.
 _CONTEXT = multiprocessing.get_context("spawn")
 _READY_TIMEOUT_S = 60.0
+_PR_SET_PDEATHSIG = 1
 
 
 def _limit_memory(memory_bytes: int) -> None:
@@ -33,10 +34,23 @@ def _limit_memory(memory_bytes: int) -> None:
         log.warning("parser memory limit not applied: %s", exc)
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when its parent dies, so a parser stuck in a loop does
+    not outlive a run worker that was killed."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(conn: Connection, memory_bytes: int) -> None:
     """Child loop: receive (content, media type, accepted, limits, file name), answer with a result."""
     from hyperion_pipelines.parsing.registry import parse_document
 
+    _die_with_parent()
     _limit_memory(memory_bytes)
     conn.send("ready")
     while True:
@@ -57,6 +71,9 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
         except MemoryError:
             conn.send(("error", "parse_memory", "parsing needed more memory than the limit allows"))
             return
+        except Exception as exc:  # outside the parser's own guard (archive check, text checks)
+            conn.send(("error", "corrupt", describe_exception(exc)))
+            continue
         del content
         conn.send(("ok", parsed))
 
@@ -86,9 +103,18 @@ class ParserSandbox:
         process = _CONTEXT.Process(target=_serve, args=(child, self.limits.memory_bytes), daemon=True)
         process.start()
         child.close()
-        if not parent.poll(_READY_TIMEOUT_S) or parent.recv() != "ready":
+        try:
+            ready = parent.poll(_READY_TIMEOUT_S) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             process.kill()
-            raise RuntimeError("the parser process did not start")
+            process.join()
+            parent.close()
+            raise RuntimeError(
+                f"the parser process did not start (exit code {process.exitcode}); with the 'spawn' start "
+                "method a script that parses documents needs an `if __name__ == '__main__':` guard"
+            )
         self._process, self._conn = process, parent
         return parent
 
@@ -101,7 +127,10 @@ class ParserSandbox:
             return None
         if kill:
             process.kill()
-        process.join(timeout=10)
+        process.join(timeout=5)
+        if process.is_alive():  # closed while a parse was still running
+            process.kill()
+            process.join()
         return process.exitcode
 
     def close(self) -> None:
@@ -112,11 +141,18 @@ class ParserSandbox:
         conn = self._conn or self._start()
         try:
             conn.send(request)
-        except OSError:  # the idle child died (killed from outside): not this document's fault
+        except OSError:
+            # Either the idle child died (not this document's fault: try a fresh one) or the
+            # child could not even receive the document under its memory limit.
             self._stop(kill=True)
             self.restarts += 1
             conn = self._start()
-            conn.send(request)
+            try:
+                conn.send(request)
+            except OSError:
+                self._stop(kill=True)
+                self.restarts += 1
+                raise ParseError("parse_memory", "the document does not fit in the parser's memory limit") from None
         if not conn.poll(self.limits.timeout_s):
             self._stop(kill=True)
             self.restarts += 1

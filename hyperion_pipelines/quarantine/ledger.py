@@ -57,6 +57,16 @@ events = Table(
     Index("ix_hyperion_quarantine_open", "pipeline", "partition", "released_at"),
     Index("ix_hyperion_quarantine_document", "pipeline", "document_id"),
 )
+# At most one open entry per document and day, even if two runs of a day race.
+Index(
+    "ux_hyperion_quarantine_open_document",
+    events.c.pipeline,
+    events.c.partition,
+    events.c.document_id,
+    unique=True,
+    sqlite_where=events.c.released_at.is_(None),
+    postgresql_where=events.c.released_at.is_(None),
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,8 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, start transactions, so they can begin IMMEDIATE (below).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (the CLI) do not block a run's writes
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -120,6 +132,9 @@ def open_engine(url: str) -> Engine:
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        # Take the write lock when the transaction starts: two runs of one day then update the
+        # ledger one after the other instead of both reading, then both writing.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     metadata.create_all(engine)
     return engine
 
@@ -140,10 +155,13 @@ class QuarantineLedger:
     ) -> LedgerUpdate:
         """Bring the partition's open entries in line with its latest parse.
 
-        A rejection already open for the same version and reason keeps its first
-        ``quarantined_at``; anything else opens a new entry. Open entries whose document parsed
-        this time, in this partition or any other (a fixed version uploaded on a later day), are
-        released as ``parsed``; open entries of documents no longer in the partition as ``removed``.
+        A rejection already open for the same version and reason keeps its entry and its first
+        ``quarantined_at``; anything else opens a new entry and supersedes the document's other
+        open entries (on this day or another: a document re-uploaded on a later day moves there),
+        carrying the first ``quarantined_at`` over when version and reason are unchanged. Open
+        entries whose document parsed this time, in this partition or any other (a fixed version
+        uploaded on a later day), are released as ``parsed``; open entries of documents no longer
+        in the partition as ``removed``.
         """
         now = now or datetime.now(UTC)
         parsed = set(parsed_document_ids)
@@ -154,27 +172,36 @@ class QuarantineLedger:
                 row.document_id: row
                 for row in conn.execute(select(events).where(self._open(), events.c.partition == partition)).fetchall()
             }
-            for document, rejection in rejected.items():
-                current = open_here.pop(document, None)
-                if current is not None and (current.sha256, current.reason) == (rejection.sha256, rejection.reason):
-                    conn.execute(
-                        update(events)
-                        .where(events.c.id == current.id)
-                        .values(last_seen_at=now, message=rejection.message, source=rejection.source)
-                    )
-                    continue
-                if current is not None:
-                    released += self._release(conn, [current.id], now, "superseded")
+            unchanged = {
+                doc for doc, r in rejected.items()
+                if doc in open_here and (open_here[doc].sha256, open_here[doc].reason) == (r.sha256, r.reason)
+            }  # fmt: skip
+            for doc in unchanged:
+                r = rejected[doc]
+                conn.execute(
+                    update(events)
+                    .where(events.c.id == open_here.pop(doc).id)
+                    .values(last_seen_at=now, message=r.message, source=r.source)
+                )
+            changed = [r for doc, r in rejected.items() if doc not in unchanged]
+            earlier = self._open_entries_of(conn, [r.document_id for r in changed])
+            for rejection in changed:
+                previous = earlier.get(rejection.document_id, [])
+                same = [
+                    e.quarantined_at for e in previous if (e.sha256, e.reason) == (rejection.sha256, rejection.reason)
+                ]
+                released += self._release(conn, [e.id for e in previous], now, "superseded")
+                open_here.pop(rejection.document_id, None)
                 conn.execute(
                     events.insert().values(
                         pipeline=self.pipeline,
                         partition=partition,
-                        document_id=document,
+                        document_id=rejection.document_id,
                         source=rejection.source,
                         sha256=rejection.sha256,
                         reason=rejection.reason,
                         message=rejection.message,
-                        quarantined_at=now,
+                        quarantined_at=min(same, default=now),
                         last_seen_at=now,
                         run_id=run_id,
                     )  # fmt: skip
@@ -182,13 +209,18 @@ class QuarantineLedger:
                 new += 1
             gone = [row.id for doc, row in open_here.items() if doc not in parsed]
             released += self._release(conn, gone, now, "removed")
-            ordered = sorted(parsed)
-            for lo in range(0, len(ordered), _IN_BATCH):
-                fixed = conn.execute(
-                    select(events.c.id).where(self._open(), events.c.document_id.in_(ordered[lo : lo + _IN_BATCH]))
-                ).scalars()
-                released += self._release(conn, list(fixed), now, "parsed")
+            fixed = [e.id for entries in self._open_entries_of(conn, sorted(parsed)).values() for e in entries]
+            released += self._release(conn, fixed, now, "parsed")
         return LedgerUpdate(quarantined=len(rejected), new=new, released=released)
+
+    def _open_entries_of(self, conn: Connection, document_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """Open entries of these documents, on any day."""
+        found: dict[str, list[Any]] = {}
+        for lo in range(0, len(document_ids), _IN_BATCH):
+            batch = list(document_ids[lo : lo + _IN_BATCH])
+            for row in conn.execute(select(events).where(self._open(), events.c.document_id.in_(batch))):
+                found.setdefault(row.document_id, []).append(row)
+        return found
 
     def entries(self, *, partition: str | None = None, history: bool = False) -> list[QuarantineEntry]:
         """Open entries (or, with ``history``, every entry), oldest first."""
