@@ -6,8 +6,14 @@ import warnings
 
 from dagster import BetaWarning, Definitions, with_source_code_references
 
+from hyperion_pipelines.defs.automation import (
+    ALERT_RESOURCE_KEY,
+    AlertWebhookResource,
+    build_alert_sensor,
+    build_schedules,
+)
 from hyperion_pipelines.defs.pipeline import PipelineDefs, build_pipeline
-from hyperion_pipelines.defs.resources import build_resources
+from hyperion_pipelines.defs.resources import build_resources, secret
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import (
     ChunkingSpec,
@@ -50,7 +56,12 @@ def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec
     return Definitions(
         assets=assets,
         jobs=[job for p in pipelines for job in p.jobs],
-        resources=build_resources(settings),
+        schedules=[s for p in pipelines for s in build_schedules(p)],
+        sensors=[build_alert_sensor()],
+        resources={
+            **build_resources(settings),
+            ALERT_RESOURCE_KEY: AlertWebhookResource(url=secret("HYPERION_ALERT_WEBHOOK_URL"), ui_url=settings.ui_url),
+        },
     )
 
 

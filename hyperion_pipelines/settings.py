@@ -64,6 +64,7 @@ class Settings:
     parse_memory_mb: int
     golden_queries: Path | None
     eval_k: int
+    ui_url: str
 
     @property
     def quarantine_db_url(self) -> str:
@@ -114,4 +115,5 @@ class Settings:
             parse_memory_mb=int(_get(env, "PARSE_MEMORY_MB", "2048")),
             golden_queries=_golden_queries(env, uploads_dir),
             eval_k=int(_get(env, "EVAL_K", "10")),
+            ui_url=_get(env, "UI_URL", "http://127.0.0.1:3000"),
         )

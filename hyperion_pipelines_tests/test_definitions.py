@@ -30,7 +30,9 @@ def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> N
         assert node.partitions_def is not None and node.partitions_def.timezone == "UTC"
     job = defs.resolve_job_def("ingest_documents")
     assert job.partitions_def is not None
-    assert set(defs.resources) == {"document_source", "embedder", "milvus", "blob_store", "quarantine_ledger"}
+    assert set(defs.resources) == {
+        "document_source", "embedder", "milvus", "blob_store", "quarantine_ledger", "alert_webhook",
+    }  # fmt: skip
 
 
 def test_every_frame_has_a_blocking_partitioned_schema_check_and_the_index_its_checks(hyperion_env: Settings) -> None:

@@ -1,0 +1,1 @@
+"""Automation logic without Dagster: alert payloads and delivery, schedule arithmetic."""
