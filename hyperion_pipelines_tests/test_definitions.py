@@ -91,3 +91,13 @@ def test_cli_writes_the_repository_instance_settings(tmp_path) -> None:
     with DagsterInstance.from_config(str(tmp_path)) as instance:  # Dagster's own schema accepts it
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+
+
+def test_backfills_run_one_day_per_run_and_heavy_steps_have_pools(hyperion_env: Settings) -> None:
+    graph = build_definitions(hyperion_env).resolve_asset_graph()
+    for name in ASSET_NAMES:
+        node = graph.get(AssetKey(name))
+        assert node.backfill_policy is not None and node.backfill_policy.max_partitions_per_run == 1, name
+    pools = {name: graph.get(AssetKey(name)).assets_def.node_def.pool for name in ASSET_NAMES}
+    assert pools["chunk_embeddings"] == "hyperion_embedding"
+    assert pools["vector_index"] == "hyperion_milvus_writes"

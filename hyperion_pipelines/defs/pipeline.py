@@ -23,6 +23,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    BackfillPolicy,
     Backoff,
     Failure,
     Jitter,
@@ -73,6 +74,15 @@ from hyperion_pipelines.spec import PipelineSpec
 # faults; the jitter spreads retries of many partitions so they do not hit the service together.
 REMOTE_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
+# A backfill runs one upload day per run: every asset works on exactly one day (the index sync
+# compares that day's chunks with that day's entries), a failed day is re-run alone, and days
+# spread over the run queue instead of one long run holding the Milvus writer.
+ONE_DAY_PER_RUN = BackfillPolicy.multi_run(max_partitions_per_run=1)
+# Concurrency pools bound the expensive shared work across runs; their limits are instance
+# settings (dagster.yaml `concurrency: pools:`), unlimited until set.
+EMBEDDING_POOL = "hyperion_embedding"
+MILVUS_WRITE_POOL = "hyperion_milvus_writes"
+
 ASSET_NAMES = (
     "raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings",
     "vector_index",
@@ -119,7 +129,12 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     keys = spec.resources
     partitions = upload_day_partitions(spec.partitions_start)
     prefix = list(spec.key_prefix)
-    common = {"partitions_def": partitions, "group_name": spec.name, "key_prefix": prefix or None}
+    common = {
+        "partitions_def": partitions,
+        "group_name": spec.name,
+        "key_prefix": prefix or None,
+        "backfill_policy": ONE_DAY_PER_RUN,
+    }
 
     def source_of(context: AssetExecutionContext) -> DocumentSourceResource:
         return getattr(context.resources, keys.source)
@@ -296,6 +311,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         ins={"document_chunks": upstream("document_chunks")},
         required_resource_keys={keys.embedder, keys.milvus},
         retry_policy=REMOTE_RETRY,
+        pool=EMBEDDING_POOL,
         check_specs=[
             _schema_spec(
                 prefix,
@@ -353,6 +369,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         },
         required_resource_keys={keys.embedder, keys.milvus},
         retry_policy=REMOTE_RETRY,
+        pool=MILVUS_WRITE_POOL,
         check_specs=[
             check_spec(
                 RECONCILIATION_CHECK,
