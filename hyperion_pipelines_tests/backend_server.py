@@ -12,9 +12,11 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .loopback import LoopbackServer
 
 
 @dataclass
@@ -111,24 +113,9 @@ def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class BackendServer:
+class BackendServer(LoopbackServer):
     """``with BackendServer(backend) as url:`` serves ``backend`` on 127.0.0.1 at a free port."""
 
     def __init__(self, backend: FakeBackend):
+        super().__init__(_handler(backend))
         self.backend = backend
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(backend))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> str:
-        self._thread.start()
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

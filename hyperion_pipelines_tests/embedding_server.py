@@ -7,13 +7,14 @@ contain a marker.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
+
+from .loopback import LoopbackServer
 
 
 @dataclass
@@ -48,11 +49,5 @@ def serve_embeddings(service: EmbeddingService) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackServer(Handler) as url:
+        yield f"{url}/v1"

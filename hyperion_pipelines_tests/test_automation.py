@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from hyperion_pipelines.defs.automation import AlertWebhookResource
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 
 from .conftest import UPLOAD_DAY
+from .loopback import LoopbackServer
 
 
 @contextmanager
@@ -41,13 +41,8 @@ def webhook(status: int = 200) -> Iterator[tuple[str, list[dict]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/T0KEN", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with LoopbackServer(Handler) as url:
+        yield f"{url}/hooks/T0KEN", received
 
 
 def closed_port() -> int:

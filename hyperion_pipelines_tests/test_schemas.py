@@ -156,6 +156,18 @@ def edit(column: str, value: Any, pick: Picker = first) -> Mutation:
     return mutate
 
 
+def non_string(column: str, value: Any, pick: Picker = first) -> Mutation:
+    """Put a non-string in a text column (as an ``object`` column, which a ``str`` one refuses)."""
+
+    def mutate(frame: pd.DataFrame, id_column: str) -> tuple[pd.DataFrame, str]:
+        label = pick(frame)
+        frame[column] = frame[column].astype(object)
+        frame.at[label, column] = value
+        return frame, frame.at[label, id_column]
+
+    return mutate
+
+
 def duplicate_id(frame: pd.DataFrame, id_column: str) -> tuple[pd.DataFrame, str]:
     frame.at[frame.index[1], id_column] = frame.at[frame.index[0], id_column]
     return frame, frame.at[frame.index[0], id_column]
@@ -192,6 +204,7 @@ RAW = {
     "duplicate document_id": (duplicate_id, "document_id: field_uniqueness"),
     "document_id not hex": (edit("document_id", "Z" * 32), f"document_id: {HEX32}"),
     "null source": (edit("source", None), "source: not_nullable"),
+    "file_name not a string": (non_string("file_name", 42), "file_name: is a string"),
     "negative size": (edit("size_bytes", -1), "size_bytes: greater_than_or_equal_to(0)"),
     "read without sha256": (edit("sha256", None), "sha256 is present exactly when the document was read"),
     "unread with sha256": (
@@ -219,6 +232,7 @@ PARSED = {
         edit("text", " \n ", where("status", "parsed")),
         "parsed rows have non-blank text",
     ),
+    "title not a string": (non_string("title", 3.5, where("status", "parsed")), "title: is a string"),
     "rejected with text": (edit("text", "stray", where("status", "rejected")), "rejected rows have no text"),
     "char_count mismatch": (edit("char_count", lambda row: row["char_count"] + 1), "char_count equals len(text)"),
     "heading offset beyond the text": (
@@ -249,6 +263,7 @@ CHUNKS = {
     "chunk over max_tokens": (edit("token_count", MAX_TOKENS + 1), f"token_count: at most {MAX_TOKENS} tokens"),
     "zero tokens": (edit("token_count", 0), "token_count: greater_than_or_equal_to(1)"),
     "blank text": (edit("text", "   "), "text: is not blank"),
+    "heading_path not a string": (non_string("heading_path", 7), "heading_path: is a string"),
     "text_sha256 mismatch": (edit("text_sha256", "0" * 64), "text_sha256 is the sha256 of text"),
     "char_end off by one": (
         edit("char_end", lambda row: row["char_end"] + 1),

@@ -130,6 +130,15 @@ def _unit_norm_rows(series: pd.Series, dimension: int, tolerance: float) -> pd.S
     return pd.Series(ok, index=series.index)
 
 
+def _string_columns(*columns: str) -> Any:
+    """The "is a string" check on ``columns`` (their dtype alone cannot say it; see above)."""
+
+    def strings(cls: Any, series: pd.Series) -> pd.Series | bool:
+        return _is_str(series)
+
+    return pa.check(*columns, name="is a string")(strings)
+
+
 def _row_check(name: str, *columns: str) -> Callable[[Callable[..., pd.Series]], Any]:
     """A frame-level check of one bool per row, reading only ``columns``: a report shows those."""
 
@@ -165,11 +174,9 @@ class RawDocuments(pa.DataFrameModel):
         name = "RawDocuments"
         strict = False
 
-    @pa.check(
-        "document_id", "source", "source_uri", "file_name", "media_type", "sha256", "landing_error", name="is a string"
+    strings = _string_columns(
+        "document_id", "source", "source_uri", "file_name", "media_type", "sha256", "landing_error"
     )
-    def strings(cls, series: pd.Series) -> pd.Series | bool:
-        return _is_str(series)
 
     @pa.check("uploaded_at", name="is timezone-aware")
     def timezone_aware(cls, series: pd.Series) -> bool:
@@ -210,12 +217,9 @@ class ParsedDocuments(pa.DataFrameModel):
         name = "ParsedDocuments"
         strict = False
 
-    @pa.check(
-        "document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser", "title", "text",
-        name="is a string",
-    )  # fmt: skip
-    def strings(cls, series: pd.Series) -> pd.Series | bool:
-        return _is_str(series)
+    strings = _string_columns(
+        "document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser", "title", "text"
+    )
 
     @pa.check("reason", name="is a known reason code")
     def known_reason(cls, series: pd.Series) -> pd.Series:
@@ -295,12 +299,9 @@ class DocumentChunks(pa.DataFrameModel):
         name = "DocumentChunks"
         strict = False
 
-    @pa.check(
-        "chunk_id", "document_id", "source", "title", "document_sha256", "text", "text_sha256", "heading_path",
-        name="is a string",
-    )  # fmt: skip
-    def strings(cls, series: pd.Series) -> pd.Series | bool:
-        return _is_str(series)
+    strings = _string_columns(
+        "chunk_id", "document_id", "source", "title", "document_sha256", "text", "text_sha256", "heading_path"
+    )
 
     @pa.check("text", name="is not blank")
     def text_not_blank(cls, series: pd.Series) -> pd.Series:
@@ -346,9 +347,7 @@ class ChunkEmbeddings(pa.DataFrameModel):
         name = "ChunkEmbeddings"
         strict = False
 
-    @pa.check("chunk_id", name="is a string")
-    def strings(cls, series: pd.Series) -> pd.Series | bool:
-        return _is_str(series)
+    strings = _string_columns("chunk_id")
 
     @pa.check("vector", name="values are finite")
     def finite(cls, series: pd.Series) -> pd.Series:

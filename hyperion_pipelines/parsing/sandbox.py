@@ -90,7 +90,6 @@ class ParserSandbox:
         self.limits = limits
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
-        self.restarts = 0
 
     def __enter__(self) -> ParserSandbox:
         return self
@@ -137,39 +136,34 @@ class ParserSandbox:
         self._stop(kill=False)
 
     def parse(self, content: bytes, media_type: str, accepted: tuple[str, ...], file_name: str = "") -> ParsedDocument:
-        request = (content, media_type, accepted, self.limits, file_name)
-        conn = self._conn or self._start()
-        try:
-            conn.send(request)
-        except OSError:
-            # Either the idle child died (not this document's fault: try a fresh one) or the
-            # child could not even receive the document under its memory limit.
-            self._stop(kill=True)
-            self.restarts += 1
-            conn = self._start()
-            try:
-                conn.send(request)
-            except OSError:
-                self._stop(kill=True)
-                self.restarts += 1
-                raise ParseError("parse_memory", "the document does not fit in the parser's memory limit") from None
+        conn = self._send((content, media_type, accepted, self.limits, file_name))
         if not conn.poll(self.limits.timeout_s):
             self._stop(kill=True)
-            self.restarts += 1
             raise ParseError("parse_timeout", f"parsing took longer than {self.limits.timeout_s:g} s")
         try:
             answer = conn.recv()
         except (EOFError, ConnectionError):
             exitcode = self._stop(kill=True)
-            self.restarts += 1
             raise self._crash(exitcode) from None
         if answer[0] == "ok":
             return answer[1]
         _, reason, message = answer
         if reason == "parse_memory":
             self._stop(kill=False)  # the child exits by itself after a memory error
-            self.restarts += 1
         raise ParseError(reason, message)
+
+    def _send(self, request: tuple) -> Connection:
+        """Send to a live child. A first failure means the idle child died (not this document's
+        fault: try a fresh one); a second, that the child cannot even receive the document under
+        its memory limit."""
+        for _ in range(2):
+            conn = self._conn or self._start()
+            try:
+                conn.send(request)
+                return conn
+            except OSError:
+                self._stop(kill=True)
+        raise ParseError("parse_memory", "the document does not fit in the parser's memory limit")
 
     def _crash(self, exitcode: int | None) -> ParseError:
         if exitcode is not None and exitcode < 0:
