@@ -273,7 +273,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     from hyperion_pipelines.defs.resources import build_resources
 
     spec = default_spec(settings)
-    resource = build_resources(settings, spec.resources)[spec.resources.quarantine]
+    resource = build_resources(settings, spec.resources)[spec.resources.state]
     with resource.process_config_and_initialize_cm() as ledger_resource:
         entries = ledger_resource.ledger(spec.name).entries(partition=args.date, history=args.history)
     if args.json:

@@ -14,6 +14,7 @@ from hyperion_pipelines.defs.automation import (
 )
 from hyperion_pipelines.defs.pipeline import PipelineDefs, build_pipeline
 from hyperion_pipelines.defs.resources import build_resources, secret
+from hyperion_pipelines.defs.sensors import build_upload_sensor
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import (
     ChunkingSpec,
@@ -57,7 +58,7 @@ def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec
         assets=assets,
         jobs=[job for p in pipelines for job in p.jobs],
         schedules=[s for p in pipelines for s in build_schedules(p)],
-        sensors=[build_alert_sensor()],
+        sensors=[*(build_upload_sensor(p) for p in pipelines), build_alert_sensor()],
         resources={
             **build_resources(settings),
             ALERT_RESOURCE_KEY: AlertWebhookResource(url=secret("HYPERION_ALERT_WEBHOOK_URL"), ui_url=settings.ui_url),

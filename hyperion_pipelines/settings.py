@@ -67,10 +67,10 @@ class Settings:
     ui_url: str
 
     @property
-    def quarantine_db_url(self) -> str:
-        """The quarantine ledger's default database; ``HYPERION_QUARANTINE_DB_URL`` (a secret,
-        since a database URL may hold a password) overrides it."""
-        return f"sqlite:///{self.home / 'quarantine.db'}"
+    def state_db_url(self) -> str:
+        """Default database of the quarantine ledger and the index manifest;
+        ``HYPERION_STATE_DB_URL`` (a secret, since a database URL may hold a password) overrides it."""
+        return f"sqlite:///{self.home / 'state.db'}"
 
     @property
     def blob_dir(self) -> Path:

@@ -122,6 +122,18 @@ class IndexChecksSpec(_Strict):
     )
 
 
+class UploadSensorSpec(_Strict):
+    """How the upload sensor turns changes at the source into runs."""
+
+    minimum_interval_seconds: int = Field(default=15, ge=1, description="Seconds between sensor ticks.")
+    max_runs_per_tick: int = Field(
+        default=10, ge=1, description="Upload days requested per tick; the rest wait for the next tick."
+    )
+    feed_pages_per_tick: int = Field(
+        default=40, ge=1, description="Listing pages read from a change feed (the backend API) per tick."
+    )
+
+
 class ResourceKeys(_Strict):
     """Names of the Dagster resources this pipeline uses."""
 
@@ -129,7 +141,7 @@ class ResourceKeys(_Strict):
     embedder: str = "embedder"
     milvus: str = "milvus"
     blob_store: str = "blob_store"
-    quarantine: str = "quarantine_ledger"
+    state: str = "state_db"  # quarantine ledger and index manifest
 
 
 class PipelineSpec(_Strict):
@@ -148,3 +160,4 @@ class PipelineSpec(_Strict):
     index_checks: IndexChecksSpec = IndexChecksSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
     embed_batch_size: int = Field(default=64, gt=0)
+    upload_sensor: UploadSensorSpec = UploadSensorSpec()

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -40,6 +40,7 @@ class StoredDocument:
 class FakeBackend:
     token: str
     documents: dict[str, StoredDocument] = field(default_factory=dict)
+    deletions: list[tuple[str, datetime]] = field(default_factory=list)  # (id, deleted_at)
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, auth header)
     page_size_cap: int = 2  # small pages, so pagination is always exercised
@@ -47,6 +48,11 @@ class FakeBackend:
 
     def add(self, doc: StoredDocument) -> None:
         self.documents[doc.id] = doc
+
+    def delete(self, doc_id: str, when: datetime | None = None) -> None:
+        with self.lock:
+            del self.documents[doc_id]
+            self.deletions.append((doc_id, when or datetime.now(UTC)))
 
     def inject(self, path: str, *faults: Fault) -> None:
         self.faults[path].extend(faults)
@@ -56,7 +62,9 @@ class FakeBackend:
         before = datetime.fromisoformat(query["uploaded_before"][0].replace("Z", "+00:00"))
         limit = min(int(query.get("limit", ["100"])[0]), self.page_size_cap)
         offset = int(query.get("page_token", ["0"])[0])
-        matching = sorted((d for d in self.documents.values() if after <= d.uploaded_at < before), key=lambda d: d.id)
+        matching = sorted(
+            (d for d in self.documents.values() if after <= d.uploaded_at < before), key=lambda d: (d.uploaded_at, d.id)
+        )
         page = matching[offset : offset + limit]
         more = offset + limit < len(matching)
         return {
@@ -71,6 +79,18 @@ class FakeBackend:
                 for d in page
             ],  # fmt: skip
             "next_page_token": str(offset + limit) if more else None,
+        }
+
+    def deleted(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        after = datetime.fromisoformat(query["deleted_after"][0].replace("Z", "+00:00"))
+        before = datetime.fromisoformat(query["deleted_before"][0].replace("Z", "+00:00"))
+        limit = min(int(query.get("limit", ["100"])[0]), self.page_size_cap)
+        offset = int(query.get("page_token", ["0"])[0])
+        matching = sorted((when, i) for i, when in self.deletions if after <= when < before)
+        page = matching[offset : offset + limit]
+        return {
+            "deletions": [{"id": i, "deleted_at": when.isoformat()} for when, i in page],
+            "next_page_token": str(offset + limit) if offset + limit < len(matching) else None,
         }
 
 
@@ -101,7 +121,13 @@ def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Authorization") != f"Bearer {backend.token}":
                 return self._send(401, b'{"error": "unauthorized"}')
             if url.path == "/documents":
-                return self._send(200, json.dumps(backend.listing(parse_qs(url.query))).encode())
+                with backend.lock:
+                    body = backend.listing(parse_qs(url.query))
+                return self._send(200, json.dumps(body).encode())
+            if url.path == "/deletions":
+                with backend.lock:
+                    body = backend.deleted(parse_qs(url.query))
+                return self._send(200, json.dumps(body).encode())
             parts = url.path.split("/")
             if len(parts) == 4 and parts[1] == "documents" and parts[3] == "content":
                 doc = backend.documents.get(unquote(parts[2]))

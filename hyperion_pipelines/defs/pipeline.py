@@ -64,11 +64,13 @@ from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
 from hyperion_pipelines.parsing.stage import parse_documents
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
-from hyperion_pipelines.quarantine.resources import QuarantineLedgerResource
+from hyperion_pipelines.sources.base import document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import land_documents
 from hyperion_pipelines.sources.resources import DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
+from hyperion_pipelines.state.manifest import ManifestRecord
+from hyperion_pipelines.state.resources import StateDatabaseResource
 
 # Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
 # faults; the jitter spreads retries of many partitions so they do not hit the service together.
@@ -125,6 +127,20 @@ def _schema_spec(
     return schema_check_spec(AssetKey([*prefix, name]), partitions, model, what)
 
 
+def manifest_records(raw: pd.DataFrame, parsed: pd.DataFrame) -> list[ManifestRecord]:
+    """Each landed document with the version the index now reflects (indexed or quarantined)."""
+    status = dict(zip(parsed["document_id"], parsed["status"], strict=True))
+    return [
+        ManifestRecord(
+            document_id=row.document_id,
+            source_key=row.source,
+            version=document_version(row.size_bytes, row.uploaded_at),
+            status="indexed" if status.get(row.document_id) == "parsed" else "quarantined",
+        )
+        for row in raw.itertuples(index=False)
+    ]
+
+
 def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     keys = spec.resources
     partitions = upload_day_partitions(spec.partitions_start)
@@ -148,9 +164,11 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def blobs_of(context: AssetExecutionContext) -> BlobStore:
         return getattr(context.resources, keys.blob_store).store()
 
+    def state_of(context: AssetExecutionContext) -> StateDatabaseResource:
+        return getattr(context.resources, keys.state)
+
     def ledger_of(context: AssetExecutionContext) -> QuarantineLedger:
-        resource: QuarantineLedgerResource = getattr(context.resources, keys.quarantine)
-        return resource.ledger(spec.name)
+        return state_of(context).ledger(spec.name)
 
     def upstream(name: str) -> AssetIn:
         return AssetIn(key=AssetKey([*prefix, name]))
@@ -238,7 +256,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         ),
         kinds={"python", "pandas"},
         ins={"raw_documents": upstream("raw_documents"), "parsed_documents": upstream("parsed_documents")},
-        required_resource_keys={keys.quarantine},
+        required_resource_keys={keys.state},
         **common,
     )
     def quarantined_documents(
@@ -359,15 +377,17 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         description=(
             "The partition's chunks upserted into the Milvus collection of the current embedding "
             "space, then entries of this partition or its documents that are no longer current "
-            "deleted. The live alias points at the collection."
+            "deleted. The live alias points at the collection. Records each document's indexed "
+            "version in the index manifest, which the upload sensor compares with the source."
         ),
         kinds={"milvus"},
         ins={
+            "raw_documents": upstream("raw_documents"),
             "parsed_documents": upstream("parsed_documents"),
             "document_chunks": upstream("document_chunks"),
             "chunk_embeddings": upstream("chunk_embeddings"),
         },
-        required_resource_keys={keys.embedder, keys.milvus},
+        required_resource_keys={keys.embedder, keys.milvus, keys.state},
         retry_policy=REMOTE_RETRY,
         pool=MILVUS_WRITE_POOL,
         check_specs=[
@@ -389,6 +409,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     )
     def vector_index(
         context: AssetExecutionContext,
+        raw_documents: pd.DataFrame,
         parsed_documents: pd.DataFrame,
         document_chunks: pd.DataFrame,
         chunk_embeddings: pd.DataFrame,
@@ -428,6 +449,13 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             partition_date=context.partition_key,
             document_ids=document_ids,
         )
+        dropped = (
+            state_of(context)
+            .manifest(spec.name)
+            .record_partition(
+                context.partition_key, manifest_records(raw_documents, parsed_documents), run_id=context.run.run_id
+            )
+        )
         live = index.live_collection()
         if live is None:
             index.point_alias(collection)
@@ -454,6 +482,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 "upserted": report.upserted,
                 "deleted": report.deleted,
                 "unchanged": report.unchanged,
+                "documents_removed": dropped,
                 "documents": int((parsed_documents["status"] == "parsed").sum()),
                 "collection_entries": report.total_entries,
                 **timing(seconds, report.upserted, "entries"),

@@ -9,10 +9,10 @@ from dagster import EnvVar
 
 from hyperion_pipelines.embedding.resources import OpenAICompatibleEmbedderResource, SentenceTransformerResource
 from hyperion_pipelines.index.resources import MilvusResource
-from hyperion_pipelines.quarantine.resources import QuarantineLedgerResource
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.resources import BackendApiResource, BlobStoreResource, UploadsFolderResource
 from hyperion_pipelines.spec import ResourceKeys
+from hyperion_pipelines.state.resources import StateDatabaseResource
 
 
 def secret(name: str) -> EnvVar | None:
@@ -48,7 +48,5 @@ def build_resources(settings: Settings, keys: ResourceKeys = ResourceKeys()) -> 
         keys.embedder: embedder,
         keys.milvus: MilvusResource(uri=settings.milvus_uri, token=secret("HYPERION_MILVUS_TOKEN")),
         keys.blob_store: BlobStoreResource(path=str(settings.blob_dir)),
-        keys.quarantine: QuarantineLedgerResource(
-            url=secret("HYPERION_QUARANTINE_DB_URL") or settings.quarantine_db_url
-        ),
+        keys.state: StateDatabaseResource(url=secret("HYPERION_STATE_DB_URL") or settings.state_db_url),
     }

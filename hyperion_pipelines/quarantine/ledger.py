@@ -22,20 +22,17 @@ from sqlalchemy import (
     Engine,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     and_,
-    create_engine,
-    event,
     select,
     update,
 )
 
-_IN_BATCH = 500  # ids per IN (...) clause, well inside every database's parameter limit
+from hyperion_pipelines.state.database import IN_BATCH as _IN_BATCH
+from hyperion_pipelines.state.database import metadata
 
-metadata = MetaData()
 events = Table(
     "hyperion_quarantine",
     metadata,
@@ -117,26 +114,6 @@ class LedgerUpdate:
 def _utc(moment: datetime) -> datetime:
     # SQLite returns naive datetimes even for timezone-aware columns; they were written as UTC.
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy, not the driver, start transactions, so they can begin IMMEDIATE (below).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the CLI) do not block a run's writes
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def open_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-        # Take the write lock when the transaction starts: two runs of one day then update the
-        # ledger one after the other instead of both reading, then both writing.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    metadata.create_all(engine)
-    return engine
 
 
 class QuarantineLedger:

@@ -3,6 +3,10 @@
     GET {base}/documents?uploaded_after=ISO&uploaded_before=ISO&limit=N[&page_token=T]
         -> {"documents": [{"id", "name", "size", "uploaded_at", "path"?}], "next_page_token": str|null}
     GET {base}/documents/{id}/content -> the document's bytes
+    GET {base}/deletions?deleted_after=ISO&deleted_before=ISO&limit=N[&page_token=T]
+        -> {"deletions": [{"id", "deleted_at"}], "next_page_token": str|null}
+
+Both listings are ordered by time, then id, so a page token stays valid while new uploads arrive.
 
 Every request carries ``Authorization: Bearer <token>``. Timeouts, connection errors, 429 and 5xx
 are retried with exponential backoff and full jitter; other 4xx fail at once. The client only ever
@@ -21,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from hyperion_pipelines.sources.base import DocumentGone, DocumentRef, DocumentSource, SourceError
+from hyperion_pipelines.sources.base import DeletedRef, DocumentGone, DocumentRef, DocumentSource, SourceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,32 +131,57 @@ class BackendDocumentApi(DocumentSource):
         return response
 
     # -- contract ---------------------------------------------------------------------------
-    def _page(self, params: dict[str, Any]) -> dict[str, Any]:
-        response = self._get("/documents", params)
+    def _page(self, path: str, params: dict[str, Any], field: str) -> dict[str, Any]:
+        response = self._get(path, params)
         try:
             body = response.json()
-            documents = body["documents"]
-            if not isinstance(documents, list):
-                raise TypeError("'documents' is not a list")
+            items = body[field]
+            if not isinstance(items, list):
+                raise TypeError(f"{field!r} is not a list")
         except (ValueError, KeyError, TypeError) as exc:
             # A truncated or garbled page is a transient fault more often than a contract change.
             raise _Retryable(f"malformed listing page: {exc}") from exc
         return body
 
-    def list_documents(self, start: datetime, end: datetime) -> Iterator[DocumentRef]:
+    def _window(self, prefix: str, start: datetime, end: datetime, page_token: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "uploaded_after": _iso(start),
-            "uploaded_before": _iso(end),
+            f"{prefix}_after": _iso(start),
+            f"{prefix}_before": _iso(end),
             "limit": self.page_size,
         }
+        if page_token:
+            params["page_token"] = page_token
+        return params
+
+    def list_page(
+        self, start: datetime, end: datetime, page_token: str | None = None
+    ) -> tuple[list[DocumentRef], str | None]:
+        """One page of documents uploaded in ``[start, end)``, and the token of the next (None: last)."""
+        params = self._window("uploaded", start, end, page_token)
+        body = self._with_retries("listing documents", lambda: self._page("/documents", params, "documents"))
+        return [self._ref(item) for item in body["documents"]], body.get("next_page_token") or None
+
+    def deleted_page(
+        self, start: datetime, end: datetime, page_token: str | None = None
+    ) -> tuple[list[DeletedRef], str | None]:
+        """One page of documents deleted in ``[start, end)``, and the token of the next."""
+        params = self._window("deleted", start, end, page_token)
+        body = self._with_retries("listing deletions", lambda: self._page("/deletions", params, "deletions"))
+        deleted = []
+        for item in body["deletions"]:
+            try:
+                deleted.append(DeletedRef(key=str(item["id"]), deleted_at=_parse_time(str(item["deleted_at"]))))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BackendApiError(f"deletion entry does not follow the contract: {exc}") from exc
+        return deleted, body.get("next_page_token") or None
+
+    def list_documents(self, start: datetime, end: datetime) -> Iterator[DocumentRef]:
+        token: str | None = None
         while True:
-            body = self._with_retries("listing documents", lambda page=params: self._page(page))
-            for item in body["documents"]:
-                yield self._ref(item)
-            token = body.get("next_page_token")
+            refs, token = self.list_page(start, end, token)
+            yield from refs
             if not token:
                 return
-            params = {**params, "page_token": token}
 
     def _ref(self, item: dict[str, Any]) -> DocumentRef:
         try:

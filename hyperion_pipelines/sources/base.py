@@ -7,6 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+import pandas as pd
+
+
+def document_version(size_bytes: int, uploaded_at: datetime) -> str:
+    """What identifies one version of a document at its source: size and upload time to the
+    microsecond. The sensors compare it with the index manifest; ``raw_documents`` records it."""
+    return f"{int(size_bytes)}:{pd.Timestamp(uploaded_at).value // 1000}"
+
 
 @dataclass(frozen=True)
 class DocumentRef:
@@ -18,6 +26,18 @@ class DocumentRef:
     display_path: str  # what users see as the document's source
     size_bytes: int
     uploaded_at: datetime  # timezone-aware, UTC
+
+    @property
+    def version(self) -> str:
+        return document_version(self.size_bytes, self.uploaded_at)
+
+
+@dataclass(frozen=True)
+class DeletedRef:
+    """A document the source reports deleted (a deletion feed)."""
+
+    key: str
+    deleted_at: datetime
 
 
 class DocumentSource(ABC):

@@ -1,0 +1,130 @@
+"""The upload sensor: changes at the document source become runs of their upload days.
+
+The work is in ``automation/upload_changes.py``; this module reads the cursor and the run queue,
+and returns the run requests.
+"""
+
+import json
+import time
+from datetime import UTC, datetime
+
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+
+from hyperion_pipelines.automation.upload_changes import (
+    ChangeFeed,
+    carry,
+    dumps,
+    merge_carried,
+    plan_runs,
+    scan_feed,
+    scan_listing,
+)
+from hyperion_pipelines.defs.partitions import upload_day_partitions
+from hyperion_pipelines.defs.pipeline import PipelineDefs
+from hyperion_pipelines.sources.resources import DocumentSourceResource
+from hyperion_pipelines.state.resources import StateDatabaseResource
+
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)  # future-dated files are listed, so they are reported
+
+
+def active_days(instance: DagsterInstance, job_name: str) -> set[str]:
+    """Upload days with a run of the job queued or in progress (sensor, schedule, backfill or UI)."""
+    runs = instance.get_runs(filters=RunsFilter(job_name=job_name, statuses=IN_FLIGHT))
+    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+
+
+def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
+    spec = pipeline.spec
+    keys = spec.resources
+    settings = spec.upload_sensor
+    partitions = upload_day_partitions(spec.partitions_start)
+    start = datetime.fromisoformat(spec.partitions_start).replace(tzinfo=UTC)
+
+    @sensor(
+        name=f"{spec.name}_uploads",
+        job=pipeline.job,
+        minimum_interval_seconds=settings.minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        required_resource_keys={keys.source, keys.state},
+        description=(
+            "Compares the document source with the index manifest and requests one run per upload day "
+            "with new, edited or deleted documents (newest day first, at most "
+            f"{settings.max_runs_per_tick} per tick). A day whose run is still in flight gets its next "
+            "run after it ends. Run keys name the exact set of changes, so a day can run again the same "
+            "day, and the same changes never run twice."
+        ),
+    )
+    def upload_sensor(context: SensorEvaluationContext) -> SensorResult:
+        started = time.perf_counter()
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        state: StateDatabaseResource = getattr(context.resources, keys.state)
+        source_resource: DocumentSourceResource = getattr(context.resources, keys.source)
+        manifest = state.manifest(spec.name)
+        with source_resource.open() as source:
+            if isinstance(source, ChangeFeed):
+                scan = scan_feed(
+                    source,
+                    manifest,
+                    cursor.get("feed", {}),
+                    start=start,
+                    now=datetime.now(UTC),
+                    max_pages=settings.feed_pages_per_tick,
+                )
+                # A feed shows each change once: days it could not request yet are carried over.
+                pending = merge_carried(scan.pending, cursor.get("owed", {}))
+            else:
+                # A full listing shows every change again until the index reflects it.
+                scan = scan_listing(source, manifest, start, _FAR_FUTURE)
+                pending = scan.pending
+        plan = plan_runs(
+            pending,
+            active_days=active_days(context.instance, pipeline.job.name),
+            is_partition=partitions.has_partition_key,
+            max_runs=settings.max_runs_per_tick,
+            held_days=scan.open_days,
+        )
+        for changes in plan.out_of_range:
+            context.log.warning(
+                f"{changes.total} change(s) dated {changes.day}, which is not an upload-day partition "
+                f"(before {spec.partitions_start} or in the future): not requested"
+            )
+        seconds = round(time.perf_counter() - started, 3)
+        new_cursor = {
+            "feed": scan.cursor,
+            "owed": carry(plan.waiting + plan.deferred) if scan.cursor else {},
+            "last_tick": {"documents_seen": scan.documents_seen, "pending_days": len(pending), "seconds": seconds},
+        }
+        requests = [
+            RunRequest(
+                run_key=changes.run_key,
+                partition_key=changes.day,
+                tags={
+                    "hyperion/trigger": "upload-sensor",
+                    "hyperion/changes": f"{changes.added} added, {changes.edited} edited, {changes.deleted} deleted",
+                },
+            )
+            for changes in plan.requested
+        ]
+        context.log.info(
+            f"{scan.documents_seen} document(s) seen, {len(pending)} day(s) with changes: "
+            f"{len(requests)} requested, {len(plan.waiting)} waiting on a run, {len(plan.deferred)} deferred; "
+            f"{seconds} s"
+        )
+        if not requests:
+            owed = len(plan.waiting) + len(plan.deferred)
+            reason = f"{owed} day(s) with changes wait on runs in flight" if owed else "no changes at the source"
+            return SensorResult(skip_reason=reason, cursor=dumps(new_cursor))
+        return SensorResult(run_requests=requests, cursor=dumps(new_cursor))
+
+    return upload_sensor

@@ -1,0 +1,41 @@
+"""One SQLAlchemy database for the pipeline's durable state.
+
+SQLite (WAL) in the embedded setup, PostgreSQL or any SQLAlchemy database in production
+(``HYPERION_STATE_DB_URL``). Sensors read it while runs write it, so it must take concurrent
+readers; milvus-lite, which allows one process per file, could not serve that role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+
+IN_BATCH = 500  # ids per IN (...) clause, well inside every database's parameter limit
+
+metadata = MetaData()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, start transactions, so they can begin IMMEDIATE (below).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (sensors, the CLI) do not block a run's writes
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine with every state table created."""
+    # The table modules register their tables on ``metadata`` when imported.
+    from hyperion_pipelines.quarantine import ledger  # noqa: F401
+    from hyperion_pipelines.state import manifest  # noqa: F401
+
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # Take the write lock when the transaction starts: two runs of one day then update the
+        # state one after the other instead of both reading, then both writing.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    metadata.create_all(engine)
+    return engine
