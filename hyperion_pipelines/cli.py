@@ -13,10 +13,12 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from hyperion_pipelines.embedding.space import space_fingerprint
 from hyperion_pipelines.settings import Settings
 
 # The same settings as the repository's dagster.yaml (a test keeps the two equal).
@@ -143,22 +145,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             return 2
     log_level = "INFO" if args.verbose else "WARNING"
     started = time.perf_counter()
-    totals = dict.fromkeys(SUMMARY_KEYS, 0)
-    run_ids, failed = [], []
     with DagsterInstance.get() as instance:
-        for partition in partitions:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=partition,
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            )
-            run_ids.append(result.run_id)
-            if not result.success:
-                failed.append(partition)
-            for key, value in _summarise(result).items():
-                totals[key] += value
-        evaluation = _evaluate_after_ingest(defs, spec, instance, log_level) if partitions and not failed else None
+        runs = _run_days(job, instance, partitions, log_level)
+        evaluation = (
+            _evaluate_after_ingest(defs, spec, instance, log_level) if partitions and not runs.failed_days else None
+        )
+    totals, run_ids, failed = runs.totals, runs.run_ids, runs.failed_days
     summary = {
         **totals,
         "seconds": round(time.perf_counter() - started, 2),
@@ -184,27 +176,205 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             )
         if failed:
             print(f"FAILED partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
+    _hint_if_candidate(settings, spec)
     return 1 if failed else 0
+
+
+@dataclass
+class DayRuns:
+    run_ids: list[str] = field(default_factory=list)
+    failed_days: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)  # "day: asset.check" with ERROR severity
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMARY_KEYS, 0))
+
+
+def _run_days(job: Any, instance: Any, partitions: Sequence[str], log_level: str) -> DayRuns:
+    """Run the ingest job once per upload day, in this process, recorded in the instance."""
+    runs = DayRuns()
+    for partition in partitions:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        runs.run_ids.append(result.run_id)
+        if not result.success:
+            runs.failed_days.append(partition)
+        for event in result.all_events:
+            if event.event_type_value == "ASSET_CHECK_EVALUATION":
+                check = event.event_specific_data
+                if not check.passed and check.severity.value == "ERROR":
+                    runs.failed_checks.append(f"{partition}: {check.asset_key.path[-1]}.{check.check_name}")
+        for key, value in _summarise(result).items():
+            runs.totals[key] += value
+    return runs
+
+
+def _hint_if_candidate(settings: Settings, spec: Any) -> None:
+    """After a configuration change, ingest fills a new collection that searches do not use yet."""
+    with _index_and_embedder(settings, spec) as (index, embedder):
+        candidate = index.collection_name(space_fingerprint(spec, embedder.identity))
+        live = index.live_collection()
+    if live is not None and live != candidate:
+        print(
+            f"Searches still use {live}: the embedding configuration changed, and this run wrote {candidate}. "
+            "Run 'hyperion reindex' to fill it for every day and move the alias once its checks pass.",
+            file=sys.stderr,
+        )
+
+
+@contextmanager
+def _index_and_embedder(settings: Settings, spec: Any) -> Iterator[tuple[Any, Any]]:
+    from hyperion_pipelines.defs.resources import build_resources
+
+    resources = build_resources(settings, spec.resources)
+    with (
+        resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus,
+        resources[spec.resources.embedder].process_config_and_initialize_cm() as embedder_resource,
+    ):
+        yield milvus.index(spec.index), embedder_resource.get()
+
+
+def _indexed_documents(settings: Settings, spec: Any) -> tuple[set[str], set[str]]:
+    """Documents the index manifest records as indexed, and the days it has documents on."""
+    from hyperion_pipelines.defs.resources import build_resources
+
+    resource = build_resources(settings, spec.resources)[spec.resources.state]
+    with resource.process_config_and_initialize_cm() as state:
+        manifest = state.manifest(spec.name)
+        indexed = {doc for doc, entry in manifest.indexed().items() if entry.status == "indexed"}
+        return indexed, manifest.partitions()
+
+
+# The evaluation summary's "check" (passed, or the failed check's severity) as a quality level.
+_LEVELS = {"passed": "pass", "warn": "warn", "error": "fail"}
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Blue/green: fill the current embedding space's collection for every upload day, check it,
+    evaluate it, and only then move the live alias to it."""
+    settings = Settings.from_env()
+    _ensure_dagster_home(settings)
+    from dagster import DagsterInstance
+
+    from hyperion_pipelines.definitions import build_definitions, default_spec
+    from hyperion_pipelines.index.promotion import coverage, decide
+
+    spec = default_spec(settings)
+    defs = build_definitions(settings, [spec])
+    with _index_and_embedder(settings, spec) as (index, embedder):
+        candidate = index.collection_name(space_fingerprint(spec, embedder.identity))
+        live = index.live_collection()
+    if live == candidate and not args.force:
+        if args.json:
+            print(json.dumps({"candidate": candidate, "previous": live, "promoted": False, "already_live": True}))
+        else:
+            print(f"{candidate} is already live: the embedding configuration has not changed (--force rebuilds it).")
+        return 0
+    job = defs.resolve_job_def(f"ingest_{spec.name}")
+    valid = set(job.partitions_def.get_partition_keys())
+    days = sorted((_days_to_ingest(settings, spec) | _indexed_documents(settings, spec)[1]) & valid)
+    print(f"Building {candidate} for {len(days)} upload day(s); searches keep using {live or 'nothing yet'}.")
+    log_level = "INFO" if args.verbose else "WARNING"
+    started = time.perf_counter()
+    with DagsterInstance.get() as instance:
+        runs = _run_days(job, instance, days, log_level)
+        evaluation = None if runs.failed_days else _evaluate_after_ingest(defs, spec, instance, log_level)
+    indexed, _ = _indexed_documents(settings, spec)
+    with _index_and_embedder(settings, spec) as (index, _):
+        documents = coverage(
+            index.document_ids(candidate) if index.client.has_collection(candidate) else set(), indexed
+        )
+        decision = decide(
+            failed_days=runs.failed_days,
+            failed_checks=runs.failed_checks,
+            documents=documents,
+            evaluation_level=None if evaluation is None else _LEVELS.get(evaluation["check"], "fail"),
+        )
+        if decision.promote:
+            index.point_alias(candidate)
+        others = [c for c in index.collections() if c != index.live_collection()]
+        dropped = []
+        if decision.promote and args.drop_old:
+            for name in others:
+                index.drop(name)
+                dropped.append(name)
+    seconds = round(time.perf_counter() - started, 2)
+    summary = {
+        "candidate": candidate,
+        "previous": live,
+        "promoted": decision.promote,
+        "reasons": decision.reasons,
+        "partitions": days,
+        "documents": len(indexed),
+        "evaluation": evaluation,
+        "dropped": dropped,
+        "old_collections": [c for c in others if c not in dropped],
+        "run_ids": runs.run_ids,
+        "seconds": seconds,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    elif decision.promote:
+        print(f"{spec.index.alias} now points at {candidate} ({len(indexed)} documents, {seconds} s).")
+        if dropped:
+            print(f"Dropped: {', '.join(dropped)}.")
+        elif summary["old_collections"]:
+            print(f"Old collections kept: {', '.join(summary['old_collections'])} (drop them with --drop-old).")
+    else:
+        print(f"NOT promoted; searches keep using {live or 'nothing'}:", file=sys.stderr)
+        for reason in decision.reasons:
+            print(f"  - {reason}", file=sys.stderr)
+    return 0 if decision.promote else 1
 
 
 @contextmanager
 def _live_index(settings: Settings) -> Iterator[tuple[Any, Any] | None]:
     """The default pipeline's index and embedder, or None (with a hint printed) before any ingest."""
     from hyperion_pipelines.definitions import default_spec
-    from hyperion_pipelines.defs.resources import build_resources
 
     spec = default_spec(settings)
-    resources = build_resources(settings, spec.resources)
-    with (
-        resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus,
-        resources[spec.resources.embedder].process_config_and_initialize_cm() as embedder_resource,
-    ):
-        index = milvus.index(spec.index)
+    with _index_and_embedder(settings, spec) as (index, embedder):
         if index.live_collection() is None:
             print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
             yield None
         else:
-            yield index, embedder_resource.get()
+            yield index, embedder
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    """The alias's collections (one per embedding space built), which one is live, and their sizes."""
+    settings = Settings.from_env()
+    from hyperion_pipelines.definitions import default_spec
+
+    spec = default_spec(settings)
+    with _index_and_embedder(settings, spec) as (index, embedder):
+        current = index.collection_name(space_fingerprint(spec, embedder.identity))
+        live = index.live_collection()
+        rows = []
+        for name in index.collections():
+            index.ensure_loaded(name)
+            rows.append(
+                {"collection": name, "entries": index.count(name), "live": name == live, "current": name == current}
+            )
+        dropped = []
+        if args.drop_old:
+            for row in rows:
+                if not row["live"] and not row["current"]:
+                    index.drop(row["collection"])
+                    dropped.append(row["collection"])
+    if args.json:
+        print(json.dumps({"alias": spec.index.alias, "collections": rows, "dropped": dropped}))
+        return 0
+    for row in rows:
+        marks = [m for m, on in (("live", row["live"]), ("current configuration", row["current"])) if on]
+        print(f"{row['collection']}  {row['entries']} entries" + (f"  ({', '.join(marks)})" if marks else ""))
+    if not rows:
+        print(f"No collections under '{spec.index.alias}' yet.")
+    if dropped:
+        print(f"Dropped: {', '.join(dropped)}.")
+    return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -306,6 +476,24 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ingest.add_argument("-v", "--verbose", action="store_true", help="show Dagster's INFO logs")
     ingest.set_defaults(handler=cmd_ingest)
+
+    reindex = commands.add_parser(
+        "reindex", help="blue/green: build the current embedding space's collection, check it, then move the alias"
+    )
+    reindex.add_argument("--drop-old", action="store_true", help="drop the alias's other collections once promoted")
+    reindex.add_argument("--force", action="store_true", help="rebuild even when the collection is already live")
+    reindex.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    reindex.add_argument("-v", "--verbose", action="store_true", help="show Dagster's INFO logs")
+    reindex.set_defaults(handler=cmd_reindex)
+
+    collections = commands.add_parser("collections", help="list the alias's collections; drop old ones")
+    collections.add_argument(
+        "--drop-old",
+        action="store_true",
+        help="drop collections that are neither live nor of the current configuration",
+    )
+    collections.add_argument("--json", action="store_true", help="print one JSON object")
+    collections.set_defaults(handler=cmd_collections)
 
     search = commands.add_parser("search", help="search the live index")
     search.add_argument("query")

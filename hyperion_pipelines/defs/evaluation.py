@@ -1,4 +1,7 @@
-"""The ``retrieval_evaluation`` asset: a golden query set scored against the live index.
+"""The ``retrieval_evaluation`` asset: a golden query set scored against the index.
+
+It scores the collection of the current embedding space: the live one in steady state, the
+candidate during a blue/green re-index, where its result decides whether the alias may move.
 
 Unpartitioned, because users search the whole index, not a day of it. Its metrics are numeric
 metadata with stable names, so the asset's page in the UI plots their history.
@@ -24,6 +27,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from hyperion_pipelines.defs.checks import check_spec
 from hyperion_pipelines.defs.metadata import markdown_preview
 from hyperion_pipelines.embedding.resources import EmbedderResource
+from hyperion_pipelines.embedding.space import space_fingerprint
 from hyperion_pipelines.evaluation.golden import load_golden_queries
 from hyperion_pipelines.evaluation.retrieval import report_rows, retrieve_documents, score_retrievals
 from hyperion_pipelines.evaluation.thresholds import Assessment, assess
@@ -65,7 +69,8 @@ def build_evaluation(
     @asset(
         key=key,
         description=(
-            f"Recall@{k}, MRR and nDCG@{k} of the live index on the golden query set "
+            f"Recall@{k}, MRR and nDCG@{k} of the current embedding space's collection (the live "
+            "one, or the candidate of a re-index) on the golden query set "
             f"{Path(golden).name}: each query's chunk hits are collapsed to documents and judged "
             "against the documents the set marks relevant."
         ),
@@ -87,16 +92,20 @@ def build_evaluation(
         embedder: EmbedderResource = getattr(context.resources, keys.embedder)
         milvus: MilvusResource = getattr(context.resources, keys.milvus)
         index = milvus.index(spec.index)
+        model = embedder.get()
+        collection = index.collection_name(space_fingerprint(spec, model.identity))
+        if not index.client.has_collection(collection):
+            raise Failure(f"{collection} does not exist yet: materialise vector_index first")
         live = index.live_collection()
-        if live is None:
-            raise Failure(f"nothing is indexed under alias {spec.index.alias!r} yet: materialise vector_index first")
-        retrievals = retrieve_documents(index, embedder.get(), queries, k, collection=live)
+        retrievals = retrieve_documents(index, model, queries, k, collection=collection)
         result = score_retrievals(queries, retrievals, k)
         rows = pd.DataFrame(report_rows(queries, retrievals, result))
         return MaterializeResult(
             metadata={
                 "golden_set": str(golden),
-                "collection": live,
+                "collection": collection,
+                "live_collection": live or "",
+                "candidate": collection != live,
                 "queries": result.queries,
                 "k": k,
                 "recall_at_k": MetadataValue.float(round(result.recall_at_k, 4)),

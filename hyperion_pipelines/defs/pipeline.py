@@ -67,7 +67,7 @@ from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_fr
 from hyperion_pipelines.sources.base import document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import land_documents
-from hyperion_pipelines.sources.resources import DocumentSourceResource
+from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.state.manifest import ManifestRecord
 from hyperion_pipelines.state.resources import StateDatabaseResource
@@ -161,8 +161,11 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def milvus_of(context: AssetExecutionContext) -> MilvusResource:
         return getattr(context.resources, keys.milvus)
 
+    def blob_resource(context: AssetExecutionContext) -> BlobStoreResource:
+        return getattr(context.resources, keys.blob_store)
+
     def blobs_of(context: AssetExecutionContext) -> BlobStore:
-        return getattr(context.resources, keys.blob_store).store()
+        return blob_resource(context).store()
 
     def state_of(context: AssetExecutionContext) -> StateDatabaseResource:
         return getattr(context.resources, keys.state)
@@ -213,7 +216,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         description=(
             "Text and structure (title, headings, page offsets) of each raw document, parsed in a "
             "child process under time and memory limits. A document that cannot be used is kept as "
-            "a 'rejected' row with a reason code and message (see quarantined_documents)."
+            "a 'rejected' row with a reason code and message (see quarantined_documents). A document "
+            "parsed before under the same parsing settings is reused, not parsed again."
         ),
         kinds={"python", "pandas"},
         ins={"raw_documents": upstream("raw_documents")},
@@ -227,7 +231,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     )
     def parsed_documents(context: AssetExecutionContext, raw_documents: pd.DataFrame):
         started = time.perf_counter()
-        frame = parse_documents(raw_documents, blobs_of(context), spec.parsing)
+        cache = blob_resource(context).parse_cache(spec.parsing)
+        frame = parse_documents(raw_documents, blobs_of(context), spec.parsing, cache)
         check = schema_check_result(validate_frame(frame, parsed_documents_schema(), "document_id"), "ParsedDocuments")
         seconds = time.perf_counter() - started
         rejected = frame[frame["status"] == "rejected"]
@@ -239,6 +244,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             metadata={
                 **frame_metadata(frame, ["source", "status", "parser", "title", "char_count", "reason"]),
                 "parsed": int((frame["status"] == "parsed").sum()),
+                "parse_reused": int(frame["reused"].sum()),
+                "parsed_now": int(((frame["status"] == "parsed") & ~frame["reused"]).sum()),
                 "rejected": len(rejected),
                 "rejected_by_reason": MetadataValue.json(rejected["reason"].value_counts().to_dict()),
                 "characters": int(frame["char_count"].sum()),

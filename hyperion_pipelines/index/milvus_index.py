@@ -113,6 +113,16 @@ class MilvusIndex:
             return None
         return self.client.describe_alias(self.spec.alias).get("collection_name")
 
+    def collections(self) -> list[str]:
+        """Every collection of this alias (one per embedding space built), live or not."""
+        prefix = f"{self.spec.alias}__"
+        return sorted(c for c in self.client.list_collections() if c.startswith(prefix))
+
+    def drop(self, collection: str) -> None:
+        if collection == self.live_collection():
+            raise ValueError(f"{collection} is behind the live alias {self.spec.alias!r}; it cannot be dropped")
+        self.client.drop_collection(collection)
+
     def point_alias(self, collection: str) -> None:
         if self.live_collection() is None:
             self.client.create_alias(collection, self.spec.alias)
@@ -150,6 +160,11 @@ class MilvusIndex:
         """Every upload day that has entries (a full scan: for whole-index maintenance only)."""
         self.ensure_loaded(collection)
         return {row["partition_date"] for row in self._iterate(collection, 'id != ""', ["partition_date"])}
+
+    def document_ids(self, collection: str) -> set[str]:
+        """Every document with entries (a full scan: for promotion checks and maintenance only)."""
+        self.ensure_loaded(collection)
+        return {row["document_id"] for row in self._iterate(collection, 'id != ""', ["document_id"])}
 
     def vectors_for(self, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors of whichever ``ids`` exist: same id means same text in the same space."""

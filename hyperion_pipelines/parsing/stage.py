@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.parsing.document import ParseError
 from hyperion_pipelines.parsing.sandbox import ParserSandbox
 from hyperion_pipelines.sources.blob_store import BlobStore
@@ -13,7 +14,7 @@ from hyperion_pipelines.spec import ParsingSpec
 
 PARSED_COLUMNS = [
     "document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser",
-    "title", "text", "char_count", "headings", "page_offsets",
+    "title", "text", "char_count", "headings", "page_offsets", "reused",
 ]  # fmt: skip
 
 
@@ -22,30 +23,40 @@ def _rejected(row: pd.Series, reason: str, message: str) -> dict:
         "document_id": row.document_id, "source": row.source, "media_type": row.media_type,
         "sha256": row.sha256, "status": "rejected", "reason": reason, "message": message,
         "parser": None, "title": None, "text": None, "char_count": 0, "headings": [],
-        "page_offsets": [],
+        "page_offsets": [], "reused": False,
     }  # fmt: skip
 
 
-def parse_documents(raw: pd.DataFrame, blobs: BlobStore, spec: ParsingSpec) -> pd.DataFrame:
+def parse_documents(
+    raw: pd.DataFrame, blobs: BlobStore, spec: ParsingSpec, cache: ParseCache | None = None
+) -> pd.DataFrame:
     """One row per raw document; each is parsed in a sandboxed child process under
-    ``spec.limits``, so a hostile file is quarantined instead of stalling or killing the run."""
+    ``spec.limits``, so a hostile file is quarantined instead of stalling or killing the run.
+    A document already parsed under the same spec is taken from ``cache`` (``reused`` is True);
+    the parser process starts only when one is not."""
     rows = []
     with ParserSandbox(spec.limits) as sandbox:
         for row in raw.itertuples(index=False):
-            rows.append(_parse_one(row, blobs, spec, sandbox))
+            rows.append(_parse_one(row, blobs, spec, sandbox, cache))
     frame = pd.DataFrame(rows, columns=PARSED_COLUMNS)
     frame["char_count"] = frame["char_count"].astype("int64")
+    frame["reused"] = frame["reused"].astype("bool")
     return frame
 
 
-def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSandbox) -> dict:
+def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSandbox, cache: ParseCache | None) -> dict:
     if isinstance(row.landing_error, str) and row.landing_error:  # a missing value reads as NaN, which is truthy
         reason, _, message = row.landing_error.partition(": ")
         return _rejected(row, reason, message)
-    try:
-        parsed = sandbox.parse(blobs.get(row.sha256), row.media_type, spec.accepted_media_types, row.file_name)
-    except ParseError as exc:
-        return _rejected(row, exc.reason, exc.message)
+    parsed = cache.get(row.sha256, row.media_type) if cache is not None else None
+    reused = parsed is not None
+    if parsed is None:
+        try:
+            parsed = sandbox.parse(blobs.get(row.sha256), row.media_type, spec.accepted_media_types, row.file_name)
+        except ParseError as exc:
+            return _rejected(row, exc.reason, exc.message)
+        if cache is not None:
+            cache.put(row.sha256, row.media_type, parsed)
     return {
         "document_id": row.document_id,
         "source": row.source,
@@ -60,4 +71,5 @@ def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSan
         "char_count": len(parsed.text),
         "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
         "page_offsets": list(parsed.page_offsets),
+        "reused": reused,
     }  # fmt: skip

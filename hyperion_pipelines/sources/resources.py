@@ -10,10 +10,12 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.sources.backend_api import BackendDocumentApi
 from hyperion_pipelines.sources.base import DocumentSource
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.uploads_folder import UploadsFolder
+from hyperion_pipelines.spec import ParsingSpec
 
 
 class DocumentSourceResource(ConfigurableResource):
@@ -63,3 +65,8 @@ class BlobStoreResource(ConfigurableResource):
 
     def store(self) -> BlobStore:
         return BlobStore(Path(self.path))
+
+    def parse_cache(self, spec: ParsingSpec) -> ParseCache:
+        """Successful parses beside the blobs they came from (``_parsed`` never clashes with the
+        two-hex-digit blob folders)."""
+        return ParseCache(Path(self.path) / "_parsed", spec)

@@ -42,6 +42,7 @@ class ManifestRecord:
 class IndexedDocument:
     partition: str
     version: str
+    status: str = "indexed"
 
 
 class DocumentManifest:
@@ -86,7 +87,7 @@ class DocumentManifest:
 
     def indexed(self, document_ids: Iterable[str] | None = None) -> dict[str, IndexedDocument]:
         """Every recorded document, or only ``document_ids``."""
-        query = select(documents.c.document_id, documents.c.partition, documents.c.version).where(
+        query = select(documents.c.document_id, documents.c.partition, documents.c.version, documents.c.status).where(
             documents.c.pipeline == self.pipeline
         )
         found: dict[str, IndexedDocument] = {}
@@ -99,7 +100,7 @@ class DocumentManifest:
             for batch in batches:
                 q = query if batch is None else query.where(documents.c.document_id.in_(batch))
                 for row in conn.execute(q):
-                    found[row.document_id] = IndexedDocument(row.partition, row.version)
+                    found[row.document_id] = IndexedDocument(row.partition, row.version, row.status)
         return found
 
     def partitions(self) -> set[str]:
