@@ -25,11 +25,20 @@ from hyperion_pipelines.settings import Settings
 EMBEDDED_INSTANCE_YAML = """\
 telemetry:
   enabled: false
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
+concurrency:
+  runs:
+    # milvus-lite accepts one writing process per database file: queue runs one at a time.
     max_concurrent_runs: 1
+  pools:
+    # hyperion_embedding and hyperion_milvus_writes: one step of each at a time across runs
+    # (the CPU is shared by embedding; Milvus takes one writer).
+    default_limit: 1
+run_monitoring:
+  # Marks runs whose worker died as failed, and enforces each job's dagster/max_runtime tag.
+  enabled: true
+  poll_interval_seconds: 30
+  # A run killed while holding a pool slot gives it back after this long.
+  free_slots_after_run_end_seconds: 300
 """
 
 MAX_K = 1000  # hits per query; Milvus allows at most 16384 per search, eval fetches 5 chunks per document

@@ -19,6 +19,7 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import (
     ChunkingSpec,
     EvaluationSpec,
+    ExecutionLimits,
     IndexSpec,
     ParsingLimits,
     ParsingSpec,
@@ -45,6 +46,7 @@ def default_spec(settings: Settings) -> PipelineSpec:
             golden_queries=str(settings.golden_queries) if settings.golden_queries else None, k=settings.eval_k
         ),
         embed_batch_size=settings.embedding_batch_size,
+        limits=ExecutionLimits(step_timeout_s=settings.step_timeout_s, run_timeout_s=settings.run_timeout_s),
     )
 
 

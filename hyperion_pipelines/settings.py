@@ -65,6 +65,8 @@ class Settings:
     golden_queries: Path | None
     eval_k: int
     ui_url: str
+    step_timeout_s: float
+    run_timeout_s: int
 
     @property
     def state_db_url(self) -> str:
@@ -116,4 +118,6 @@ class Settings:
             golden_queries=_golden_queries(env, uploads_dir),
             eval_k=int(_get(env, "EVAL_K", "10")),
             ui_url=_get(env, "UI_URL", "http://127.0.0.1:3000"),
+            step_timeout_s=float(_get(env, "STEP_TIMEOUT_S", "3600")),
+            run_timeout_s=int(_get(env, "RUN_TIMEOUT_S", str(4 * 3600))),
         )

@@ -134,6 +134,19 @@ class UploadSensorSpec(_Strict):
     )
 
 
+class ExecutionLimits(_Strict):
+    """Time limits: a stuck step or run fails (and alerts) instead of holding a pool slot forever."""
+
+    step_timeout_s: float | None = Field(
+        default=3600.0, gt=0, description="Seconds one step (parse, embed, index write) may take; None: no limit."
+    )
+    run_timeout_s: int | None = Field(
+        default=4 * 3600,
+        gt=0,
+        description="Seconds a run may take (Dagster's dagster/max_runtime tag; needs run monitoring).",
+    )
+
+
 class ResourceKeys(_Strict):
     """Names of the Dagster resources this pipeline uses."""
 
@@ -161,3 +174,4 @@ class PipelineSpec(_Strict):
     evaluation: EvaluationSpec = EvaluationSpec()
     embed_batch_size: int = Field(default=64, gt=0)
     upload_sensor: UploadSensorSpec = UploadSensorSpec()
+    limits: ExecutionLimits = ExecutionLimits()

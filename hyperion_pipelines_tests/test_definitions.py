@@ -20,7 +20,8 @@ def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> N
     graph = defs.resolve_asset_graph()
     assert {key.path[-1] for key in graph.get_all_asset_keys()} == set(ASSET_NAMES)
     assert graph.get(AssetKey("vector_index")).parent_keys == {
-        AssetKey("parsed_documents"), AssetKey("document_chunks"), AssetKey("chunk_embeddings"),
+        AssetKey("raw_documents"), AssetKey("parsed_documents"), AssetKey("document_chunks"),
+        AssetKey("chunk_embeddings"),
     }  # fmt: skip
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -90,7 +91,9 @@ def test_cli_writes_the_repository_instance_settings(tmp_path) -> None:
     (tmp_path / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML)
     with DagsterInstance.from_config(str(tmp_path)) as instance:  # Dagster's own schema accepts it
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
-        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+        config = instance.get_concurrency_config()
+        assert config.run_queue_config.max_concurrent_runs == 1
+        assert config.pool_config.default_pool_limit == 1 and instance.run_monitoring_enabled
 
 
 def test_backfills_run_one_day_per_run_and_heavy_steps_have_pools(hyperion_env: Settings) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -232,7 +232,7 @@ def carry(changes: Iterable[DayChanges]) -> dict[str, dict]:
 
 def merge_carried(pending: dict[str, DayChanges], carried: Mapping[str, Mapping]) -> dict[str, DayChanges]:
     """Add the days an earlier tick saw changes on but could not request a run for yet."""
-    merged = dict(pending)
+    merged = {day: replace(changes, items=list(changes.items)) for day, changes in pending.items()}
     for day, owed in carried.items():
         changes = merged.setdefault(day, DayChanges(day))
         changes.added += owed["added"]

@@ -12,6 +12,8 @@ Each asset is a thin wrapper: the work is done by the stage functions of ``sourc
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,6 +46,7 @@ from hyperion_pipelines.checks.schemas import (
 )
 from hyperion_pipelines.checks.validation import validate_frame
 from hyperion_pipelines.chunking.stage import chunk_documents
+from hyperion_pipelines.deadline import Checkpoint, StepTimeout, deadline
 from hyperion_pipelines.defs.checks import (
     RECONCILIATION_CHECK,
     SELF_RETRIEVAL_CHECK,
@@ -173,6 +176,15 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def ledger_of(context: AssetExecutionContext) -> QuarantineLedger:
         return state_of(context).ledger(spec.name)
 
+    @contextmanager
+    def step_limit(context: AssetExecutionContext) -> Iterator[Checkpoint]:
+        """The step's deadline; running past it fails the step without a retry (a retry would
+        run as long again)."""
+        try:
+            yield deadline(spec.limits.step_timeout_s, context.op_def.name)
+        except StepTimeout as exc:
+            raise Failure(description=str(exc), allow_retries=False) from exc
+
     def upstream(name: str) -> AssetIn:
         return AssetIn(key=AssetKey([*prefix, name]))
 
@@ -232,7 +244,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def parsed_documents(context: AssetExecutionContext, raw_documents: pd.DataFrame):
         started = time.perf_counter()
         cache = blob_resource(context).parse_cache(spec.parsing)
-        frame = parse_documents(raw_documents, blobs_of(context), spec.parsing, cache)
+        with step_limit(context) as checkpoint:
+            frame = parse_documents(raw_documents, blobs_of(context), spec.parsing, cache, checkpoint)
         check = schema_check_result(validate_frame(frame, parsed_documents_schema(), "document_id"), "ParsedDocuments")
         seconds = time.perf_counter() - started
         rejected = frame[frame["status"] == "rejected"]
@@ -354,9 +367,14 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         identity = embedder.identity
         index = milvus_of(context).index(spec.index)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
-        frame, stats = embed_chunks(
-            document_chunks, embedder, lambda ids: index.vectors_for(collection, ids), batch_size=spec.embed_batch_size
-        )
+        with step_limit(context) as checkpoint:
+            frame, stats = embed_chunks(
+                document_chunks,
+                embedder,
+                lambda ids: index.vectors_for(collection, ids),
+                batch_size=spec.embed_batch_size,
+                checkpoint=checkpoint,
+            )
         schema = chunk_embeddings_schema(identity.dimension, identity.normalized, document_chunks["chunk_id"])
         check = schema_check_result(validate_frame(frame, schema, "chunk_id"), "ChunkEmbeddings")
         seconds = time.perf_counter() - started
@@ -448,14 +466,16 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         index = milvus_of(context).index(spec.index)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
         document_ids = parsed_documents["document_id"].tolist()
-        report = sync_partition(
-            index,
-            collection,
-            document_chunks,
-            chunk_embeddings,
-            partition_date=context.partition_key,
-            document_ids=document_ids,
-        )
+        with step_limit(context) as checkpoint:
+            report = sync_partition(
+                index,
+                collection,
+                document_chunks,
+                chunk_embeddings,
+                partition_date=context.partition_key,
+                document_ids=document_ids,
+                checkpoint=checkpoint,
+            )
         dropped = (
             state_of(context)
             .manifest(spec.name)
@@ -504,6 +524,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     job = define_asset_job(
         name=f"ingest_{spec.name}",
         selection=[a.key for a in assets],
+        # Enforced by run monitoring (dagster.yaml): a run past it is marked failed and alerted.
+        tags={"dagster/max_runtime": str(spec.limits.run_timeout_s)} if spec.limits.run_timeout_s else None,
         description=(
             f"Ingest one upload day of the {spec.name} pipeline: land, parse (quarantining bad documents), "
             "chunk, embed, index, with every schema and index check."

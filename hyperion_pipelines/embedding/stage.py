@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.embedding.base import Embedder
 
 EMBEDDING_COLUMNS = ["chunk_id", "vector", "reused"]
@@ -25,7 +26,12 @@ class EmbeddingStats:
 
 
 def embed_chunks(
-    chunks: pd.DataFrame, embedder: Embedder, lookup: VectorLookup, *, batch_size: int
+    chunks: pd.DataFrame,
+    embedder: Embedder,
+    lookup: VectorLookup,
+    *,
+    batch_size: int,
+    checkpoint: Checkpoint = no_deadline,
 ) -> tuple[pd.DataFrame, EmbeddingStats]:
     """A chunk id encodes its text and embedding space, so a stored vector under the same id is
     exactly the vector the model would produce again: reuse it instead of re-embedding."""
@@ -36,6 +42,7 @@ def embed_chunks(
     fresh: dict[str, np.ndarray] = {}
     started = time.perf_counter()
     for lo in range(0, len(missing), batch_size):
+        checkpoint()
         batch = missing[lo : lo + batch_size]
         vectors = embedder.embed([texts[i] for i in batch])
         fresh.update((ids[i], vectors[k]) for k, i in enumerate(batch))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
+from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.spec import IndexSpec
 
 #: Scalar fields and their VARCHAR byte limits (None: an integer field).
@@ -197,9 +198,10 @@ class MilvusIndex:
         ]
 
     # -- writes ------------------------------------------------------------------------------
-    def upsert(self, collection: str, rows: Sequence[dict[str, Any]]) -> int:
+    def upsert(self, collection: str, rows: Sequence[dict[str, Any]], checkpoint: Checkpoint = no_deadline) -> int:
         written = 0
         for batch in _batches(rows, self.spec.write_batch_size):
+            checkpoint()
             clean = [self._clean(row) for row in batch]
             written += int(self.client.upsert(collection, clean)["upsert_count"])
         return written

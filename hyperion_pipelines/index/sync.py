@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.index.milvus_index import MilvusIndex
 from hyperion_pipelines.index.reconcile import plan_sync
 
@@ -37,12 +38,13 @@ def sync_partition(
     *,
     partition_date: str,
     document_ids: Sequence[str],
+    checkpoint: Checkpoint = no_deadline,
 ) -> SyncReport:
     """Upsert first, delete after: a failure part-way never leaves a document without vectors,
     and a re-run converges to exactly the current chunks."""
     indexed = index.ids_for(collection, partition_date=partition_date, document_ids=document_ids)
     plan = plan_sync(chunks["chunk_id"], indexed)
-    upserted = index.upsert(collection, index_rows(chunks, embeddings, partition_date))
+    upserted = index.upsert(collection, index_rows(chunks, embeddings, partition_date), checkpoint)
     deleted = index.delete(collection, plan.delete_ids) if plan.delete_ids else 0
     return SyncReport(
         collection=collection,

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.parsing.document import ParseError
 from hyperion_pipelines.parsing.sandbox import ParserSandbox
@@ -28,7 +29,11 @@ def _rejected(row: pd.Series, reason: str, message: str) -> dict:
 
 
 def parse_documents(
-    raw: pd.DataFrame, blobs: BlobStore, spec: ParsingSpec, cache: ParseCache | None = None
+    raw: pd.DataFrame,
+    blobs: BlobStore,
+    spec: ParsingSpec,
+    cache: ParseCache | None = None,
+    checkpoint: Checkpoint = no_deadline,
 ) -> pd.DataFrame:
     """One row per raw document; each is parsed in a sandboxed child process under
     ``spec.limits``, so a hostile file is quarantined instead of stalling or killing the run.
@@ -37,6 +42,7 @@ def parse_documents(
     rows = []
     with ParserSandbox(spec.limits) as sandbox:
         for row in raw.itertuples(index=False):
+            checkpoint()
             rows.append(_parse_one(row, blobs, spec, sandbox, cache))
     frame = pd.DataFrame(rows, columns=PARSED_COLUMNS)
     frame["char_count"] = frame["char_count"].astype("int64")
