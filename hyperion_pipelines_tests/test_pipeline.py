@@ -67,6 +67,7 @@ def test_partition_indexes_searchably_and_reruns_change_nothing(
     first = run_partition(hyperion_env, instance)
     assert first["raw_documents"]["documents"] == 8
     assert first["parsed_documents"]["rejected"] == 0
+    assert (first["parsed_documents"]["parsed_now"], first["parsed_documents"]["parse_reused"]) == (8, 0)
     chunks = first["document_chunks"]["chunks"]
     assert first["chunk_embeddings"]["embedded"] == chunks and first["chunk_embeddings"]["reused"] == 0
     assert first["vector_index"]["upserted"] == chunks and first["vector_index"]["deleted"] == 0
@@ -83,6 +84,8 @@ def test_partition_indexes_searchably_and_reruns_change_nothing(
     assert search_sources(hyperion_env, "gravel riffles for juvenile trout")[0] == "reports/river-restoration.docx"
 
     second = run_partition(hyperion_env, instance)
+    # Nothing changed: nothing parsed, nothing embedded again.
+    assert (second["parsed_documents"]["parsed_now"], second["parsed_documents"]["parse_reused"]) == (0, 8)
     assert second["chunk_embeddings"]["embedded"] == 0 and second["chunk_embeddings"]["reused"] == chunks
     assert second["vector_index"]["deleted"] == 0
     assert index_entries(hyperion_env) == entries  # same ids, same content: no duplicates, no orphans
@@ -109,6 +112,8 @@ def test_editing_a_document_replaces_exactly_its_entries(
     assert new_ids and not (new_ids & old_ids)
     assert after_run["vector_index"]["deleted"] == len(old_ids)
     assert after_run["chunk_embeddings"]["embedded"] == len(new_ids)
+    # Only the edited document is parsed again.
+    assert (after_run["parsed_documents"]["parsed_now"], after_run["parsed_documents"]["parse_reused"]) == (1, 7)
     untouched_before = {i: v for i, v in before.items() if i not in old_ids}
     untouched_after = {i: v for i, v in after.items() if i not in new_ids}
     assert untouched_after == untouched_before

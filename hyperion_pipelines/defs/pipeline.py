@@ -12,6 +12,7 @@ Each asset is a thin wrapper: the work is done by the stage functions of ``sourc
 """
 
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Backoff,
+    BetaWarning,
     Failure,
     Jitter,
     MaterializeResult,
@@ -78,6 +80,10 @@ from hyperion_pipelines.state.resources import StateDatabaseResource
 # Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
 # faults; the jitter spreads retries of many partitions so they do not hit the service together.
 REMOTE_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+# BackfillPolicy is marked beta on @asset; it is the documented way to size backfill runs, and the
+# warning would repeat for every asset on every code-location load.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` of function `asset`", category=BetaWarning)
 
 # A backfill runs one upload day per run: every asset works on exactly one day (the index sync
 # compares that day's chunks with that day's entries), a failed day is re-run alone, and days
