@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     defs = build_definitions(settings, [spec])
     job = defs.resolve_job_def(f"ingest_{spec.name}")
     valid = set(job.partitions_def.get_partition_keys())
-    wanted = _days_to_ingest(settings, spec) if args.all else {args.date or datetime.now(UTC).date().isoformat()}
+    today = datetime.now(UTC).date()
+    if args.all:
+        wanted = _days_to_ingest(settings, spec)
+    elif args.from_date:
+        first, last = date.fromisoformat(args.from_date), date.fromisoformat(args.to_date or today.isoformat())
+        if last < first:
+            print(f"--to {last} is before --from {first}", file=sys.stderr)
+            return 2
+        wanted = {(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)}
+    else:
+        wanted = {args.date or today.isoformat()}
     partitions, skipped = sorted(wanted & valid), sorted(wanted - valid)
     if skipped:
         print(
@@ -150,7 +160,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"{', '.join(skipped)}",
             file=sys.stderr,
         )
-        if not args.all:
+        if not (args.all or args.from_date):
             return 2
     log_level = "INFO" if args.verbose else "WARNING"
     started = time.perf_counter()
@@ -345,11 +355,20 @@ def _live_index(settings: Settings) -> Iterator[tuple[Any, Any] | None]:
 
     spec = default_spec(settings)
     with _index_and_embedder(settings, spec) as (index, embedder):
-        if index.live_collection() is None:
+        live = index.live_collection()
+        if live is None:
             print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
             yield None
-        else:
-            yield index, embedder
+            return
+        current = index.collection_name(space_fingerprint(spec, embedder.identity))
+        if live != current:
+            # Mid re-index: the live collection was built with the previous configuration.
+            print(
+                f"Note: searching {live}, built with an earlier embedding configuration; queries are embedded "
+                f"with the current one ({embedder.identity.model_name}). Run 'hyperion reindex' to switch.",
+                file=sys.stderr,
+            )
+        yield index, embedder
 
 
 def cmd_collections(args: argparse.Namespace) -> int:
@@ -482,6 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
     which = ingest.add_mutually_exclusive_group()
     which.add_argument("--date", type=_valid_date, metavar="YYYY-MM-DD", help="one upload day (default: today, UTC)")
     which.add_argument("--all", action="store_true", help="every upload day that has documents")
+    which.add_argument(
+        "--from", dest="from_date", type=_valid_date, metavar="YYYY-MM-DD", help="backfill every day from this one"
+    )
+    ingest.add_argument(
+        "--to", dest="to_date", type=_valid_date, metavar="YYYY-MM-DD", help="last day of --from (default: today)"
+    )
     ingest.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ingest.add_argument("-v", "--verbose", action="store_true", help="show Dagster's INFO logs")
     ingest.set_defaults(handler=cmd_ingest)
@@ -528,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "to_date", None) and not args.from_date:
+        build_parser().error("--to needs --from")
     if not 1 <= getattr(args, "k", 1) <= MAX_K:
         build_parser().error(f"-k must be between 1 and {MAX_K}")
     return args.handler(args)

@@ -100,3 +100,17 @@ def test_all_revisits_a_day_whose_documents_were_all_deleted(hyperion_env: Setti
 
     outside = hyperion("ingest", "--date", "2019-12-31")
     assert outside.returncode == 2 and "skipped: 2019-12-31" in outside.stderr
+
+
+def test_a_date_range_backfills_one_run_per_day(hyperion_env: Settings) -> None:
+    uploads = hyperion_env.uploads_dir
+    for offset, text in enumerate(["Tide pools hold anemones.", "Sourdough starters need feeding."]):
+        path = uploads / f"note-{offset}.txt"
+        path.write_text(text + " " + "More words to pass the minimum length check. " * 2)
+        set_upload_time(path, UPLOAD_TIME - timedelta(days=2 * offset))
+    result = hyperion("ingest", "--from", "2026-01-12", "--to", UPLOAD_DAY, "--json")
+    summary = json.loads(result.stdout)
+    assert result.returncode == 0 and summary["partitions"] == [f"2026-01-{d}" for d in range(12, 16)]
+    assert len(summary["run_ids"]) == 4 and summary["documents"] == 2
+    assert hyperion("ingest", "--from", UPLOAD_DAY, "--to", "2026-01-12").returncode == 2
+    assert "--to needs --from" in hyperion("ingest", "--to", UPLOAD_DAY).stderr
