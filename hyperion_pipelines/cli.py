@@ -29,6 +29,13 @@ concurrency:
   runs:
     # milvus-lite accepts one writing process per database file: queue runs one at a time.
     max_concurrent_runs: 1
+    # Never two runs of one upload day at once (sensor, schedule, backfill): the later listing
+    # must not be undone by the earlier one's index sync.
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
   pools:
     # hyperion_embedding and hyperion_milvus_writes: one step of each at a time across runs
     # (the CPU is shared by embedding; Milvus takes one writer).

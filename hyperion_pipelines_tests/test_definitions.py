@@ -94,6 +94,8 @@ def test_cli_writes_the_repository_instance_settings(tmp_path) -> None:
         config = instance.get_concurrency_config()
         assert config.run_queue_config.max_concurrent_runs == 1
         assert config.pool_config.default_pool_limit == 1 and instance.run_monitoring_enabled
+        [per_day] = config.run_queue_config.tag_concurrency_limits
+        assert per_day["key"] == "dagster/partition" and per_day["limit"] == 1
 
 
 def test_backfills_run_one_day_per_run_and_heavy_steps_have_pools(hyperion_env: Settings) -> None:

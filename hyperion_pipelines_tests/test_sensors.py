@@ -15,7 +15,7 @@ from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import UploadSensorSpec
 
-from .backend_server import BackendServer, FakeBackend, StoredDocument
+from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import set_upload_time
 from .test_pipeline import index_entries
 
@@ -211,3 +211,16 @@ def test_api_sensor_pages_through_a_backlog_across_restarts_and_follows_deletion
         execute(defs, instance, request)
     assert "doc-4.txt" not in sources(settings) and "new.txt" in sources(settings)
     assert tick_with_pages(settings, instance, cursor, pages=5)[0] == []
+
+
+def test_a_failing_api_fails_the_tick_quickly_and_the_next_tick_resumes(
+    backend_env: tuple[FakeBackend, Settings], instance: DagsterInstance
+) -> None:
+    backend, settings = backend_env
+    backend.add(StoredDocument("doc-1", "one.txt", TEXTS["tides.md"].encode(), DAY1))
+    # A sensor tick retries once, not the steps' four times: two failures end the tick.
+    backend.inject("/documents", Fault(503), Fault(503))
+    with pytest.raises(Exception, match="listing documents failed after 2 attempts: HTTP 503"):
+        tick_with_pages(settings, instance, None, pages=5)
+    requests, _, _ = tick_with_pages(settings, instance, None, pages=5)
+    assert [r.partition_key for r in requests] == ["2026-03-02"]

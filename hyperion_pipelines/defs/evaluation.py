@@ -25,6 +25,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from hyperion_pipelines.defs.checks import check_spec
+from hyperion_pipelines.defs.execution import REMOTE_RETRY
 from hyperion_pipelines.defs.metadata import markdown_preview
 from hyperion_pipelines.embedding.resources import EmbedderResource
 from hyperion_pipelines.embedding.space import space_fingerprint
@@ -78,6 +79,7 @@ def build_evaluation(
         kinds={"python", "milvus"},
         deps=[vector_index_key],
         required_resource_keys={keys.embedder, keys.milvus},
+        retry_policy=REMOTE_RETRY,
         check_specs=[
             check_spec(
                 QUALITY_CHECK,

@@ -12,7 +12,6 @@ Each asset is a thin wrapper: the work is done by the stage functions of ``sourc
 """
 
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,15 +25,10 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
-    Backoff,
-    BetaWarning,
     Failure,
-    Jitter,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
-    RetryPolicy,
     asset,
     define_asset_job,
 )
@@ -59,6 +53,7 @@ from hyperion_pipelines.defs.checks import (
     self_retrieval_result,
 )
 from hyperion_pipelines.defs.evaluation import build_evaluation
+from hyperion_pipelines.defs.execution import EMBEDDING_POOL, MILVUS_WRITE_POOL, ONE_DAY_PER_RUN, REMOTE_RETRY
 from hyperion_pipelines.defs.metadata import frame_metadata, timing
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.embedding.resources import EmbedderResource
@@ -76,23 +71,6 @@ from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSour
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.state.manifest import ManifestRecord
 from hyperion_pipelines.state.resources import StateDatabaseResource
-
-# Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
-# faults; the jitter spreads retries of many partitions so they do not hit the service together.
-REMOTE_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
-
-# BackfillPolicy is marked beta on @asset; it is the documented way to size backfill runs, and the
-# warning would repeat for every asset on every code-location load.
-warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` of function `asset`", category=BetaWarning)
-
-# A backfill runs one upload day per run: every asset works on exactly one day (the index sync
-# compares that day's chunks with that day's entries), a failed day is re-run alone, and days
-# spread over the run queue instead of one long run holding the Milvus writer.
-ONE_DAY_PER_RUN = BackfillPolicy.multi_run(max_partitions_per_run=1)
-# Concurrency pools bound the expensive shared work across runs; their limits are instance
-# settings (dagster.yaml `concurrency: pools:`), unlimited until set.
-EMBEDDING_POOL = "hyperion_embedding"
-MILVUS_WRITE_POOL = "hyperion_milvus_writes"
 
 ASSET_NAMES = (
     "raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings",
@@ -283,6 +261,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         kinds={"python", "pandas"},
         ins={"raw_documents": upstream("raw_documents"), "parsed_documents": upstream("parsed_documents")},
         required_resource_keys={keys.state},
+        retry_policy=REMOTE_RETRY,  # the state database is a server (PostgreSQL) in production
         **common,
     )
     def quarantined_documents(

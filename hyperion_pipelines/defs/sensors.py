@@ -35,7 +35,10 @@ from hyperion_pipelines.sources.resources import DocumentSourceResource
 from hyperion_pipelines.state.resources import StateDatabaseResource
 
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)  # future-dated files are listed, so they are reported
+_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+# Dagster stops a sensor evaluation after 60 s by default: a slow or failing source must fail the
+# tick (to be tried again on the next) well before that.
+SOURCE_BUDGET_S = 20.0  # future-dated files are listed, so they are reported
 
 
 def active_days(instance: DagsterInstance, job_name: str) -> set[str]:
@@ -71,7 +74,7 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
         state: StateDatabaseResource = getattr(context.resources, keys.state)
         source_resource: DocumentSourceResource = getattr(context.resources, keys.source)
         manifest = state.manifest(spec.name)
-        with source_resource.open() as source:
+        with source_resource.open(budget_s=SOURCE_BUDGET_S) as source:
             if isinstance(source, ChangeFeed):
                 scan = scan_feed(
                     source,

@@ -23,8 +23,9 @@ class DocumentSourceResource(ConfigurableResource):
 
     @abstractmethod
     @contextmanager
-    def open(self) -> Iterator[DocumentSource]:
-        """A ready source for the duration of a step."""
+    def open(self, budget_s: float | None = None) -> Iterator[DocumentSource]:
+        """A ready source for the duration of a step. ``budget_s``: roughly how long the caller
+        can wait on a failing source in total (a sensor tick must end well within its timeout)."""
 
 
 class UploadsFolderResource(DocumentSourceResource):
@@ -33,7 +34,7 @@ class UploadsFolderResource(DocumentSourceResource):
     path: str = Field(description="The uploads folder.")
 
     @contextmanager
-    def open(self) -> Iterator[DocumentSource]:
+    def open(self, budget_s: float | None = None) -> Iterator[DocumentSource]:
         yield UploadsFolder(Path(self.path))
 
 
@@ -47,12 +48,16 @@ class BackendApiResource(DocumentSourceResource):
     backoff_base_s: float = Field(default=0.5, ge=0, description="First backoff; doubles per retry.")
 
     @contextmanager
-    def open(self) -> Iterator[DocumentSource]:
+    def open(self, budget_s: float | None = None) -> Iterator[DocumentSource]:
+        timeout_s, max_retries = self.timeout_s, self.max_retries
+        if budget_s is not None:  # one retry, and requests short enough that both fit the budget
+            max_retries = min(max_retries, 1)
+            timeout_s = min(timeout_s, budget_s / 4)
         with BackendDocumentApi(
             self.base_url,
             self.token,
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
             backoff_base_s=self.backoff_base_s,
         ) as api:
             yield api

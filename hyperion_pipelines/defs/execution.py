@@ -1,0 +1,22 @@
+"""How steps execute: retries, backfill sizing, concurrency pools."""
+
+import warnings
+
+from dagster import BackfillPolicy, Backoff, BetaWarning, Jitter, RetryPolicy
+
+# Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
+# faults; the jitter spreads retries of many partitions so they do not hit the service together.
+REMOTE_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+# BackfillPolicy is marked beta on @asset; it is the documented way to size backfill runs, and the
+# warning would repeat for every asset on every code-location load.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` of function `asset`", category=BetaWarning)
+
+# A backfill runs one upload day per run: every asset works on exactly one day (the index sync
+# compares that day's chunks with that day's entries), a failed day is re-run alone, and days
+# spread over the run queue instead of one long run holding the Milvus writer.
+ONE_DAY_PER_RUN = BackfillPolicy.multi_run(max_partitions_per_run=1)
+# Concurrency pools bound the expensive shared work across runs. Their limits are instance
+# settings (dagster.yaml `concurrency: pools:`); the embedded dagster.yaml allows one step each.
+EMBEDDING_POOL = "hyperion_embedding"
+MILVUS_WRITE_POOL = "hyperion_milvus_writes"
