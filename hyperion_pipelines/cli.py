@@ -46,6 +46,12 @@ run_monitoring:
   poll_interval_seconds: 30
   # A run killed while holding a pool slot gives it back after this long.
   free_slots_after_run_end_seconds: 300
+run_retries:
+  # A run whose worker crashed is run again once; failing steps already retry (RetryPolicy), so
+  # a run that failed in its own code is not re-run but alerted.
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
 """
 
 MAX_K = 1000  # hits per query; Milvus allows at most 16384 per search, eval fetches 5 chunks per document
@@ -306,13 +312,14 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
         runs = _run_days(job, instance, days, log_level)
-        evaluation = None if runs.failed_days else _evaluate_after_ingest(defs, spec, instance, log_level)
+        wrote = bool(days) and not runs.failed_days
+        evaluation = _evaluate_after_ingest(defs, spec, instance, log_level) if wrote else None
     indexed, _ = _indexed_documents(settings, spec)
     with _index_and_embedder(settings, spec) as (index, _):
-        documents = coverage(
-            index.document_ids(candidate) if index.client.has_collection(candidate) else set(), indexed
-        )
+        exists = index.client.has_collection(candidate)
+        documents = coverage(index.document_ids(candidate) if exists else set(), indexed)
         decision = decide(
+            candidate_exists=exists,
             failed_days=runs.failed_days,
             failed_checks=runs.failed_checks,
             documents=documents,

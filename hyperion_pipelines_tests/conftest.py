@@ -6,8 +6,10 @@ import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from dagster import DagsterInstance, Definitions
 
 from hyperion_pipelines.settings import Settings
 
@@ -21,6 +23,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # "No tests collected" (exit code 5) must fail CI, not pass it.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def run_ingest(defs: Definitions, instance: DagsterInstance, partition_key: str = UPLOAD_DAY, **kwargs: Any):
+    """One run of the ingest job for a day, in this process; failures are returned, not raised."""
+    return defs.resolve_job_def("ingest_documents").execute_in_process(
+        instance=instance, partition_key=partition_key, raise_on_error=False, **kwargs
+    )
 
 
 def set_upload_time(path: Path, moment: datetime = UPLOAD_TIME) -> None:

@@ -23,7 +23,7 @@ from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.defs.automation import AlertWebhookResource
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 
-from .conftest import UPLOAD_DAY
+from .conftest import UPLOAD_DAY, run_ingest
 from .loopback import LoopbackServer
 
 
@@ -77,9 +77,7 @@ def failed_run(hyperion_env: Settings, sample_uploads: Path, monkeypatch: pytest
     monkeypatch.setenv("HYPERION_CHUNK_MAX_TOKENS", "400")
     defs = build_definitions(Settings.from_env())
     with DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("ingest_documents").execute_in_process(
-            instance=instance, partition_key=UPLOAD_DAY, raise_on_error=False
-        )
+        result = run_ingest(defs, instance)
         assert not result.success
         run = instance.get_run_by_id(result.run_id)
         failure = next(

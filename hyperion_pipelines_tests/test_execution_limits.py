@@ -11,7 +11,7 @@ from hyperion_pipelines.deadline import StepTimeout, deadline, no_deadline
 from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.settings import Settings
 
-from .conftest import UPLOAD_DAY, set_upload_time
+from .conftest import run_ingest, set_upload_time
 from .fixtures.malformed import slow_markdown
 
 
@@ -42,9 +42,7 @@ def test_a_step_past_its_time_limit_fails_without_a_retry(
     monkeypatch.setenv("HYPERION_STEP_TIMEOUT_S", "1")
     defs = build_definitions(Settings.from_env())
     with DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("ingest_documents").execute_in_process(
-            instance=instance, partition_key=UPLOAD_DAY, raise_on_error=False
-        )
+        result = run_ingest(defs, instance)
     assert not result.success
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert [e.step_key for e in failures] == ["parsed_documents"]

@@ -31,6 +31,15 @@ def alias_target(settings: Settings) -> str:
         client.close()
 
 
+def live_sources(settings: Settings) -> set[str]:
+    client = connect(settings.milvus_uri)
+    try:
+        rows = client.query(settings.collection, filter='id != ""', output_fields=["source"], limit=1000)
+        return {row["source"] for row in rows}
+    finally:
+        client.close()
+
+
 def golden(tmp_path: Path, relevant: str) -> Path:
     path = tmp_path / "golden.jsonl"
     lines = [
@@ -69,9 +78,12 @@ def test_a_model_change_builds_a_candidate_and_moves_the_alias_only_when_it_pass
     blue = alias_target(hyperion_env)
 
     remote_model()
-    # A sensor or scheduled run after the change writes the candidate; searches stay on blue.
-    code, _ = run_cli(capsys, "ingest", "--date", "2026-03-02")
+    # A sensor or scheduled run after the change writes the candidate; searches stay on blue,
+    # from which a document deleted at the source is removed all the same.
+    (hyperion_env.uploads_dir / "volcano.md").unlink()
+    code, summary = run_cli(capsys, "ingest", "--date", "2026-03-02")
     assert code == 0 and alias_target(hyperion_env) == blue
+    assert live_sources(hyperion_env) == {"bees.md", "tides.md"}
     code, listing = run_cli(capsys, "collections")
     green = next(c["collection"] for c in listing["collections"] if c["current"])
     assert green != blue and {c["collection"]: c["live"] for c in listing["collections"]} == {blue: True, green: False}
@@ -87,7 +99,7 @@ def test_a_model_change_builds_a_candidate_and_moves_the_alias_only_when_it_pass
     # Passing runs, checks, coverage and evaluation: the alias moves; the old collection can go.
     monkeypatch.setenv("HYPERION_GOLDEN_QUERIES", str(golden(tmp_path, "bees.md")))
     code, summary = run_cli(capsys, "reindex")
-    assert code == 0 and summary["promoted"] and summary["documents"] == 3
+    assert code == 0 and summary["promoted"] and summary["documents"] == 2
     assert alias_target(hyperion_env) == green and summary["old_collections"] == [blue]
     code, listing = run_cli(capsys, "collections", "--drop-old")
     assert listing["dropped"] == [blue] and [c["collection"] for c in listing["collections"]] == sorted([blue, green])
@@ -112,3 +124,11 @@ def test_a_candidate_missing_documents_is_not_promoted(
         code, summary = run_cli(capsys, "reindex")
     assert code == 1 and not summary["promoted"] and alias_target(hyperion_env) == blue
     assert summary["reasons"][0].startswith("runs failed for 1 upload day(s): 2026-03-02")
+
+
+def test_reindex_with_nothing_indexed_promotes_nothing(
+    hyperion_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, summary = run_cli(capsys, "reindex")
+    assert code == 1 and not summary["promoted"] and summary["partitions"] == []
+    assert summary["reasons"] == ["the candidate collection was never written (no upload day ran into it)"]

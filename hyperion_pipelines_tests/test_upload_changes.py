@@ -5,14 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hyperion_pipelines.automation.upload_changes import (
-    DayChanges,
-    Seen,
-    carry,
-    merge_carried,
-    pending_changes,
-    plan_runs,
-)
+from hyperion_pipelines.automation.upload_changes import DayChanges, Seen, pending_changes, plan_runs
 from hyperion_pipelines.index.promotion import coverage, decide
 from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.parsing.document import Heading, ParsedDocument
@@ -82,15 +75,6 @@ def test_plan_is_newest_first_bounded_and_skips_busy_held_and_invalid_days() -> 
     assert [c.day for c in plan.waiting] == ["2026-03-03"]
     assert [c.day for c in plan.deferred] == ["2026-03-04", "2026-03-01"]
     assert [c.day for c in plan.out_of_range] == ["2031-01-01"]
-
-
-def test_carried_days_keep_their_counts_and_change_the_run_key() -> None:
-    owed = pending_changes([Seen("d", "2026-03-05", "40:1")], INDEXED, complete=False)
-    merged = merge_carried({}, carry(owed.values()))
-    assert summary(merged) == {"2026-03-05": (1, 0, 0)}
-    fresh = pending_changes([Seen("e", "2026-03-05", "1:1")], INDEXED, complete=False)
-    both = merge_carried(fresh, carry(owed.values()))["2026-03-05"]
-    assert (both.added, both.run_key != fresh["2026-03-05"].run_key) == (2, True)
 
 
 def test_the_manifest_follows_each_partition(tmp_path: Path) -> None:

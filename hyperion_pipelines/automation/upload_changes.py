@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
 
 from hyperion_pipelines.defs.partitions import partition_key_for
 from hyperion_pipelines.ids import document_id
-from hyperion_pipelines.sources.base import DeletedRef, DocumentRef, DocumentSource
+from hyperion_pipelines.sources.base import DocumentRef, DocumentSource
 from hyperion_pipelines.state.manifest import DocumentManifest, IndexedDocument
 
 
@@ -59,7 +58,7 @@ class DayChanges:
         return f"{self.day}:{self.digest}"
 
 
-def seen(source: DocumentSource | ChangeFeed, ref: DocumentRef) -> Seen:
+def seen(source: DocumentSource, ref: DocumentRef) -> Seen:
     return Seen(document_id(source.name, ref.key), partition_key_for(ref.uploaded_at), ref.version)
 
 
@@ -150,96 +149,6 @@ def scan_listing(source: DocumentSource, manifest: DocumentManifest, start: date
     with the manifest, which also reveals deletions."""
     listed = [seen(source, ref) for ref in source.list_documents(start, end)]
     return Scan(pending_changes(listed, manifest.indexed(), complete=True), len(listed), {})
-
-
-@runtime_checkable
-class ChangeFeed(Protocol):
-    """A source whose uploads and deletions are listed by time window, page by page (the backend API)."""
-
-    name: str
-
-    def list_page(
-        self, start: datetime, end: datetime, page_token: str | None = None
-    ) -> tuple[list[DocumentRef], str | None]: ...
-
-    def deleted_page(
-        self, start: datetime, end: datetime, page_token: str | None = None
-    ) -> tuple[list[DeletedRef], str | None]: ...
-
-
-@dataclass
-class _Window:
-    """A time window being paged through: ``[after, before)`` from page ``token``."""
-
-    after: str
-    before: str | None = None
-    token: str | None = None
-
-
-PageFetch = Callable[[datetime, datetime, str | None], tuple[list, str | None]]
-
-
-def _page_through(window: _Window, now: datetime, pages: int, fetch: PageFetch) -> tuple[list, int]:
-    """Up to ``pages`` pages of the window; the window moves on once it is read to the end."""
-    items: list = []
-    used = 0
-    window.before = window.before or now.isoformat()
-    while used < pages:
-        lo, hi = datetime.fromisoformat(window.after), datetime.fromisoformat(window.before)
-        page, window.token = fetch(lo, hi, window.token)
-        items.extend(page)
-        used += 1
-        if not window.token:
-            window.after, window.before = window.before, None
-            break
-    return items, used
-
-
-def scan_feed(
-    feed: ChangeFeed,
-    manifest: DocumentManifest,
-    cursor: Mapping,
-    *,
-    start: datetime,
-    now: datetime,
-    max_pages: int,
-) -> Scan:
-    """Read the feed from where the cursor left off (at most ``max_pages`` pages per call, so a
-    backlog of any size is worked through over several ticks) and compare it with the manifest.
-
-    A page token pins its window's end, so uploads arriving meanwhile land in the next window.
-    Days with changes that could not be requested yet are carried in the cursor by the caller.
-    """
-    uploads = _Window(**cursor.get("uploads", {"after": start.isoformat()}))
-    deletions = _Window(**cursor.get("deletions", {"after": now.isoformat()}))
-    refs, used = _page_through(uploads, now, max_pages, feed.list_page)
-    deleted: list[DeletedRef] = []
-    if used < max_pages:
-        deleted, _ = _page_through(deletions, now, max_pages - used, feed.deleted_page)
-    listed = [seen(feed, ref) for ref in refs]
-    deleted_ids = [document_id(feed.name, d.key) for d in deleted]
-    indexed = manifest.indexed([s.document_id for s in listed] + deleted_ids)
-    pending = pending_changes(listed, indexed, complete=False, deleted_ids=deleted_ids)
-    # The listing is ordered by upload time: only the last day read may continue on the next page.
-    open_days = frozenset({listed[-1].day}) if listed and uploads.token else frozenset()
-    return Scan(pending, len(listed), {"uploads": vars(uploads), "deletions": vars(deletions)}, open_days)
-
-
-def carry(changes: Iterable[DayChanges]) -> dict[str, dict]:
-    """Compact form of days still owed a run, for the cursor: counts and digest, not every id."""
-    return {c.day: {"added": c.added, "edited": c.edited, "deleted": c.deleted, "digest": c.digest} for c in changes}
-
-
-def merge_carried(pending: dict[str, DayChanges], carried: Mapping[str, Mapping]) -> dict[str, DayChanges]:
-    """Add the days an earlier tick saw changes on but could not request a run for yet."""
-    merged = {day: replace(changes, items=list(changes.items)) for day, changes in pending.items()}
-    for day, owed in carried.items():
-        changes = merged.setdefault(day, DayChanges(day))
-        changes.added += owed["added"]
-        changes.edited += owed["edited"]
-        changes.deleted += owed["deleted"]
-        changes.items.append(f"carried:{owed['digest']}")
-    return merged
 
 
 def dumps(cursor: Mapping) -> str:

@@ -461,19 +461,21 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 document_ids=document_ids,
                 checkpoint=checkpoint,
             )
-        dropped = (
-            state_of(context)
-            .manifest(spec.name)
-            .record_partition(
-                context.partition_key, manifest_records(raw_documents, parsed_documents), run_id=context.run.run_id
-            )
-        )
         live = index.live_collection()
         if live is None:
             index.point_alias(collection)
             live = collection
-        elif live != collection:
-            context.log.warning(f"alias {spec.index.alias} still points at {live}; this run wrote {collection}")
+        removed_from_live = 0
+        if live != collection:
+            # Mid re-index: searches still use the old collection, which this run cannot fill
+            # (another model); documents deleted at the source must leave it all the same.
+            at_source = raw_documents["document_id"].tolist()
+            removed_from_live = index.remove_other_documents(live, partition_date=context.partition_key, keep=at_source)
+            context.log.warning(
+                f"alias {spec.index.alias} still points at {live}; this run wrote {collection} "
+                f"(run 'hyperion reindex' to switch); {removed_from_live} entries of deleted documents "
+                f"removed from {live}"
+            )
         seconds = time.perf_counter() - started
 
         reconciliation = reconcile_partition(
@@ -483,6 +485,13 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             partition_date=context.partition_key,
             document_ids=document_ids,
         )
+        # The manifest says "the index reflects these versions": only true when the entries match.
+        # Left alone, the sensor still sees the day's changes as pending.
+        dropped = 0
+        if reconciliation.passed:
+            manifest = state_of(context).manifest(spec.name)
+            records = manifest_records(raw_documents, parsed_documents)
+            dropped = manifest.record_partition(context.partition_key, records, run_id=context.run.run_id)
         sampled = sample_ids(document_chunks["chunk_id"].tolist(), spec.index_checks.self_retrieval_sample)
         vectors = chunk_embeddings.set_index("chunk_id").loc[sampled, "vector"].tolist() if sampled else []
         retrieval = self_retrieval(index, collection, sampled, np.asarray(vectors, dtype=np.float32))
@@ -495,6 +504,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 "deleted": report.deleted,
                 "unchanged": report.unchanged,
                 "documents_removed": dropped,
+                "removed_from_live_collection": removed_from_live,
                 "documents": int((parsed_documents["status"] == "parsed").sum()),
                 "collection_entries": report.total_entries,
                 **timing(seconds, report.upserted, "entries"),

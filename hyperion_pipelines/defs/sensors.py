@@ -20,15 +20,8 @@ from dagster import (
     sensor,
 )
 
-from hyperion_pipelines.automation.upload_changes import (
-    ChangeFeed,
-    carry,
-    dumps,
-    merge_carried,
-    plan_runs,
-    scan_feed,
-    scan_listing,
-)
+from hyperion_pipelines.automation.change_feed import ChangeFeed, scan_feed
+from hyperion_pipelines.automation.upload_changes import dumps, plan_runs, scan_listing
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.defs.pipeline import PipelineDefs
 from hyperion_pipelines.sources.resources import DocumentSourceResource
@@ -84,12 +77,10 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
                     now=datetime.now(UTC),
                     max_pages=settings.feed_pages_per_tick,
                 )
-                # A feed shows each change once: days it could not request yet are carried over.
-                pending = merge_carried(scan.pending, cursor.get("owed", {}))
             else:
-                # A full listing shows every change again until the index reflects it.
                 scan = scan_listing(source, manifest, start, _FAR_FUTURE)
-                pending = scan.pending
+        # Either way, a change stays pending (the same run key) until the manifest shows it done.
+        pending = scan.pending
         plan = plan_runs(
             pending,
             active_days=active_days(context.instance, pipeline.job.name),
@@ -105,7 +96,6 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
         seconds = round(time.perf_counter() - started, 3)
         new_cursor = {
             "feed": scan.cursor,
-            "owed": carry(plan.waiting + plan.deferred) if scan.cursor else {},
             "last_tick": {"documents_seen": scan.documents_seen, "pending_days": len(pending), "seconds": seconds},
         }
         requests = [

@@ -148,6 +148,14 @@ class MilvusIndex:
             found.update(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
         return found
 
+    def remove_other_documents(self, collection: str, *, partition_date: str, keep: Sequence[str]) -> int:
+        """Delete the entries dated ``partition_date`` whose document is not in ``keep``."""
+        self.ensure_loaded(collection)
+        kept = set(keep)
+        rows = self._iterate(collection, f"partition_date == {json.dumps(partition_date)}", ["id", "document_id"])
+        gone = [row["id"] for row in rows if row["document_id"] not in kept]
+        return self.delete(collection, gone) if gone else 0
+
     def entries_for(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> list[str]:
         """Like :meth:`ids_for`, but a list: an id stored twice appears twice."""
         date = json.dumps(partition_date)

@@ -42,6 +42,7 @@ def _named(ids: Sequence[str]) -> str:
 
 def decide(
     *,
+    candidate_exists: bool = True,
     failed_days: Sequence[str],
     failed_checks: Sequence[str],
     documents: Coverage,
@@ -49,6 +50,8 @@ def decide(
 ) -> PromotionDecision:
     """``evaluation_level``: pass, warn or fail; None when the pipeline has no golden query set."""
     reasons = []
+    if not candidate_exists:
+        reasons.append("the candidate collection was never written (no upload day ran into it)")
     if failed_days:
         reasons.append(f"runs failed for {len(failed_days)} upload day(s): {_named(list(failed_days))}")
     if failed_checks:
@@ -59,6 +62,6 @@ def decide(
         reasons.append(
             f"{len(documents.unexpected)} document(s) in the candidate are not indexed: {_named(documents.unexpected)}"
         )
-    if evaluation_level == "fail":
+    if evaluation_level == "fail" and candidate_exists:
         reasons.append("the retrieval evaluation on the candidate is below its fail thresholds")
     return PromotionDecision(promote=not reasons, reasons=reasons)

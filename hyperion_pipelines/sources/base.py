@@ -5,15 +5,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def document_version(size_bytes: int, uploaded_at: datetime) -> str:
     """What identifies one version of a document at its source: size and upload time to the
-    microsecond. The sensors compare it with the index manifest; ``raw_documents`` records it."""
-    return f"{int(size_bytes)}:{pd.Timestamp(uploaded_at).value // 1000}"
+    microsecond. The sensors compare it with the index manifest; ``raw_documents`` records it.
+    Plain datetime arithmetic: a file dated beyond pandas' nanosecond range (year 2262) must not
+    break the sensor that lists it."""
+    if isinstance(uploaded_at, pd.Timestamp):
+        uploaded_at = uploaded_at.to_pydatetime()
+    return f"{int(size_bytes)}:{(uploaded_at - _EPOCH) // timedelta(microseconds=1)}"
 
 
 @dataclass(frozen=True)
