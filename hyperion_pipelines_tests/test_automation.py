@@ -1,9 +1,11 @@
-"""Schedules and the run-failure alert sensor, with a real failed run and a loopback webhook."""
+"""Schedules, backfills and the run-failure alert sensor, with a real failed run and a loopback webhook."""
 
 from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,11 +21,12 @@ from dagster import (
 )
 
 from hyperion_pipelines.automation.alerts import Delivery, post_alert
+from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.defs.automation import AlertWebhookResource
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 
-from .conftest import UPLOAD_DAY, run_ingest
+from .conftest import REPO, UPLOAD_DAY, run_ingest
 from .loopback import LoopbackServer
 
 
@@ -123,3 +126,17 @@ def test_a_failing_webhook_is_reported_not_fatal(failed_run, broken: str) -> Non
             delivery = post_alert(url, payload)
         assert len(received) == 2 and delivery == Delivery(False, "HTTP 500")
     assert "T0KEN" not in delivery.detail  # what gets logged never quotes the URL or its token
+
+
+def test_dagsters_command_line_backfills_a_date_range(hyperion_env: Settings) -> None:
+    """`dagster job backfill` hands a range of days to the daemon, as the README shows."""
+    (hyperion_env.dagster_home / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "job", "backfill", "-w", "workspace.yaml",
+         "-j", "ingest_documents", "--from", "2026-01-13", "--to", UPLOAD_DAY, "--noprompt"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    with DagsterInstance.get() as instance:
+        [backfill] = instance.get_backfills()
+    assert backfill.partition_names == ["2026-01-13", "2026-01-14", UPLOAD_DAY]
