@@ -11,6 +11,9 @@ setup(
     install_requires=[
         "dagster==1.13.*",
         "dagster-webserver==1.13.*",
+        "dagster-postgres==0.29.*",  # production instance storage
+        "dagster-docker==0.29.*",  # DockerRunLauncher
+        "prometheus-client>=0.20",  # pipeline metrics for Prometheus (push gateway)
         "pandas>=2.2",
         "pandera>=0.20",
         "pymilvus[milvus-lite]>=2.6",
@@ -28,10 +31,12 @@ setup(
         "filetype>=1.2",
         "pydantic>=2.6",
         "ir-measures>=0.3.1",  # recall@k, MRR, nDCG@k (TREC-eval implementations)
-        "sqlalchemy>=2.0",  # the quarantine ledger (SQLite embedded, PostgreSQL in production)
+        "sqlalchemy>=2.0",  # the state database (SQLite embedded, PostgreSQL in production)
+        "psycopg2-binary>=2.9",  # SQLAlchemy's PostgreSQL driver (dagster-postgres uses it too)
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "reportlab>=4.0"],
+        # pgserver: a throwaway PostgreSQL for the tests where none is running
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "reportlab>=4.0", "pgserver>=0.1.4"],
     },
     entry_points={"console_scripts": ["hyperion=hyperion_pipelines.cli:main"]},
 )
