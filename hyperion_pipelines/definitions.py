@@ -12,6 +12,7 @@ from hyperion_pipelines.defs.automation import (
     build_alert_sensor,
     build_schedules,
 )
+from hyperion_pipelines.defs.monitoring import METRICS_RESOURCE_KEY, PrometheusPushResource, build_metrics_sensors
 from hyperion_pipelines.defs.pipeline import PipelineDefs, build_pipeline
 from hyperion_pipelines.defs.resources import build_resources, secret
 from hyperion_pipelines.defs.sensors import build_upload_sensor
@@ -60,10 +61,11 @@ def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec
         assets=assets,
         jobs=[job for p in pipelines for job in p.jobs],
         schedules=[s for p in pipelines for s in build_schedules(p)],
-        sensors=[*(build_upload_sensor(p) for p in pipelines), build_alert_sensor()],
+        sensors=[*(build_upload_sensor(p) for p in pipelines), build_alert_sensor(), *build_metrics_sensors(pipelines)],
         resources={
             **build_resources(settings),
             ALERT_RESOURCE_KEY: AlertWebhookResource(url=secret("HYPERION_ALERT_WEBHOOK_URL"), ui_url=settings.ui_url),
+            METRICS_RESOURCE_KEY: PrometheusPushResource(gateway=settings.prometheus_pushgateway),
         },
     )
 

@@ -67,6 +67,7 @@ class Settings:
     ui_url: str
     step_timeout_s: float
     run_timeout_s: int
+    prometheus_pushgateway: str | None
 
     @property
     def state_db_url(self) -> str:
@@ -120,4 +121,5 @@ class Settings:
             ui_url=_get(env, "UI_URL", "http://127.0.0.1:3000"),
             step_timeout_s=float(_get(env, "STEP_TIMEOUT_S", "3600")),
             run_timeout_s=int(_get(env, "RUN_TIMEOUT_S", str(4 * 3600))),
+            prometheus_pushgateway=_get(env, "PROMETHEUS_PUSHGATEWAY", "") or None,
         )

@@ -32,7 +32,7 @@ def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> N
     job = defs.resolve_job_def("ingest_documents")
     assert job.partitions_def is not None
     assert set(defs.resources) == {
-        "document_source", "embedder", "milvus", "blob_store", "state_db", "alert_webhook",
+        "document_source", "embedder", "milvus", "blob_store", "state_db", "alert_webhook", "prometheus",
     }  # fmt: skip
 
 

@@ -1,0 +1,77 @@
+"""Run-status sensors that push each ingest run's metrics to a Prometheus push gateway."""
+
+from dagster import (
+    ConfigurableResource,
+    DagsterEventType,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunStatusSensorContext,
+    SensorDefinition,
+    run_status_sensor,
+)
+from pydantic import Field
+
+from hyperion_pipelines.defs.pipeline import PipelineDefs
+from hyperion_pipelines.monitoring.metrics import push_metrics, run_metrics_from
+
+METRICS_RESOURCE_KEY = "prometheus"
+
+
+class PrometheusPushResource(ConfigurableResource):
+    """Where run metrics go (``HYPERION_PROMETHEUS_PUSHGATEWAY``); unset, nothing is pushed."""
+
+    gateway: str | None = Field(default=None, description="Push gateway address, e.g. http://pushgateway:9091.")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+def _collect(context: RunStatusSensorContext, pipeline_name: str) -> tuple:
+    run = context.dagster_run
+    instance = context.instance
+    metadata: dict[str, dict] = {}
+    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = record.get_dagster_event().event_specific_data.materialization
+        metadata[materialization.asset_key.path[-1]] = {k: v.value for k, v in materialization.metadata.items()}
+    checks = {}
+    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.get_dagster_event().event_specific_data
+        checks[(evaluation.asset_key.path[-1], evaluation.check_name)] = evaluation.passed
+    stats = instance.get_run_stats(run.run_id)
+    duration = stats.end_time - stats.start_time if stats.start_time and stats.end_time else None
+    return run_metrics_from(
+        pipeline=pipeline_name,
+        partition=run.tags.get("dagster/partition", ""),
+        run_id=run.run_id,
+        succeeded=run.status == DagsterRunStatus.SUCCESS,
+        duration_s=duration,
+        finished_at=stats.end_time,
+        metadata=metadata,
+        checks=checks,
+    )
+
+
+def build_metrics_sensors(pipelines: list[PipelineDefs]) -> list[SensorDefinition]:
+    names = {p.job.name: p.spec.name for p in pipelines}
+    sensors = []
+    for status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE):
+
+        @run_status_sensor(
+            run_status=status,
+            name=f"push_metrics_on_{status.value.lower()}",
+            monitored_jobs=[p.job for p in pipelines],
+            default_status=DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30,
+            description=(
+                f"After each {status.value.lower()} ingest run, pushes its metrics (documents, chunks, rejected "
+                "by reason, embedded and reused, run duration, check outcomes) to HYPERION_PROMETHEUS_PUSHGATEWAY."
+            ),
+        )
+        def push_run_metrics(context: RunStatusSensorContext, prometheus: PrometheusPushResource) -> None:
+            if not prometheus.gateway:
+                return
+            metrics = _collect(context, names.get(context.dagster_run.job_name, context.dagster_run.job_name))
+            delivery = push_metrics(prometheus.gateway, metrics, timeout_s=prometheus.timeout_s)
+            if not delivery.delivered:
+                context.log.warning(f"metrics of run {metrics.run_id} not pushed: {delivery.detail}")
+
+        sensors.append(push_run_metrics)
+    return sensors

@@ -1,0 +1,1 @@
+"""Pipeline metrics for Prometheus."""
