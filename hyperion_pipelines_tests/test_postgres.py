@@ -143,7 +143,9 @@ def test_production_instance_on_postgres_runs_the_sensor_into_a_milvus_server(
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         states = {s.instigator_name: s for s in instance.all_instigator_state()}
-    assert "documents_uploads" in states  # the sensor's state (and cursor) live in PostgreSQL
+    # The sensor's state (with its cursor) and the schedules' state live in PostgreSQL.
+    assert json.loads(states["documents_uploads"].instigator_data.cursor)["last_tick"]["documents_seen"] == 2
+    assert {"reconcile_documents_daily", "alert_on_run_failure"} <= set(states), sorted(states)
     engine = sa.create_engine(state_url.replace(postgres_database, postgres_database))
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from job_ticks")).scalar() > 0
