@@ -39,7 +39,16 @@ setup(
     ],
     extras_require={
         # pgserver: a throwaway PostgreSQL for the tests where none is running
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "reportlab>=4.0", "pgserver>=0.1.4"],
+        # playwright drives Debian's chromium (never `playwright install`): the UI test installs
+        # chromium with apt-get when it is missing.
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "reportlab>=4.0",
+            "pgserver>=0.1.4",
+            "playwright>=1.45",
+        ],
     },
     entry_points={"console_scripts": ["hyperion=hyperion_pipelines.cli:main"]},
 )

@@ -54,6 +54,7 @@ def default_spec(settings: Settings) -> PipelineSpec:
 def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec] | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     pipelines: list[PipelineDefs] = [build_pipeline(spec) for spec in specs or [default_spec(settings)]]
+    owners = list(dict.fromkeys(owner for p in pipelines for owner in p.spec.owners))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # code references are beta, and harmless
         assets = with_source_code_references([a for p in pipelines for a in p.all_assets])
@@ -61,7 +62,11 @@ def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec
         assets=assets,
         jobs=[job for p in pipelines for job in p.jobs],
         schedules=[s for p in pipelines for s in build_schedules(p)],
-        sensors=[*(build_upload_sensor(p) for p in pipelines), build_alert_sensor(), *build_metrics_sensors(pipelines)],
+        sensors=[
+            *(build_upload_sensor(p) for p in pipelines),
+            build_alert_sensor(owners),
+            *build_metrics_sensors(pipelines),
+        ],
         resources={
             **build_resources(settings),
             ALERT_RESOURCE_KEY: AlertWebhookResource(url=secret("HYPERION_ALERT_WEBHOOK_URL"), ui_url=settings.ui_url),

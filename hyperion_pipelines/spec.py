@@ -6,6 +6,8 @@ collection is declared by writing a second spec, not by copying asset code.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SUPPORTED_MEDIA_TYPES = (
@@ -15,6 +17,11 @@ SUPPORTED_MEDIA_TYPES = (
     "application/pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 )
+
+# What Dagster accepts as an owner: a team ("team:" and a name) or an email address.
+OWNER_PATTERN = r"^(team:[A-Za-z0-9][A-Za-z0-9_.-]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$"
+Owner = Annotated[str, Field(pattern=OWNER_PATTERN)]
+DEFAULT_OWNERS = ("team:document-platform",)
 
 
 class _Strict(BaseModel):
@@ -162,6 +169,14 @@ class PipelineSpec(_Strict):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Asset group name.")
     description: str = ""
+    owners: tuple[Owner, ...] = Field(
+        default=DEFAULT_OWNERS,
+        min_length=1,
+        description=(
+            "Who answers for the pipeline (a 'team:<name>' or an email address): owners of its assets, "
+            "jobs, schedules and sensors in the Dagster UI."
+        ),
+    )
     key_prefix: tuple[str, ...] = Field(
         default=(), description="Prefix for asset keys; lets several pipelines live side by side."
     )

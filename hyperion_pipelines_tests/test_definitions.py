@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from dagster import AssetKey
+from pydantic import ValidationError
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.pipeline import ASSET_NAMES, build_pipeline
-from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.defs.pipeline import ASSET_NAMES, STAGES, build_pipeline
+from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 from hyperion_pipelines.spec import PipelineSpec
 
 from .conftest import REPO
@@ -34,6 +36,47 @@ def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> N
     assert set(defs.resources) == {
         "document_source", "embedder", "milvus", "blob_store", "state_db", "alert_webhook", "prometheus",
     }  # fmt: skip
+
+
+def test_every_definition_says_what_it_does_and_who_owns_it(hyperion_env: Settings, monkeypatch) -> None:
+    """What a user sees in the UI: owners, a stage tag and a description on every asset; a description
+    (and owners, or an owners tag where Dagster takes none) on every job, schedule and sensor."""
+    monkeypatch.setenv("HYPERION_GOLDEN_QUERIES", str(SAMPLE_GOLDEN_QUERIES))  # the evaluation asset too
+    defs = build_definitions(Settings.from_env())
+    owners = ["team:document-platform"]
+    graph = defs.resolve_asset_graph()
+    stages = {**STAGES, "retrieval_evaluation": "evaluate"}
+    assert {key.path[-1] for key in graph.get_all_asset_keys()} == set(stages)
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners == owners, key
+        assert node.tags["hyperion/stage"] == stages[key.path[-1]], key
+        assert node.group_name == "documents" and node.description, key
+    jobs = {job.name: job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    assert set(jobs) == {"ingest_documents", "evaluate_documents"}
+    schedules = list(defs.schedules)
+    sensors = list(defs.sensors)
+    assert {s.name for s in schedules} == {"reconcile_documents_daily", "evaluate_documents_daily"}
+    assert {s.name for s in sensors} == {
+        "documents_uploads", "alert_on_run_failure", "push_metrics_on_success", "push_metrics_on_failure",
+    }  # fmt: skip
+    for definition in [*jobs.values(), *schedules, *sensors]:
+        assert definition.description and len(definition.description) > 40, definition.name
+        assert definition.description.rstrip().endswith("."), definition.name
+    for definition in [*jobs.values(), *schedules]:
+        assert list(definition.owners) == owners, definition.name
+    for sensor in sensors:
+        # Run-status sensors take no owners in Dagster 1.13: they carry them as a tag.
+        assert list(sensor.owners) == owners or sensor.tags == {"hyperion/owners": owners[0]}, sensor.name
+
+
+def test_owners_come_from_the_spec_and_must_be_teams_or_emails() -> None:
+    spec = PipelineSpec(name="legal", key_prefix=("legal",), owners=("team:legal-search", "ana@example.com"))
+    pipeline = build_pipeline(spec)
+    assert all(a.owners_by_key[a.key] == ["team:legal-search", "ana@example.com"] for a in pipeline.assets)
+    for owners in [(), ("legal",), ("team:",)]:
+        with pytest.raises(ValidationError):
+            PipelineSpec(name="legal", owners=owners)
 
 
 def test_every_frame_has_a_blocking_partitioned_schema_check_and_the_index_its_checks(hyperion_env: Settings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, TableColumnDep, materialize
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.defs.pipeline import build_pipeline
@@ -55,6 +55,31 @@ def search_sources(settings: Settings, query: str, k: int = 3) -> list[str]:
         client.close()
 
 
+def assert_dashboard_metadata(metadata: dict[str, dict], max_tokens: int) -> None:
+    """What the UI plots and shows: distributions under stable names, a histogram, column lineage."""
+    chunked = metadata["document_chunks"]
+    chunks = chunked["chunks"]
+    for name in ("tokens_p50", "tokens_p95", "chars_mean", "chars_p95", "chunks_per_document"):
+        assert isinstance(chunked[name], float), name  # one type per name, or the UI cannot plot its history
+    assert 0 < chunked["tokens_p50"] <= chunked["tokens_p95"] <= chunked["tokens_max"] <= max_tokens
+    assert chunked["chars_mean"] > 0 and chunked["chars_p95"] > chunked["tokens_p95"]  # tokens are words or pieces
+    assert chunked["chunks_per_document"] == round(chunks / metadata["parsed_documents"]["parsed"], 2)
+    rows = [line.split("|")[1:-1] for line in chunked["token_histogram"].splitlines()[2:]]
+    assert [r[0].strip() for r in rows][-1].endswith(str(max_tokens)) and len(rows) == 8  # fixed buckets
+    assert sum(int(r[1]) for r in rows) == chunks
+    lineage = chunked["dagster/column_lineage"].deps_by_column
+    assert lineage["document_id"] == [TableColumnDep(AssetKey("parsed_documents"), "document_id")]
+    assert TableColumnDep(AssetKey("parsed_documents"), "text") in lineage["chunk_id"]
+    embedded = metadata["chunk_embeddings"]["dagster/column_lineage"].deps_by_column
+    assert embedded["chunk_id"] == [TableColumnDep(AssetKey("document_chunks"), "chunk_id")]
+    schema = {c.name: c for c in metadata["chunk_embeddings"]["dagster/column_schema"].columns}
+    assert schema["vector"].type == "list[float]" and schema["vector"].description
+    assert metadata["parsed_documents"]["characters_mean"] > 0
+    units = {"raw_documents": "documents", "parsed_documents": "documents", "quarantined_documents": "documents"}
+    for name, unit in {**units, "document_chunks": "chunks", "chunk_embeddings": "chunks"}.items():
+        assert metadata[name]["seconds"] >= 0 and f"{unit}_per_second" in metadata[name], name
+
+
 @pytest.fixture
 def instance(hyperion_env: Settings):
     with DagsterInstance.ephemeral() as instance:
@@ -71,6 +96,8 @@ def test_partition_indexes_searchably_and_reruns_change_nothing(
     chunks = first["document_chunks"]["chunks"]
     assert first["chunk_embeddings"]["embedded"] == chunks and first["chunk_embeddings"]["reused"] == 0
     assert first["vector_index"]["upserted"] == chunks and first["vector_index"]["deleted"] == 0
+
+    assert_dashboard_metadata(first, hyperion_env.chunk_max_tokens)
 
     entries = index_entries(hyperion_env)
     assert len(entries) == chunks
@@ -143,3 +170,16 @@ def test_removed_document_leaves_the_index(hyperion_env: Settings, sample_upload
     sources = {source for source, _ in index_entries(hyperion_env).values()}
     assert "web/night-sky.html" not in sources and len(sources) == 7
     assert metadata["vector_index"]["deleted"] > 0
+
+
+def test_distributions_have_fixed_buckets_and_a_value_for_an_empty_partition() -> None:
+    from hyperion_pipelines.defs.metadata import bucket_edges, histogram, mean, percentile
+
+    edges = bucket_edges(200)
+    assert edges == [25, 50, 75, 100, 125, 150, 175, 200]
+    assert (percentile([], 95), mean([])) == (0.0, 0.0)  # present, and a float, with no chunks at all
+    empty = histogram([], edges, "tokens", "chunks").value.splitlines()
+    assert len(empty) == 2 + len(edges) and all("| 0 | 0% |" in line for line in empty[2:])
+    rows = histogram([1, 25, 26, 200, 230], edges, "tokens", "chunks").value.splitlines()[2:]
+    assert rows[0].startswith("| 1–25 | 2 |") and rows[1].startswith("| 26–50 | 1 |")
+    assert rows[-1].startswith("| > 200 | 1 |")  # only shown when something is over the bound

@@ -1,5 +1,6 @@
 """Schedules and sensors: the daily reconciliation, the daily evaluation, run-failure alerts."""
 
+from collections.abc import Sequence
 from datetime import UTC, timedelta
 
 from dagster import (
@@ -19,6 +20,7 @@ from pydantic import Field
 
 from hyperion_pipelines.automation.alerts import RunFailure, alert_payload, post_alert
 from hyperion_pipelines.defs.pipeline import PipelineDefs
+from hyperion_pipelines.spec import DEFAULT_OWNERS
 
 ALERT_RESOURCE_KEY = "alert_webhook"
 
@@ -41,6 +43,7 @@ def build_schedules(pipeline: PipelineDefs) -> list[ScheduleDefinition]:
         execution_timezone="UTC",
         job=pipeline.job,
         default_status=DefaultScheduleStatus.RUNNING,
+        owners=list(pipeline.spec.owners),
         description=(
             "At 00:15 UTC, re-runs the previous day's partition once it is complete: late uploads are "
             "indexed, deletions and edits reconciled, the index checks run on the final state."
@@ -59,7 +62,11 @@ def build_schedules(pipeline: PipelineDefs) -> list[ScheduleDefinition]:
                 execution_timezone="UTC",
                 job=pipeline.evaluation_job,
                 default_status=DefaultScheduleStatus.RUNNING,
-                description="At 06:00 UTC, scores the live index on the golden query set again.",
+                owners=list(pipeline.spec.owners),
+                description=(
+                    "At 06:00 UTC, scores the live index on the golden query set again, so a drop in "
+                    "retrieval quality shows up (and its check warns or fails) within a day."
+                ),
             )
         )
     return schedules
@@ -74,7 +81,12 @@ def _error_text(error: SerializableErrorInfo) -> str:
     return messages[-1] if len(messages) == 1 else f"{messages[-1]} ({messages[0]})"
 
 
-def build_alert_sensor() -> SensorDefinition:
+def owner_tags(owners: Sequence[str]) -> dict[str, str]:
+    """Owners of a sensor that cannot take ``owners=`` (run-status sensors, Dagster 1.13), as a tag."""
+    return {"hyperion/owners": ",".join(owners)}
+
+
+def build_alert_sensor(owners: Sequence[str] = DEFAULT_OWNERS) -> SensorDefinition:
     @run_failure_sensor(
         name="alert_on_run_failure",
         description=(
@@ -83,6 +95,7 @@ def build_alert_sensor() -> SensorDefinition:
         ),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
+        tags=owner_tags(owners),
     )
     def alert_on_run_failure(context: RunFailureSensorContext, alert_webhook: AlertWebhookResource) -> None:
         run = context.dagster_run

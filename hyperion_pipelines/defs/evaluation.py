@@ -76,6 +76,8 @@ def build_evaluation(
             "against the documents the set marks relevant."
         ),
         group_name=spec.name,
+        owners=list(spec.owners),
+        tags={"hyperion/stage": "evaluate"},
         kinds={"python", "milvus"},
         deps=[vector_index_key],
         required_resource_keys={keys.embedder, keys.milvus},
@@ -121,6 +123,10 @@ def build_evaluation(
     job = define_asset_job(
         name=f"evaluate_{spec.name}",
         selection=[key],
-        description=f"Score the {spec.name} index on its golden query set.",
+        description=(
+            f"Score the {spec.name} index on its golden query set: recall@{k}, MRR and nDCG@{k}, "
+            "checked against the warn and fail thresholds."
+        ),
+        owners=list(spec.owners),
     )
     return retrieval_evaluation, job

@@ -1,25 +1,59 @@
-"""Materialisation metadata: table schemas, Markdown previews, timings."""
+"""Materialisation metadata: table schemas, column lineage, Markdown previews, distributions, timings.
+
+Numeric entries keep their names from run to run (and from partition to partition): the UI plots
+the history of a name, so renaming one starts a new plot.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import AssetKey, MetadataValue, TableColumn, TableColumnDep, TableColumnLineage, TableSchema
 
-_TYPES = {"int64": "int", "Int64": "int", "float64": "float", "bool": "bool", "object": "string"}
+_TYPES = {
+    "int64": "int",
+    "Int64": "int",
+    "float64": "float",
+    "bool": "bool",
+    "object": "string",
+    "str": "string",
+}
 
 
-def table_schema(frame: pd.DataFrame, descriptions: dict[str, str] | None = None) -> TableSchema:
-    descriptions = descriptions or {}
+def _type(dtype: Any) -> str:
+    name = str(dtype)
+    return "timestamp" if name.startswith("datetime64") else _TYPES.get(name, name)
+
+
+def table_schema(
+    frame: pd.DataFrame, descriptions: Mapping[str, str] | None = None, types: Mapping[str, str] | None = None
+) -> TableSchema:
+    """The frame's columns; ``types`` names what an ``object`` column really holds (lists, records)."""
+    descriptions, types = descriptions or {}, types or {}
     return TableSchema(
         columns=[
             TableColumn(
-                name=str(name), type=_TYPES.get(str(dtype), str(dtype)), description=descriptions.get(str(name))
+                name=str(name), type=types.get(str(name), _type(dtype)), description=descriptions.get(str(name))
             )
             for name, dtype in frame.dtypes.items()
         ]
+    )
+
+
+def column_lineage(
+    upstream: Mapping[str, AssetKey], deps: Mapping[str, Sequence[tuple[str, str]]]
+) -> TableColumnLineage:
+    """``deps`` maps each output column to the (upstream asset name, column) pairs it is computed
+    from; ``upstream`` resolves those names to asset keys."""
+    return TableColumnLineage(
+        deps_by_column={
+            column: [TableColumnDep(asset_key=upstream[name], column_name=source) for name, source in sources]
+            for column, sources in deps.items()
+        }
     )
 
 
@@ -42,13 +76,52 @@ def markdown_preview(frame: pd.DataFrame, columns: Sequence[str], rows: int = 5,
 
 
 def frame_metadata(
-    frame: pd.DataFrame, preview_columns: Sequence[str], descriptions: dict[str, str] | None = None
+    frame: pd.DataFrame,
+    preview_columns: Sequence[str],
+    descriptions: Mapping[str, str] | None = None,
+    types: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "dagster/row_count": len(frame),
-        "dagster/column_schema": table_schema(frame, descriptions),
+        "dagster/column_schema": table_schema(frame, descriptions, types),
         "preview": markdown_preview(frame, preview_columns),
     }
+
+
+def percentile(values: Sequence[float] | pd.Series, q: float) -> float:
+    """The ``q``-th percentile (linear interpolation), one decimal; 0.0 for no values, so the entry
+    is there (and a float) in every materialisation."""
+    array = np.asarray(values, dtype=float)
+    return round(float(np.percentile(array, q)), 1) if array.size else 0.0
+
+
+def mean(values: Sequence[float] | pd.Series) -> float:
+    array = np.asarray(values, dtype=float)
+    return round(float(array.mean()), 1) if array.size else 0.0
+
+
+def bucket_edges(maximum: int, buckets: int = 8) -> list[int]:
+    """Upper bounds of equal-width buckets over 1..``maximum``: fixed by configuration, not by the
+    data, so the histograms of two partitions (or two runs) compare row by row."""
+    return sorted({max(1, math.ceil(maximum * i / buckets)) for i in range(1, buckets + 1)})
+
+
+def histogram(values: Sequence[int] | pd.Series, edges: Sequence[int], unit: str, of: str) -> MetadataValue:
+    """A Markdown table: how many ``of`` fall in each ``unit`` bucket ``(previous edge, edge]``, with
+    their share and a bar; values above the last edge get a row of their own when there are any."""
+    array = np.asarray(values, dtype=float)
+    counts = np.bincount(np.searchsorted(np.asarray(edges), array, side="left"), minlength=len(edges) + 1)
+    total = int(array.size)
+    lows = [1, *(edge + 1 for edge in edges[:-1])]
+    labels = [f"{low}–{high}" if low < high else str(high) for low, high in zip(lows, edges, strict=True)]
+    labels.append(f"> {edges[-1]}")
+    lines = [f"| {unit} | {of} | share | |", "|---|---:|---:|---|"]
+    for index, (label, count) in enumerate(zip(labels, counts.tolist(), strict=True)):
+        if index == len(edges) and not count:
+            continue
+        share = count / total if total else 0.0
+        lines.append(f"| {label} | {count} | {share:.0%} | {'█' * round(share * 20)} |")
+    return MetadataValue.md("\n".join(lines))
 
 
 def timing(seconds: float, count: int, unit: str) -> dict[str, Any]:

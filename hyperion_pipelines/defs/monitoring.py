@@ -11,6 +11,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from hyperion_pipelines.defs.automation import owner_tags
 from hyperion_pipelines.defs.pipeline import PipelineDefs
 from hyperion_pipelines.monitoring.metrics import push_metrics, run_metrics_from
 
@@ -51,6 +52,7 @@ def _collect(context: RunStatusSensorContext, pipeline_name: str) -> tuple:
 
 def build_metrics_sensors(pipelines: list[PipelineDefs]) -> list[SensorDefinition]:
     names = {p.job.name: p.spec.name for p in pipelines}
+    owners = list(dict.fromkeys(owner for p in pipelines for owner in p.spec.owners))
     sensors = []
     for status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE):
 
@@ -60,6 +62,7 @@ def build_metrics_sensors(pipelines: list[PipelineDefs]) -> list[SensorDefinitio
             monitored_jobs=[p.job for p in pipelines],
             default_status=DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=30,
+            tags=owner_tags(owners),
             description=(
                 f"After each {status.value.lower()} ingest run, pushes its metrics (documents, chunks, rejected "
                 "by reason, embedded and reused, run duration, check outcomes) to HYPERION_PROMETHEUS_PUSHGATEWAY."

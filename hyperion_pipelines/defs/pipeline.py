@@ -52,9 +52,18 @@ from hyperion_pipelines.defs.checks import (
     schema_check_spec,
     self_retrieval_result,
 )
+from hyperion_pipelines.defs.columns import DESCRIPTIONS, LINEAGE, TYPES
 from hyperion_pipelines.defs.evaluation import build_evaluation
 from hyperion_pipelines.defs.execution import EMBEDDING_POOL, MILVUS_WRITE_POOL, ONE_DAY_PER_RUN, REMOTE_RETRY
-from hyperion_pipelines.defs.metadata import frame_metadata, timing
+from hyperion_pipelines.defs.metadata import (
+    bucket_edges,
+    column_lineage,
+    frame_metadata,
+    histogram,
+    mean,
+    percentile,
+    timing,
+)
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.embedding.resources import EmbedderResource
 from hyperion_pipelines.embedding.space import check_chunk_size, space_fingerprint
@@ -76,6 +85,11 @@ ASSET_NAMES = (
     "raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings",
     "vector_index",
 )  # fmt: skip
+# The ``hyperion/stage`` tag of each asset: filter the asset catalog by stage.
+STAGES = {
+    "raw_documents": "land", "parsed_documents": "parse", "quarantined_documents": "quarantine",
+    "document_chunks": "chunk", "chunk_embeddings": "embed", "vector_index": "index",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -137,7 +151,19 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         "group_name": spec.name,
         "key_prefix": prefix or None,
         "backfill_policy": ONE_DAY_PER_RUN,
+        "owners": list(spec.owners),
     }
+    asset_keys = {name: AssetKey([*prefix, name]) for name in ASSET_NAMES}
+
+    def tags(name: str) -> dict[str, str]:
+        return {"hyperion/stage": STAGES[name]}
+
+    def table_metadata(name: str, frame: pd.DataFrame, preview: list[str]) -> dict:
+        """Row count, column schema (described), preview and, for a derived frame, column lineage."""
+        metadata = frame_metadata(frame, preview, DESCRIPTIONS.get(name), TYPES.get(name))
+        if name in LINEAGE:
+            metadata["dagster/column_lineage"] = column_lineage(asset_keys, LINEAGE[name])
+        return metadata
 
     def source_of(context: AssetExecutionContext) -> DocumentSourceResource:
         return getattr(context.resources, keys.source)
@@ -174,6 +200,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
 
     @asset(
         name="raw_documents",
+        tags=tags("raw_documents"),
         description=(
             "Every document uploaded on the partition's day (UTC): stable id, source, media type "
             "sniffed from content, size, sha256 and upload time. Bytes are copied to the blob store."
@@ -199,7 +226,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             value=frame,
             check_results=[check],
             metadata={
-                **frame_metadata(frame, ["source", "media_type", "size_bytes", "uploaded_at"]),
+                **table_metadata("raw_documents", frame, ["source", "media_type", "size_bytes", "uploaded_at"]),
                 "documents": len(frame),
                 "bytes": int(frame["size_bytes"].sum()),
                 "media_types": MetadataValue.json(frame["media_type"].fillna("unread").value_counts().to_dict()),
@@ -209,6 +236,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
 
     @asset(
         name="parsed_documents",
+        tags=tags("parsed_documents"),
         description=(
             "Text and structure (title, headings, page offsets) of each raw document, parsed in a "
             "child process under time and memory limits. A document that cannot be used is kept as "
@@ -233,25 +261,32 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         check = schema_check_result(validate_frame(frame, parsed_documents_schema(), "document_id"), "ParsedDocuments")
         seconds = time.perf_counter() - started
         rejected = frame[frame["status"] == "rejected"]
+        parsed_chars = frame.loc[frame["status"] == "parsed", "char_count"]
         for row in rejected.itertuples(index=False):
             context.log.warning(f"quarantined {row.source}: {row.reason}: {row.message}")
         return MaterializeResult(
             value=frame,
             check_results=[check],
             metadata={
-                **frame_metadata(frame, ["source", "status", "parser", "title", "char_count", "reason"]),
+                **table_metadata(
+                    "parsed_documents", frame, ["source", "status", "parser", "title", "char_count", "reason"]
+                ),
                 "parsed": int((frame["status"] == "parsed").sum()),
                 "parse_reused": int(frame["reused"].sum()),
                 "parsed_now": int(((frame["status"] == "parsed") & ~frame["reused"]).sum()),
                 "rejected": len(rejected),
                 "rejected_by_reason": MetadataValue.json(rejected["reason"].value_counts().to_dict()),
                 "characters": int(frame["char_count"].sum()),
+                # Of the documents parsed: a drop can mean a parser that now misses text.
+                "characters_mean": MetadataValue.float(mean(parsed_chars)),
+                "characters_p95": MetadataValue.float(percentile(parsed_chars, 95)),
                 **timing(seconds, len(frame), "documents"),
             },
         )
 
     @asset(
         name="quarantined_documents",
+        tags=tags("quarantined_documents"),
         description=(
             "The dead-letter queue: every document of the partition that could not be indexed, with "
             "its reason code, message and when it was first quarantined. History lives in the "
@@ -267,25 +302,29 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def quarantined_documents(
         context: AssetExecutionContext, raw_documents: pd.DataFrame, parsed_documents: pd.DataFrame
     ):
+        started = time.perf_counter()
         ledger = ledger_of(context)
         parsed_ids = parsed_documents.loc[parsed_documents["status"] == "parsed", "document_id"].tolist()
         update = ledger.record_partition(
             context.partition_key, rejections_in(parsed_documents), parsed_ids, run_id=context.run.run_id
         )
         frame = quarantine_frame(raw_documents, context.partition_key, ledger.entries(partition=context.partition_key))
+        seconds = time.perf_counter() - started
         return MaterializeResult(
             value=frame,
             metadata={
-                **frame_metadata(frame, ["source", "reason", "message", "quarantined_at"]),
+                **table_metadata("quarantined_documents", frame, ["source", "reason", "message", "quarantined_at"]),
                 "quarantined": len(frame),
                 "newly_quarantined": update.new,
                 "released": update.released,
                 "by_reason": MetadataValue.json(frame["reason"].value_counts().to_dict()),
+                **timing(seconds, len(frame), "documents"),
             },
         )
 
     @asset(
         name="document_chunks",
+        tags=tags("document_chunks"),
         description=(
             "Token-aware chunks of each parsed document, measured with the embedding model's "
             "tokenizer, cut at heading, paragraph, sentence or word boundaries. Chunk ids are "
@@ -310,15 +349,26 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         )
         seconds = time.perf_counter() - started
         tokens = frame["token_count"]
+        chars = [len(text) for text in frame["text"] if isinstance(text, str)]
+        documents = frame["document_id"].nunique()
         return MaterializeResult(
             value=frame,
             check_results=[check],
             metadata={
-                **frame_metadata(frame, ["source", "chunk_index", "heading_path", "token_count", "text"]),
+                **table_metadata(
+                    "document_chunks", frame, ["source", "chunk_index", "heading_path", "token_count", "text"]
+                ),
                 "chunks": len(frame),
                 "tokens": int(tokens.sum()),
                 "tokens_mean": float(round(tokens.mean(), 1)) if len(frame) else 0.0,
                 "tokens_max": int(tokens.max()) if len(frame) else 0,
+                # Distributions: chunks far below max_tokens mean short sections or a cut that is too eager.
+                "tokens_p50": MetadataValue.float(percentile(tokens, 50)),
+                "tokens_p95": MetadataValue.float(percentile(tokens, 95)),
+                "chars_mean": MetadataValue.float(mean(chars)),
+                "chars_p95": MetadataValue.float(percentile(chars, 95)),
+                "chunks_per_document": MetadataValue.float(round(len(frame) / documents, 2) if documents else 0.0),
+                "token_histogram": histogram(tokens, bucket_edges(spec.chunking.max_tokens), "tokens", "chunks"),
                 "fingerprint": fingerprint,
                 **timing(seconds, len(frame), "chunks"),
             },
@@ -326,6 +376,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
 
     @asset(
         name="chunk_embeddings",
+        tags=tags("chunk_embeddings"),
         description=(
             "One vector per chunk from the embedding resource, in batches. Chunks whose id is "
             "already in the collection reuse the stored vector instead of being embedded again."
@@ -367,7 +418,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             value=frame,
             check_results=[check],
             metadata={
-                "dagster/row_count": len(frame),
+                **table_metadata("chunk_embeddings", frame, ["chunk_id", "reused"]),
                 "embedded": stats.embedded,
                 "reused": stats.reused,
                 "model": identity.model_name,
@@ -380,10 +431,11 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             },
         )
 
-    vector_index_key = AssetKey([*prefix, "vector_index"])
+    vector_index_key = asset_keys["vector_index"]
 
     @asset(
         name="vector_index",
+        tags=tags("vector_index"),
         description=(
             "The partition's chunks upserted into the Milvus collection of the current embedding "
             "space, then entries of this partition or its documents that are no longer current "
@@ -525,6 +577,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             # Enforced by run monitoring (dagster.yaml): a run past it is marked failed and alerted.
             **({"dagster/max_runtime": str(spec.limits.run_timeout_s)} if spec.limits.run_timeout_s else {}),
         },
+        owners=list(spec.owners),
         description=(
             f"Ingest one upload day of the {spec.name} pipeline: land, parse (quarantining bad documents), "
             "chunk, embed, index, with every schema and index check."

@@ -53,6 +53,7 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
         minimum_interval_seconds=settings.minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         required_resource_keys={keys.source, keys.state},
+        owners=list(spec.owners),
         description=(
             "Compares the document source with the index manifest and requests one run per upload day "
             "with new, edited or deleted documents (newest day first, at most "
