@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -26,3 +28,23 @@ class LoopbackServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@contextmanager
+def recording_server(method: str, status: int = 200) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A server that answers every ``method`` request with ``status`` and records (path, body)."""
+    received: list[tuple[str, bytes]] = []
+
+    def record(handler: BaseHTTPRequestHandler) -> None:
+        received.append((handler.path, handler.rfile.read(int(handler.headers.get("Content-Length", 0)))))
+        handler.send_response(status)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    handler = type(
+        "Recorder",
+        (BaseHTTPRequestHandler,),
+        {f"do_{method}": record, "log_message": lambda self, *args: None},
+    )
+    with LoopbackServer(handler) as url:
+        yield url, received

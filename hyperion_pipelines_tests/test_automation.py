@@ -9,7 +9,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -27,24 +26,13 @@ from hyperion_pipelines.defs.automation import AlertWebhookResource
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 
 from .conftest import REPO, UPLOAD_DAY, run_ingest
-from .loopback import LoopbackServer
+from .loopback import recording_server
 
 
 @contextmanager
-def webhook(status: int = 200) -> Iterator[tuple[str, list[dict]]]:
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with LoopbackServer(Handler) as url:
+def webhook(status: int = 200) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A loopback webhook; yields its URL (a token in the path, as real ones have) and the requests."""
+    with recording_server("POST", status) as (url, received):
         yield f"{url}/hooks/T0KEN", received
 
 
@@ -103,7 +91,8 @@ def test_a_failed_run_is_posted_to_the_webhook(failed_run) -> None:
     defs, instance, run, failure = failed_run
     with webhook() as (url, received):
         alert(defs, instance, run, failure, AlertWebhookResource(url=url, ui_url="http://dagster.example:3000/"))
-    [posted] = received
+    [(_, body)] = received
+    posted = json.loads(body)
     assert posted["run_id"] == run.run_id and posted["job"] == "ingest_documents"
     assert posted["partition"] == UPLOAD_DAY and posted["failed_steps"] == ["document_chunks"]
     assert "chunking.max_tokens=400" in posted["error"]

@@ -3,9 +3,6 @@ text format, parsed back with prometheus_client's own parser."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -18,27 +15,8 @@ from hyperion_pipelines.monitoring.metrics import push_metrics, run_metrics_from
 from hyperion_pipelines.settings import Settings
 
 from .conftest import UPLOAD_DAY, run_ingest, set_upload_time
-from .loopback import LoopbackServer
+from .loopback import recording_server
 from .test_automation import closed_port
-
-
-@contextmanager
-def push_gateway(status: int = 200) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    """Records each push: (path, body)."""
-    pushes: list[tuple[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
-            pushes.append((self.path, self.rfile.read(int(self.headers["Content-Length"])).decode()))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with LoopbackServer(Handler) as url:
-        yield url, pushes
 
 
 def samples(body: str) -> dict[tuple[str, tuple], float]:
@@ -67,13 +45,14 @@ def finished_run(hyperion_env: Settings, sample_uploads: Path, monkeypatch: pyte
 def test_a_finished_run_pushes_its_numbers(finished_run) -> None:
     defs, instance, run, success, result = finished_run
     sensor = defs.resolve_sensor_def("push_metrics_on_success")
-    with push_gateway() as (url, pushes):
+    with recording_server("PUT") as (url, pushes):
         context = build_run_status_sensor_context(
             sensor_name=sensor.name, dagster_event=success, dagster_instance=instance, dagster_run=run,
             resources={"prometheus": PrometheusPushResource(gateway=url)},
         )  # fmt: skip
         sensor(context)
-    [(path, body)] = pushes
+    [(path, raw)] = pushes
+    body = raw.decode()
     assert path == f"/metrics/job/hyperion_pipelines/partition/{UPLOAD_DAY}/pipeline/documents"
     got = samples(body)
     chunks = next(
@@ -105,5 +84,5 @@ def test_without_a_gateway_nothing_is_pushed_and_a_dead_one_is_not_fatal(finishe
         finished_at=None, metadata={}, checks={},
     )  # fmt: skip
     assert not push_metrics(f"http://127.0.0.1:{closed_port()}", metrics, timeout_s=2).delivered
-    with push_gateway(status=500) as (url, _):
+    with recording_server("PUT", status=500) as (url, _):
         assert push_metrics(url, metrics).detail == "HTTPError"
