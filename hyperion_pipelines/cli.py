@@ -104,11 +104,15 @@ def _days_to_ingest(settings: Settings, spec: Any) -> set[str]:
     return days
 
 
-def _summarise(result: Any) -> dict[str, int]:
+def _metadata_by_asset(result: Any) -> dict[str, dict[str, Any]]:
     values: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         values[materialization.asset_key.path[-1]] = {k: v.value for k, v in materialization.metadata.items()}
+    return values
+
+
+def _summarise(values: dict[str, dict[str, Any]]) -> dict[str, int]:
     return {key: int(values.get(asset, {}).get(entry, 0)) for key, (asset, entry) in _SUMMARY_SOURCES.items()}
 
 
@@ -208,7 +212,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             )
         if failed:
             print(f"FAILED partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
-    _hint_if_candidate(settings, spec)
+    _hint_if_candidate(runs)
     return 1 if failed else 0
 
 
@@ -218,6 +222,8 @@ class DayRuns:
     failed_days: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)  # "day: asset.check" with ERROR severity
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMARY_KEYS, 0))
+    # (collection written, collection behind the alias), from vector_index's metadata
+    collections: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _run_days(job: Any, instance: Any, partitions: Sequence[str], log_level: str) -> DayRuns:
@@ -238,17 +244,19 @@ def _run_days(job: Any, instance: Any, partitions: Sequence[str], log_level: str
                 check = event.event_specific_data
                 if not check.passed and check.severity.value == "ERROR":
                     runs.failed_checks.append(f"{partition}: {check.asset_key.path[-1]}.{check.check_name}")
-        for key, value in _summarise(result).items():
+        metadata = _metadata_by_asset(result)
+        for key, value in _summarise(metadata).items():
             runs.totals[key] += value
+        if "vector_index" in metadata:
+            runs.collections.add((metadata["vector_index"]["collection"], metadata["vector_index"]["live_collection"]))
     return runs
 
 
-def _hint_if_candidate(settings: Settings, spec: Any) -> None:
+def _hint_if_candidate(runs: DayRuns) -> None:
     """After a configuration change, ingest fills a new collection that searches do not use yet."""
-    with _index_and_embedder(settings, spec) as (index, embedder):
-        candidate = index.collection_name(space_fingerprint(spec, embedder.identity))
-        live = index.live_collection()
-    if live is not None and live != candidate:
+    for candidate, live in sorted(runs.collections):
+        if live == candidate:
+            continue
         print(
             f"Searches still use {live}: the embedding configuration changed, and this run wrote {candidate}. "
             "Run 'hyperion reindex' to fill it for every day and move the alias once its checks pass.",

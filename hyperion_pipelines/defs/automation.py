@@ -36,14 +36,17 @@ class AlertWebhookResource(ConfigurableResource):
 
 def build_schedules(pipeline: PipelineDefs) -> list[ScheduleDefinition]:
     name = pipeline.spec.name
+    daily = {
+        "execution_timezone": "UTC",
+        "default_status": DefaultScheduleStatus.RUNNING,
+        "owners": list(pipeline.spec.owners),
+    }
 
     @schedule(
         name=f"reconcile_{name}_daily",
         cron_schedule="15 0 * * *",
-        execution_timezone="UTC",
         job=pipeline.job,
-        default_status=DefaultScheduleStatus.RUNNING,
-        owners=list(pipeline.spec.owners),
+        **daily,
         description=(
             "At 00:15 UTC, re-runs the previous day's partition once it is complete: late uploads are "
             "indexed, deletions and edits reconciled, the index checks run on the final state."
@@ -59,12 +62,11 @@ def build_schedules(pipeline: PipelineDefs) -> list[ScheduleDefinition]:
             ScheduleDefinition(
                 name=f"evaluate_{name}_daily",
                 cron_schedule="0 6 * * *",
-                execution_timezone="UTC",
                 job=pipeline.evaluation_job,
-                default_status=DefaultScheduleStatus.RUNNING,
-                owners=list(pipeline.spec.owners),
+                **daily,
                 description=(
-                    "At 06:00 UTC, scores the live index on the golden query set again, so a drop in "
+                    "At 06:00 UTC, scores the index (the current configuration's collection) on the golden "
+                    "query set again, so a drop in "
                     "retrieval quality shows up (and its check warns or fails) within a day."
                 ),
             )
