@@ -6,11 +6,19 @@ setup(
     description="Dagster code location that turns uploaded documents into a Milvus vector index.",
     python_requires=">=3.11,<3.12",
     packages=find_packages(exclude=["hyperion_pipelines_tests*"]),
-    package_data={"hyperion_pipelines": ["sample_corpus/**/*", "evaluation/*.jsonl"]},
+    package_data={
+        "hyperion_pipelines": [
+            "sample_corpus/**/*",
+            "evaluation/*.jsonl",
+            "components/templates/*.yaml",
+            "pipelines/**/*.yaml",
+        ]
+    },
     include_package_data=True,
     install_requires=[
         "dagster==1.13.*",
         "dagster-webserver==1.13.*",
+        "dagster-dg-cli==1.13.*",  # the `dg` command line (list, check, scaffold declared pipelines)
         "dagster-postgres==0.29.*",  # production instance storage
         "dagster-docker==0.29.*",  # DockerRunLauncher
         "prometheus-client>=0.20",  # pipeline metrics for Prometheus (push gateway)
@@ -50,5 +58,9 @@ setup(
             "playwright>=1.45",
         ],
     },
-    entry_points={"console_scripts": ["hyperion=hyperion_pipelines.cli:main"]},
+    entry_points={
+        "console_scripts": ["hyperion=hyperion_pipelines.cli:main"],
+        # `dg list components` and `dg scaffold defs` find the DocumentPipeline component through this
+        "dagster_dg_cli.registry_modules": ["hyperion_pipelines = hyperion_pipelines.components"],
+    },
 )

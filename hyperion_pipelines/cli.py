@@ -85,13 +85,27 @@ def _ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
+class CommandError(Exception):
+    """A mistake in what was asked; printed without a traceback."""
+
+
+def _pipeline(args: argparse.Namespace) -> Any:
+    """The declared pipeline ``--pipeline`` names (default: the sample pipeline, ``documents``)."""
+    from hyperion_pipelines.definitions import pipeline_specs
+
+    specs = {spec.name: spec for spec in pipeline_specs()}
+    if args.pipeline not in specs:
+        raise CommandError(f"no pipeline named {args.pipeline!r}; declared: {', '.join(sorted(specs))}")
+    return specs[args.pipeline]
+
+
 def _days_to_ingest(settings: Settings, spec: Any) -> set[str]:
     """Days with documents at the source, plus days with entries in the live index: a day whose
     documents were all deleted must run too, or their vectors would stay searchable."""
     from hyperion_pipelines.defs.partitions import partition_key_for
     from hyperion_pipelines.defs.resources import build_resources
 
-    resources = build_resources(settings, spec.resources)
+    resources = build_resources(settings, spec)
     start = datetime.fromisoformat(settings.partitions_start).replace(tzinfo=UTC)
     end = datetime(9999, 12, 31, tzinfo=UTC)  # future-dated files too, so they are reported, not missed
     with resources[spec.resources.source].process_config_and_initialize_cm() as source, source.open() as opened:
@@ -146,17 +160,16 @@ def _evaluate_after_ingest(defs: Any, spec: Any, instance: Any, log_level: str) 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     if args.uploads:
-        os.environ["HYPERION_SOURCE"] = "uploads"
         os.environ["HYPERION_UPLOADS_DIR"] = str(Path(args.uploads).resolve())
     settings = Settings.from_env()
     _ensure_dagster_home(settings)
 
     from dagster import DagsterInstance
 
-    from hyperion_pipelines.definitions import build_definitions, default_spec
+    from hyperion_pipelines.definitions import build_definitions
 
-    spec = default_spec(settings)
-    defs = build_definitions(settings, [spec])
+    spec = _pipeline(args)
+    defs = build_definitions(settings)
     job = defs.resolve_job_def(f"ingest_{spec.name}")
     valid = set(job.partitions_def.get_partition_keys())
     today = datetime.now(UTC).date()
@@ -268,7 +281,7 @@ def _hint_if_candidate(runs: DayRuns) -> None:
 def _index_and_embedder(settings: Settings, spec: Any) -> Iterator[tuple[Any, Any]]:
     from hyperion_pipelines.defs.resources import build_resources
 
-    resources = build_resources(settings, spec.resources)
+    resources = build_resources(settings, spec)
     with (
         resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus,
         resources[spec.resources.embedder].process_config_and_initialize_cm() as embedder_resource,
@@ -280,7 +293,7 @@ def _indexed_documents(settings: Settings, spec: Any) -> tuple[set[str], set[str
     """Documents the index manifest records as indexed, and the days it has documents on."""
     from hyperion_pipelines.defs.resources import build_resources
 
-    resource = build_resources(settings, spec.resources)[spec.resources.state]
+    resource = build_resources(settings, spec)[spec.resources.state]
     with resource.process_config_and_initialize_cm() as state:
         manifest = state.manifest(spec.name)
         indexed = {doc for doc, entry in manifest.indexed().items() if entry.status == "indexed"}
@@ -298,11 +311,11 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     _ensure_dagster_home(settings)
     from dagster import DagsterInstance
 
-    from hyperion_pipelines.definitions import build_definitions, default_spec
+    from hyperion_pipelines.definitions import build_definitions
     from hyperion_pipelines.index.promotion import coverage, decide
 
-    spec = default_spec(settings)
-    defs = build_definitions(settings, [spec])
+    spec = _pipeline(args)
+    defs = build_definitions(settings)
     with _index_and_embedder(settings, spec) as (index, embedder):
         candidate = index.collection_name(space_fingerprint(spec, embedder.identity))
         live = index.live_collection()
@@ -371,11 +384,9 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _live_index(settings: Settings) -> Iterator[tuple[Any, Any] | None]:
-    """The default pipeline's index and embedder, or None (with a hint printed) before any ingest."""
-    from hyperion_pipelines.definitions import default_spec
-
-    spec = default_spec(settings)
+def _live_index(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[Any, Any] | None]:
+    """The pipeline's index and embedder, or None (with a hint printed) before any ingest."""
+    spec = _pipeline(args)
     with _index_and_embedder(settings, spec) as (index, embedder):
         live = index.live_collection()
         if live is None:
@@ -396,9 +407,8 @@ def _live_index(settings: Settings) -> Iterator[tuple[Any, Any] | None]:
 def cmd_collections(args: argparse.Namespace) -> int:
     """The alias's collections (one per embedding space built), which one is live, and their sizes."""
     settings = Settings.from_env()
-    from hyperion_pipelines.definitions import default_spec
 
-    spec = default_spec(settings)
+    spec = _pipeline(args)
     with _index_and_embedder(settings, spec) as (index, embedder):
         current = index.collection_name(space_fingerprint(spec, embedder.identity))
         live = index.live_collection()
@@ -428,7 +438,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    with _live_index(Settings.from_env()) as live:
+    with _live_index(Settings.from_env(), args) as live:
         if live is None:
             return 1
         index, embedder = live
@@ -466,7 +476,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     from hyperion_pipelines.evaluation.retrieval import report_rows, retrieve_documents, score_retrievals
 
-    with _live_index(Settings.from_env()) as live:
+    with _live_index(Settings.from_env(), args) as live:
         if live is None:
             return 1
         retrievals = retrieve_documents(*live, queries, args.k)
@@ -489,11 +499,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
-    from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.defs.resources import build_resources
 
-    spec = default_spec(settings)
-    resource = build_resources(settings, spec.resources)[spec.resources.state]
+    spec = _pipeline(args)
+    resource = build_resources(settings, spec)[spec.resources.state]
     with resource.process_config_and_initialize_cm() as ledger_resource:
         entries = ledger_resource.ledger(spec.name).entries(partition=args.date, history=args.history)
     if args.json:
@@ -514,11 +523,50 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipelines(args: argparse.Namespace) -> int:
+    from hyperion_pipelines.definitions import declared_pipelines, pipeline_tree
+
+    rows = []
+    for pipeline in declared_pipelines(pipeline_tree()):
+        spec = pipeline.spec
+        source = spec.source
+        rows.append(
+            {
+                "name": spec.name,
+                "template": pipeline.declaration.template,
+                "source": source.kind,
+                "from": getattr(source, "path", None) or getattr(source, "base_url", None),
+                "embedding": spec.embedding.kind,
+                "alias": spec.index.alias,
+                "asset_keys": "/".join([*spec.key_prefix, "<asset>"]),
+                "declared_in": str(pipeline.yaml_path),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        print(f"{row['name']}  ({row['template']} template, declared in {row['declared_in']})")
+        print(f"  source {row['source']}: {row['from']}")
+        print(f"  embedding {row['embedding']}; alias {row['alias']}; asset keys {row['asset_keys']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hyperion", description="Hyperion Pipelines: documents to a Milvus index.")
     commands = parser.add_subparsers(dest="command", required=True)
+    which_pipeline = argparse.ArgumentParser(add_help=False)
+    which_pipeline.add_argument(
+        "--pipeline", default="documents", metavar="NAME", help="the declared pipeline to use (default: documents)"
+    )
 
-    ingest = commands.add_parser("ingest", help="materialise the document assets for upload-day partitions")
+    listing = commands.add_parser("pipelines", help="list the declared pipelines and where each is declared")
+    listing.add_argument("--json", action="store_true", help="print one JSON array")
+    listing.set_defaults(handler=cmd_pipelines)
+
+    ingest = commands.add_parser(
+        "ingest", parents=[which_pipeline], help="materialise the document assets for upload-day partitions"
+    )
     ingest.add_argument("--uploads", metavar="DIR", help="ingest from this uploads folder (sets HYPERION_UPLOADS_DIR)")
     which = ingest.add_mutually_exclusive_group()
     which.add_argument("--date", type=_valid_date, metavar="YYYY-MM-DD", help="one upload day (default: today, UTC)")
@@ -534,7 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(handler=cmd_ingest)
 
     reindex = commands.add_parser(
-        "reindex", help="blue/green: build the current embedding space's collection, check it, then move the alias"
+        "reindex",
+        parents=[which_pipeline],
+        help="blue/green: build the current embedding space's collection, check it, then move the alias",
     )
     reindex.add_argument("--drop-old", action="store_true", help="drop the alias's other collections once promoted")
     reindex.add_argument("--force", action="store_true", help="rebuild even when the collection is already live")
@@ -542,7 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
     reindex.add_argument("-v", "--verbose", action="store_true", help="show Dagster's INFO logs")
     reindex.set_defaults(handler=cmd_reindex)
 
-    collections = commands.add_parser("collections", help="list the alias's collections; drop old ones")
+    collections = commands.add_parser(
+        "collections", parents=[which_pipeline], help="list the alias's collections; drop old ones"
+    )
     collections.add_argument(
         "--drop-old",
         action="store_true",
@@ -551,19 +603,23 @@ def build_parser() -> argparse.ArgumentParser:
     collections.add_argument("--json", action="store_true", help="print one JSON object")
     collections.set_defaults(handler=cmd_collections)
 
-    search = commands.add_parser("search", help="search the live index")
+    search = commands.add_parser("search", parents=[which_pipeline], help="search the live index")
     search.add_argument("query")
     search.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
     search.add_argument("--json", action="store_true", help="print the hits as one JSON array")
     search.set_defaults(handler=cmd_search)
 
-    evaluate = commands.add_parser("eval", help="score the live index on a query set: recall@k, MRR, nDCG@k")
+    evaluate = commands.add_parser(
+        "eval", parents=[which_pipeline], help="score the live index on a query set: recall@k, MRR, nDCG@k"
+    )
     evaluate.add_argument("queries", metavar="QUERIES.jsonl", help='lines of {"query": ..., "relevant": [...]}')
     evaluate.add_argument("-k", type=int, default=10, help="cut-off for recall and nDCG (default 10)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     evaluate.set_defaults(handler=cmd_eval)
 
-    quarantine = commands.add_parser("quarantine", help="list documents that could not be indexed, and why")
+    quarantine = commands.add_parser(
+        "quarantine", parents=[which_pipeline], help="list documents that could not be indexed, and why"
+    )
     quarantine.add_argument("--date", type=_valid_date, metavar="YYYY-MM-DD", help="only this upload day")
     quarantine.add_argument("--json", action="store_true", help="print one JSON array of objects")
     quarantine.add_argument(
@@ -574,12 +630,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hyperion_pipelines.components.declaration import PipelineDeclarationError
+
     args = build_parser().parse_args(argv)
     if getattr(args, "to_date", None) and not args.from_date:
         build_parser().error("--to needs --from")
     if not 1 <= getattr(args, "k", 1) <= MAX_K:
         build_parser().error(f"-k must be between 1 and {MAX_K}")
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (CommandError, PipelineDeclarationError) as exc:
+        print(f"hyperion: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,78 +1,117 @@
-"""The Hyperion Pipelines code location: ``dagster dev`` in the repository root loads ``defs``."""
+"""The Hyperion Pipelines code location: ``dagster dev`` in the repository root loads ``defs``.
+
+Pipelines are declared in YAML under ``hyperion_pipelines/pipelines/<name>/defs.yaml`` (Dagster
+components, see ``components/``); the shared sensors and resources are added here.
+"""
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from dagster import BetaWarning, Definitions, with_source_code_references
+import yaml
+from dagster import BetaWarning, Definitions, PreviewWarning
+from dagster.components.core.component_tree import ComponentTree, ComponentTreeException
+from pydantic import ValidationError
 
-from hyperion_pipelines.defs.automation import (
-    ALERT_RESOURCE_KEY,
-    AlertWebhookResource,
-    build_alert_sensor,
-    build_schedules,
+from hyperion_pipelines.components.declaration import (
+    PipelineDeclaration,
+    PipelineDeclarationError,
+    describe,
+    resolve_spec,
 )
-from hyperion_pipelines.defs.monitoring import METRICS_RESOURCE_KEY, PrometheusPushResource, build_metrics_sensors
-from hyperion_pipelines.defs.pipeline import PipelineDefs, build_pipeline
-from hyperion_pipelines.defs.resources import build_resources, secret
-from hyperion_pipelines.defs.sensors import build_upload_sensor
-from hyperion_pipelines.settings import Settings
-from hyperion_pipelines.spec import (
-    ChunkingSpec,
-    EvaluationSpec,
-    ExecutionLimits,
-    IndexSpec,
-    ParsingLimits,
-    ParsingSpec,
-    PipelineSpec,
-)
+from hyperion_pipelines.components.document_pipeline import DocumentPipeline
+from hyperion_pipelines.defs.assembly import pipeline_definitions, platform_definitions
+from hyperion_pipelines.settings import PACKAGE_DIR, Settings
+from hyperion_pipelines.spec import PipelineSpec
+
+PIPELINES_MODULE = "hyperion_pipelines.pipelines"
+
+
+def pipeline_tree(module: str = PIPELINES_MODULE, project_root: Path | None = None) -> ComponentTree:
+    return ComponentTree.from_module(
+        defs_module=importlib.import_module(module), project_root=project_root or PACKAGE_DIR.parent
+    )
+
+
+@contextmanager
+def _quiet_components() -> Iterator[None]:
+    """Loading a defs folder uses preview and beta Dagster APIs; one warning each per load is noise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        warnings.simplefilter("ignore", PreviewWarning)
+        yield
+
+
+def _clear(exc: ComponentTreeException) -> Exception:
+    """Dagster wraps a declaration's error in the component tree; the cause names file, field and problem."""
+    cause = exc.__cause__
+    if isinstance(cause, PipelineDeclarationError):
+        return cause
+    if isinstance(cause, ValidationError):
+        return PipelineDeclarationError(describe(cause))
+    return exc
+
+
+def declared_pipelines(tree: ComponentTree) -> list[DocumentPipeline]:
+    """Every declared pipeline, refused together when two would share a name, asset keys or an alias."""
+    try:
+        with _quiet_components():
+            pipelines = tree.get_all_components(of_type=DocumentPipeline)
+    except ComponentTreeException as exc:
+        raise _clear(exc) from exc.__cause__
+    claims: dict[tuple[str, str], list[DocumentPipeline]] = defaultdict(list)
+    for pipeline in pipelines:
+        spec = pipeline.spec
+        claims[("name", spec.name)].append(pipeline)
+        claims[("asset key prefix", "/".join(spec.key_prefix) or "(none)")].append(pipeline)
+        claims[("Milvus alias", f"{spec.index.alias} at {spec.index.milvus_uri}")].append(pipeline)
+    clashes = [
+        f"{', '.join(str(p.yaml_path) for p in holders)}: the same {what} {value!r}"
+        for (what, value), holders in claims.items()
+        if len(holders) > 1
+    ]
+    if clashes:
+        raise PipelineDeclarationError(
+            "pipelines declared side by side must differ in name, key_prefix and index.alias:\n" + "\n".join(clashes)
+        )
+    return pipelines
+
+
+SAMPLE_PIPELINE = PACKAGE_DIR / "pipelines" / "documents" / "defs.yaml"
 
 
 def default_spec(settings: Settings) -> PipelineSpec:
-    """The sample pipeline: documents from the configured source into the configured alias."""
-    return PipelineSpec(
-        name="documents",
-        description="Uploaded documents made searchable in Milvus.",
-        partitions_start=settings.partitions_start,
-        parsing=ParsingSpec(
-            limits=ParsingLimits(
-                max_document_bytes=settings.max_document_bytes,
-                timeout_s=settings.parse_timeout_s,
-                memory_bytes=settings.parse_memory_mb * 1024 * 1024,
-            )
-        ),
-        chunking=ChunkingSpec(max_tokens=settings.chunk_max_tokens, overlap_tokens=settings.chunk_overlap_tokens),
-        index=IndexSpec(alias=settings.collection),
-        evaluation=EvaluationSpec(
-            golden_queries=str(settings.golden_queries) if settings.golden_queries else None, k=settings.eval_k
-        ),
-        embed_batch_size=settings.embedding_batch_size,
-        limits=ExecutionLimits(step_timeout_s=settings.step_timeout_s, run_timeout_s=settings.run_timeout_s),
-    )
+    """The sample pipeline (``pipelines/documents/defs.yaml``) resolved against ``settings``."""
+    attributes = yaml.safe_load(SAMPLE_PIPELINE.read_text(encoding="utf-8"))["attributes"]
+    declared = PipelineDeclaration.model_validate(attributes).model_dump(exclude_unset=True)
+    return resolve_spec(declared, settings, base_dir=SAMPLE_PIPELINE.parent, origin=str(SAMPLE_PIPELINE))
+
+
+def pipeline_specs(settings: Settings | None = None) -> list[PipelineSpec]:
+    """The specs of the declared pipelines (what the command line works on)."""
+    del settings  # declarations read HYPERION_* from the environment when they load
+    return [pipeline.spec for pipeline in declared_pipelines(pipeline_tree())]
 
 
 def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec] | None = None) -> Definitions:
+    """The code location: the declared pipelines (or ``specs``, built in Python) and what they share."""
     settings = settings or Settings.from_env()
-    pipelines: list[PipelineDefs] = [build_pipeline(spec) for spec in specs or [default_spec(settings)]]
-    owners = list(dict.fromkeys(owner for p in pipelines for owner in p.spec.owners))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BetaWarning)  # code references are beta, and harmless
-        assets = with_source_code_references([a for p in pipelines for a in p.all_assets])
-    return Definitions(
-        assets=assets,
-        jobs=[job for p in pipelines for job in p.jobs],
-        schedules=[s for p in pipelines for s in build_schedules(p)],
-        sensors=[
-            *(build_upload_sensor(p) for p in pipelines),
-            build_alert_sensor(owners),
-            *build_metrics_sensors(pipelines),
-        ],
-        resources={
-            **build_resources(settings),
-            ALERT_RESOURCE_KEY: AlertWebhookResource(url=secret("HYPERION_ALERT_WEBHOOK_URL"), ui_url=settings.ui_url),
-            METRICS_RESOURCE_KEY: PrometheusPushResource(gateway=settings.prometheus_pushgateway),
-        },
-    )
+    if specs is None:
+        tree = pipeline_tree()
+        declared_pipelines(tree)
+        try:
+            with _quiet_components():
+                pipelines = tree.build_defs()
+        except ComponentTreeException as exc:
+            raise _clear(exc) from exc.__cause__
+    else:
+        pipelines = Definitions.merge(*(pipeline_definitions(spec, settings) for spec in specs))
+    return Definitions.merge(pipelines, platform_definitions(settings))
 
 
 defs = build_definitions()

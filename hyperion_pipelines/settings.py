@@ -15,7 +15,6 @@ from typing import Literal
 
 ENV_PREFIX = "HYPERION_"
 
-SourceKind = Literal["uploads", "backend"]
 EmbedderKind = Literal["local", "openai"]
 
 
@@ -29,13 +28,18 @@ SAMPLE_CORPUS_DIR = PACKAGE_DIR / "sample_corpus"
 SAMPLE_GOLDEN_QUERIES = PACKAGE_DIR / "evaluation" / "sample_corpus_queries.jsonl"
 
 
-def _golden_queries(env: Mapping[str, str], uploads_dir: Path) -> Path | None:
-    """``HYPERION_GOLDEN_QUERIES``; unset, the bundled golden set when the uploads folder is the
-    bundled sample corpus (the set is written for exactly those documents)."""
-    value = _get(env, "GOLDEN_QUERIES", "")
-    if value:
-        return Path(value).expanduser().resolve()
-    return SAMPLE_GOLDEN_QUERIES if uploads_dir == SAMPLE_CORPUS_DIR else None
+# Per-pipeline settings that moved into the pipeline's YAML: set, they would apply to every
+# pipeline at once (two pipelines writing one alias), so they are refused with where to go instead.
+RETIRED = {
+    "SOURCE": "declare 'source:' (kind uploads_folder or backend_api) in the pipeline's defs.yaml",
+    "COLLECTION": "declare 'index: {alias: ...}' in the pipeline's defs.yaml (default: hyperion_<name>)",
+}
+
+
+def default_golden_queries(uploads_dir: Path) -> Path | None:
+    """The bundled golden set, for a pipeline reading the bundled sample corpus (the set is
+    written for exactly those documents)."""
+    return SAMPLE_GOLDEN_QUERIES if uploads_dir.resolve() == SAMPLE_CORPUS_DIR else None
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,6 @@ class Settings:
 
     home: Path
     uploads_dir: Path
-    source: SourceKind
     backend_url: str
     backend_timeout_s: float
     backend_max_retries: int
@@ -55,14 +58,13 @@ class Settings:
     openai_base_url: str
     openai_model: str
     milvus_uri: str
-    collection: str
     partitions_start: str
     chunk_max_tokens: int
     chunk_overlap_tokens: int
     max_document_bytes: int
     parse_timeout_s: float
     parse_memory_mb: int
-    golden_queries: Path | None
+    golden_queries: Path | None  # HYPERION_GOLDEN_QUERIES: the set for pipelines that declare none
     eval_k: int
     ui_url: str
     step_timeout_s: float
@@ -88,9 +90,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         home = Path(_get(env, "HOME", str(Path.cwd() / ".hyperion"))).expanduser().resolve()
-        source = _get(env, "SOURCE", "uploads")
-        if source not in ("uploads", "backend"):
-            raise ValueError(f"HYPERION_SOURCE must be 'uploads' or 'backend', not {source!r}")
+        for name, instead in RETIRED.items():
+            if _get(env, name, ""):
+                raise ValueError(f"{ENV_PREFIX}{name} is no longer read: {instead}")
         embedder = _get(env, "EMBEDDER", "local")
         if embedder not in ("local", "openai"):
             raise ValueError(f"HYPERION_EMBEDDER must be 'local' or 'openai', not {embedder!r}")
@@ -98,7 +100,6 @@ class Settings:
         return cls(
             home=home,
             uploads_dir=uploads_dir,
-            source=source,  # type: ignore[arg-type]
             backend_url=_get(env, "BACKEND_URL", "http://127.0.0.1:8080"),
             backend_timeout_s=float(_get(env, "BACKEND_TIMEOUT_S", "30")),
             backend_max_retries=int(_get(env, "BACKEND_MAX_RETRIES", "4")),
@@ -109,14 +110,13 @@ class Settings:
             openai_base_url=_get(env, "OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
             openai_model=_get(env, "OPENAI_MODEL", "all-MiniLM-L6-v2"),
             milvus_uri=_get(env, "MILVUS_URI", str(home / "milvus.db")),
-            collection=_get(env, "COLLECTION", "hyperion_documents"),
             partitions_start=_get(env, "PARTITIONS_START", "2020-01-01"),
             chunk_max_tokens=int(_get(env, "CHUNK_MAX_TOKENS", "200")),
             chunk_overlap_tokens=int(_get(env, "CHUNK_OVERLAP_TOKENS", "32")),
             max_document_bytes=int(_get(env, "MAX_DOCUMENT_BYTES", str(50 * 1024 * 1024))),
             parse_timeout_s=float(_get(env, "PARSE_TIMEOUT_S", "60")),
             parse_memory_mb=int(_get(env, "PARSE_MEMORY_MB", "2048")),
-            golden_queries=_golden_queries(env, uploads_dir),
+            golden_queries=Path(golden).expanduser().resolve() if (golden := _get(env, "GOLDEN_QUERIES", "")) else None,
             eval_k=int(_get(env, "EVAL_K", "10")),
             ui_url=_get(env, "UI_URL", "http://127.0.0.1:3000"),
             step_timeout_s=float(_get(env, "STEP_TIMEOUT_S", "3600")),

@@ -6,9 +6,10 @@ collection is declared by writing a second spec, not by copying asset code.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SUPPORTED_MEDIA_TYPES = (
     "text/plain",
@@ -22,10 +23,84 @@ SUPPORTED_MEDIA_TYPES = (
 OWNER_PATTERN = r"^(team:[A-Za-z0-9][A-Za-z0-9_.-]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$"
 Owner = Annotated[str, Field(pattern=OWNER_PATTERN)]
 DEFAULT_OWNERS = ("team:document-platform",)
+DEFAULT_EMBED_BATCH_SIZE = 64
+
+
+# Secrets never go into a pipeline's declaration: it names the environment variable holding one.
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UploadsFolderSource(_Strict):
+    """Documents dropped into a folder; a file's modification time is its upload time."""
+
+    kind: Literal["uploads_folder"]
+    path: str | None = Field(
+        default=None,
+        description="Folder to read (relative: to the pipeline's YAML file); unset: HYPERION_UPLOADS_DIR.",
+    )
+
+
+class BackendApiSource(_Strict):
+    """Documents listed and fetched from the backend's HTTP API (``GET /documents``, ``/deletions``)."""
+
+    kind: Literal["backend_api"]
+    base_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s]+$", description="API root; unset: HYPERION_BACKEND_URL."
+    )
+    token_env: str = Field(
+        default="HYPERION_BACKEND_TOKEN",
+        pattern=ENV_NAME_PATTERN,
+        description="Environment variable holding the bearer token (read at run time, never shown).",
+    )
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="Per-request timeout; unset: HYPERION_BACKEND_TIMEOUT_S."
+    )
+    max_retries: int | None = Field(
+        default=None, ge=0, le=20, description="Retries of a failed request; unset: HYPERION_BACKEND_MAX_RETRIES."
+    )
+
+
+SourceSpec = Annotated[UploadsFolderSource | BackendApiSource, Field(discriminator="kind")]
+
+
+class LocalEmbedding(_Strict):
+    """A sentence-transformers model loaded from disk (by default the packaged all-MiniLM-L6-v2)."""
+
+    kind: Literal["local"]
+    model_path: str | None = Field(
+        default=None, description="Model folder; unset: HYPERION_EMBEDDING_MODEL_PATH, else the packaged model."
+    )
+    device: str | None = Field(
+        default=None, pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="Unset: HYPERION_EMBEDDING_DEVICE (auto)."
+    )
+    batch_size: int | None = Field(
+        default=None, gt=0, description="Texts per forward pass; unset: HYPERION_EMBEDDING_BATCH_SIZE."
+    )
+
+
+class OpenAICompatibleEmbedding(_Strict):
+    """A remote embedding service speaking the OpenAI ``/v1/embeddings`` API (vLLM, TEI, OpenAI)."""
+
+    kind: Literal["openai_compatible"]
+    base_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s]+$", description="Service root; unset: HYPERION_OPENAI_BASE_URL."
+    )
+    model: str | None = Field(default=None, min_length=1, description="Model name; unset: HYPERION_OPENAI_MODEL.")
+    api_key_env: str = Field(
+        default="HYPERION_OPENAI_API_KEY",
+        pattern=ENV_NAME_PATTERN,
+        description="Environment variable holding the API key (read at run time, never shown).",
+    )
+    batch_size: int | None = Field(
+        default=None, gt=0, description="Texts per request; unset: HYPERION_EMBEDDING_BATCH_SIZE."
+    )
+
+
+EmbeddingSpec = Annotated[LocalEmbedding | OpenAICompatibleEmbedding, Field(discriminator="kind")]
 
 
 class ParsingLimits(_Strict):
@@ -93,6 +168,16 @@ class IndexSpec(_Strict):
     metric_type: str = Field(default="COSINE", description="Similarity metric.")
     index_params: dict[str, int] = Field(default_factory=lambda: {"M": 16, "efConstruction": 200})
     write_batch_size: int = Field(default=512, gt=0, description="Rows per upsert call.")
+    milvus_uri: str | None = Field(
+        default=None,
+        min_length=1,
+        description="milvus-lite file or Milvus server URI (http://host:19530); unset: HYPERION_MILVUS_URI.",
+    )
+    token_env: str = Field(
+        default="HYPERION_MILVUS_TOKEN",
+        pattern=ENV_NAME_PATTERN,
+        description="Environment variable holding the Milvus token, if the server needs one.",
+    )
 
 
 class MetricThresholds(_Strict):
@@ -139,6 +224,38 @@ class UploadSensorSpec(_Strict):
     feed_pages_per_tick: int = Field(
         default=40, ge=1, description="Listing pages read from a change feed (the backend API) per tick."
     )
+    running: bool = Field(default=True, description="Whether the sensor starts running when the code location loads.")
+
+
+def _valid_cron(value: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string  # Dagster's own cron parser decides
+
+    if not is_valid_cron_string(value):
+        raise ValueError(f"{value!r} is not a valid cron expression (five fields, e.g. '15 0 * * *')")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_valid_cron)]
+
+
+class SchedulesSpec(_Strict):
+    """When the daily reconciliation and the daily evaluation run (UTC unless ``timezone`` says otherwise)."""
+
+    reconcile_cron: Cron = Field(
+        default="15 0 * * *", description="Re-run the previous upload day once it is complete."
+    )
+    evaluate_cron: Cron = Field(default="0 6 * * *", description="Score the index on the golden query set.")
+    timezone: str = Field(default="UTC", min_length=1, description="IANA time zone of the cron expressions.")
+    running: bool = Field(default=True, description="Whether the schedules start running when the code location loads.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'UTC', 'Europe/Berlin')") from exc
+        return value
 
 
 class ExecutionLimits(_Strict):
@@ -155,13 +272,19 @@ class ExecutionLimits(_Strict):
 
 
 class ResourceKeys(_Strict):
-    """Names of the Dagster resources this pipeline uses."""
+    """Names of the Dagster resources a pipeline uses: its own source, embedder and Milvus
+    connection (so pipelines side by side can differ in each), and the shared blob store and
+    state database (quarantine ledger and index manifest, keyed by pipeline name)."""
 
-    source: str = "document_source"
-    embedder: str = "embedder"
-    milvus: str = "milvus"
+    source: str
+    embedder: str
+    milvus: str
     blob_store: str = "blob_store"
-    state: str = "state_db"  # quarantine ledger and index manifest
+    state: str = "state_db"
+
+    @classmethod
+    def for_pipeline(cls, name: str) -> ResourceKeys:
+        return cls(source=f"{name}_source", embedder=f"{name}_embedder", milvus=f"{name}_milvus")
 
 
 class PipelineSpec(_Strict):
@@ -180,13 +303,26 @@ class PipelineSpec(_Strict):
     key_prefix: tuple[str, ...] = Field(
         default=(), description="Prefix for asset keys; lets several pipelines live side by side."
     )
-    partitions_start: str = Field(default="2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
-    resources: ResourceKeys = ResourceKeys()
+    partitions_start: str = Field(
+        default="2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="First upload day (YYYY-MM-DD)."
+    )
+    source: SourceSpec = Field(
+        default=UploadsFolderSource(kind="uploads_folder"), description="Where documents come from."
+    )
     parsing: ParsingSpec = ParsingSpec()
     chunking: ChunkingSpec = ChunkingSpec()
+    embedding: EmbeddingSpec = Field(default=LocalEmbedding(kind="local"), description="The embedding model.")
     index: IndexSpec = IndexSpec()
     index_checks: IndexChecksSpec = IndexChecksSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
-    embed_batch_size: int = Field(default=64, gt=0)
     upload_sensor: UploadSensorSpec = UploadSensorSpec()
+    schedules: SchedulesSpec = SchedulesSpec()
     limits: ExecutionLimits = ExecutionLimits()
+
+    @property
+    def resources(self) -> ResourceKeys:
+        return ResourceKeys.for_pipeline(self.name)
+
+    @property
+    def embed_batch_size(self) -> int:
+        return self.embedding.batch_size or DEFAULT_EMBED_BATCH_SIZE

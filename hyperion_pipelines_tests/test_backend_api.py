@@ -15,6 +15,7 @@ from hyperion_pipelines.sources.backend_api import BackendApiError, BackendDocum
 from hyperion_pipelines.sources.base import DocumentGone, DocumentRef, DocumentSource
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import land_documents
+from hyperion_pipelines.spec import BackendApiSource
 
 from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
@@ -107,16 +108,16 @@ def test_deleted_document_is_gone_and_ids_stay_inside_the_api(backend: FakeBacke
 def test_raw_documents_lands_the_day_from_the_backend(backend: FakeBackend, hyperion_env, monkeypatch) -> None:
     backend.inject("/documents", Fault(503))
     with BackendServer(backend) as url:
-        monkeypatch.setenv("HYPERION_SOURCE", "backend")
         monkeypatch.setenv("HYPERION_BACKEND_URL", url)
         monkeypatch.setenv("HYPERION_BACKEND_TOKEN", TOKEN)
         settings = Settings.from_env()
-        defs = build_definitions(settings)
-        pipeline = build_pipeline(default_spec(settings))
+        spec = default_spec(settings).model_copy(update={"source": BackendApiSource(kind="backend_api")})
+        defs = build_definitions(settings, [spec])
+        pipeline = build_pipeline(spec)
         result = materialize(
             [pipeline.assets[0]],
             partition_key=UPLOAD_DAY,
-            resources={k: defs.resources[k] for k in ("document_source", "blob_store")},
+            resources={k: defs.resources[k] for k in ("documents_source", "blob_store")},
         )
     assert result.success
     frame = result.output_for_node("raw_documents")

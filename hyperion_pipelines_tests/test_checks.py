@@ -77,7 +77,7 @@ def test_a_partition_failing_its_schema_never_reaches_milvus(
     assert "vector_index" not in materialized
     client = connect(settings.milvus_uri)
     try:
-        assert settings.collection not in client.list_aliases().get("aliases", [])
+        assert "hyperion_documents" not in client.list_aliases().get("aliases", [])
     finally:
         client.close()
 
@@ -90,7 +90,7 @@ def test_index_checks_pass_after_a_run_and_catch_what_is_wrong(
 
     client = connect(hyperion_env.milvus_uri)
     try:
-        index = MilvusIndex(client, IndexSpec(alias=hyperion_env.collection))
+        index = MilvusIndex(client, IndexSpec(alias="hyperion_documents"))
         collection = index.live_collection()
         rows = client.query(collection, filter='id != ""', output_fields=["id", "document_id", "vector"], limit=16384)
         assert len(rows) == chunks

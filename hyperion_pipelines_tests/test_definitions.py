@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.defs.pipeline import ASSET_NAMES, STAGES, build_pipeline
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
-from hyperion_pipelines.spec import PipelineSpec
+from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 
 from .conftest import REPO
 
@@ -34,7 +34,8 @@ def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> N
     job = defs.resolve_job_def("ingest_documents")
     assert job.partitions_def is not None
     assert set(defs.resources) == {
-        "document_source", "embedder", "milvus", "blob_store", "state_db", "alert_webhook", "prometheus",
+        "documents_source", "documents_embedder", "documents_milvus", "blob_store", "state_db", "alert_webhook",
+        "prometheus",
     }  # fmt: skip
 
 
@@ -100,19 +101,28 @@ def test_a_second_pipeline_gets_its_own_keys_and_job() -> None:
 
 
 def test_backend_source_binds_its_token_by_name(hyperion_env: Settings, monkeypatch) -> None:
-    monkeypatch.setenv("HYPERION_SOURCE", "backend")
     monkeypatch.setenv("HYPERION_BACKEND_TOKEN", "s3cr3t-token")
-    defs = build_definitions(Settings.from_env())
-    source = defs.resources["document_source"]
+    settings = Settings.from_env()
+    spec = default_spec(settings).model_copy(update={"source": BackendApiSource(kind="backend_api")})
+    defs = build_definitions(settings, [spec])
+    source = defs.resources["documents_source"]
     assert type(source).__name__ == "BackendApiResource"
     assert "s3cr3t-token" not in repr(source.token)  # an EnvVar, resolved only at run time
 
 
 def test_default_spec_follows_settings(hyperion_env: Settings, monkeypatch) -> None:
     monkeypatch.setenv("HYPERION_CHUNK_MAX_TOKENS", "120")
-    monkeypatch.setenv("HYPERION_COLLECTION", "handbook")
+    monkeypatch.setenv("HYPERION_EMBEDDER", "openai")
     spec = default_spec(Settings.from_env())
-    assert spec.chunking.max_tokens == 120 and spec.index.alias == "handbook"
+    assert spec.chunking.max_tokens == 120 and spec.embedding.kind == "openai_compatible"
+    assert spec.index.alias == "hyperion_documents" and spec.key_prefix == ()
+
+
+@pytest.mark.parametrize("retired", ["HYPERION_SOURCE", "HYPERION_COLLECTION"])
+def test_per_pipeline_settings_moved_to_yaml_are_refused(hyperion_env: Settings, monkeypatch, retired: str) -> None:
+    monkeypatch.setenv(retired, "backend")
+    with pytest.raises(ValueError, match=rf"{retired} is no longer read: declare .* in the pipeline's defs.yaml"):
+        Settings.from_env()
 
 
 def test_workspace_loads_with_dagster_itself(hyperion_env: Settings) -> None:

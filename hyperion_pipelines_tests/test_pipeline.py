@@ -35,7 +35,7 @@ def index_entries(settings: Settings) -> dict[str, tuple[str, str]]:
     """Every entry behind the live alias: id -> (source, text)."""
     client = connect(settings.milvus_uri)
     try:
-        collection = client.describe_alias(IndexSpec(alias=settings.collection).alias)["collection_name"]
+        collection = client.describe_alias(IndexSpec(alias="hyperion_documents").alias)["collection_name"]
         client.load_collection(collection)
         rows = client.query(collection, filter='id != ""', output_fields=["source", "text"], limit=16384)
         return {row["id"]: (row["source"], row["text"]) for row in rows}
@@ -47,7 +47,7 @@ def search_sources(settings: Settings, query: str, k: int = 3) -> list[str]:
     client = connect(settings.milvus_uri)
     try:
         vector = SentenceTransformerEmbedder().embed([query])[0].tolist()
-        collection = client.describe_alias(settings.collection)["collection_name"]
+        collection = client.describe_alias("hyperion_documents")["collection_name"]
         client.load_collection(collection)
         hits = client.search(collection, data=[vector], limit=k, output_fields=["source"])[0]
         return [hit["entity"]["source"] for hit in hits]

@@ -26,7 +26,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
 def alias_target(settings: Settings) -> str:
     client = connect(settings.milvus_uri)
     try:
-        return client.describe_alias(settings.collection)["collection_name"]
+        return client.describe_alias("hyperion_documents")["collection_name"]
     finally:
         client.close()
 
@@ -34,7 +34,7 @@ def alias_target(settings: Settings) -> str:
 def live_sources(settings: Settings) -> set[str]:
     client = connect(settings.milvus_uri)
     try:
-        rows = client.query(settings.collection, filter='id != ""', output_fields=["source"], limit=1000)
+        rows = client.query("hyperion_documents", filter='id != ""', output_fields=["source"], limit=1000)
         return {row["source"] for row in rows}
     finally:
         client.close()

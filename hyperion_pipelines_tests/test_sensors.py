@@ -13,7 +13,7 @@ from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunRequest, 
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.settings import Settings
-from hyperion_pipelines.spec import UploadSensorSpec
+from hyperion_pipelines.spec import BackendApiSource, UploadSensorSpec
 
 from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import run_ingest, set_upload_time
@@ -160,7 +160,12 @@ def tick_with_pages(
     """A tick of freshly built definitions (as after a daemon restart: only the cursor carries
     over) reading at most ``pages`` pages of the API's listings."""
     spec = default_spec(settings)
-    spec = spec.model_copy(update={"upload_sensor": UploadSensorSpec(feed_pages_per_tick=pages)})
+    spec = spec.model_copy(
+        update={
+            "upload_sensor": UploadSensorSpec(feed_pages_per_tick=pages),
+            "source": BackendApiSource(kind="backend_api"),  # HYPERION_BACKEND_URL/TOKEN fill the rest
+        }
+    )
     return tick(build_definitions(settings, [spec]), instance, cursor)
 
 
@@ -168,7 +173,6 @@ def tick_with_pages(
 def backend_env(hyperion_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeBackend, Settings]]:
     backend = FakeBackend(token="sensor-token", page_size_cap=2)
     with BackendServer(backend) as url:
-        monkeypatch.setenv("HYPERION_SOURCE", "backend")
         monkeypatch.setenv("HYPERION_BACKEND_URL", url)
         monkeypatch.setenv("HYPERION_BACKEND_TOKEN", "sensor-token")
         yield backend, Settings.from_env()

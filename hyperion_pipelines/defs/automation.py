@@ -35,21 +35,22 @@ class AlertWebhookResource(ConfigurableResource):
 
 
 def build_schedules(pipeline: PipelineDefs) -> list[ScheduleDefinition]:
-    name = pipeline.spec.name
+    name, when = pipeline.spec.name, pipeline.spec.schedules
     daily = {
-        "execution_timezone": "UTC",
-        "default_status": DefaultScheduleStatus.RUNNING,
+        "execution_timezone": when.timezone,
+        "default_status": DefaultScheduleStatus.RUNNING if when.running else DefaultScheduleStatus.STOPPED,
         "owners": list(pipeline.spec.owners),
     }
 
     @schedule(
         name=f"reconcile_{name}_daily",
-        cron_schedule="15 0 * * *",
+        cron_schedule=when.reconcile_cron,
         job=pipeline.job,
         **daily,
         description=(
-            "At 00:15 UTC, re-runs the previous day's partition once it is complete: late uploads are "
-            "indexed, deletions and edits reconciled, the index checks run on the final state."
+            f"At '{when.reconcile_cron}' ({when.timezone}), re-runs the previous UTC day's partition once it is "
+            "complete: late uploads are indexed, deletions and edits reconciled, the index checks run on the "
+            "final state."
         ),
     )
     def reconcile_daily(context: ScheduleEvaluationContext) -> RunRequest:
@@ -61,12 +62,12 @@ def build_schedules(pipeline: PipelineDefs) -> list[ScheduleDefinition]:
         schedules.append(
             ScheduleDefinition(
                 name=f"evaluate_{name}_daily",
-                cron_schedule="0 6 * * *",
+                cron_schedule=when.evaluate_cron,
                 job=pipeline.evaluation_job,
                 **daily,
                 description=(
-                    "At 06:00 UTC, scores the index (the current configuration's collection) on the golden "
-                    "query set again, so a drop in "
+                    f"At '{when.evaluate_cron}' ({when.timezone}), scores the index (the current configuration's "
+                    "collection) on the golden query set again, so a drop in "
                     "retrieval quality shows up (and its check warns or fails) within a day."
                 ),
             )

@@ -1,5 +1,7 @@
 """Run-status sensors that push each ingest run's metrics to a Prometheus push gateway."""
 
+from collections.abc import Sequence
+
 from dagster import (
     ConfigurableResource,
     DagsterEventType,
@@ -12,8 +14,8 @@ from dagster import (
 from pydantic import Field
 
 from hyperion_pipelines.defs.automation import owner_tags
-from hyperion_pipelines.defs.pipeline import PipelineDefs
 from hyperion_pipelines.monitoring.metrics import push_metrics, run_metrics_from
+from hyperion_pipelines.spec import DEFAULT_OWNERS
 
 METRICS_RESOURCE_KEY = "prometheus"
 
@@ -50,28 +52,31 @@ def _collect(context: RunStatusSensorContext, pipeline_name: str) -> tuple:
     )
 
 
-def build_metrics_sensors(pipelines: list[PipelineDefs]) -> list[SensorDefinition]:
-    names = {p.job.name: p.spec.name for p in pipelines}
-    owners = list(dict.fromkeys(owner for p in pipelines for owner in p.spec.owners))
+INGEST_JOB_PREFIX = "ingest_"
+
+
+def build_metrics_sensors(owners: Sequence[str] = DEFAULT_OWNERS) -> list[SensorDefinition]:
+    """One pair for the code location: every pipeline's ingest job (``ingest_<pipeline>``) is pushed."""
     sensors = []
     for status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE):
 
         @run_status_sensor(
             run_status=status,
             name=f"push_metrics_on_{status.value.lower()}",
-            monitored_jobs=[p.job for p in pipelines],
             default_status=DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=30,
             tags=owner_tags(owners),
             description=(
-                f"After each {status.value.lower()} ingest run, pushes its metrics (documents, chunks, rejected "
-                "by reason, embedded and reused, run duration, check outcomes) to HYPERION_PROMETHEUS_PUSHGATEWAY."
+                f"After each {status.value.lower()} ingest run of any pipeline, pushes its metrics (documents, "
+                "chunks, rejected by reason, embedded and reused, run duration, check outcomes) to "
+                "HYPERION_PROMETHEUS_PUSHGATEWAY."
             ),
         )
         def push_run_metrics(context: RunStatusSensorContext, prometheus: PrometheusPushResource) -> None:
-            if not prometheus.gateway:
+            job = context.dagster_run.job_name
+            if not prometheus.gateway or not job.startswith(INGEST_JOB_PREFIX):
                 return
-            metrics = _collect(context, names.get(context.dagster_run.job_name, context.dagster_run.job_name))
+            metrics = _collect(context, job.removeprefix(INGEST_JOB_PREFIX))
             delivery = push_metrics(prometheus.gateway, metrics, timeout_s=prometheus.timeout_s)
             if not delivery.delivered:
                 context.log.warning(f"metrics of run {metrics.run_id} not pushed: {delivery.detail}")

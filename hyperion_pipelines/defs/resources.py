@@ -1,4 +1,9 @@
-"""Resources configured from ``HYPERION_*`` settings; secrets are bound with ``EnvVar``."""
+"""Resources: each pipeline's own source, embedder and Milvus connection, and the shared ones.
+
+A pipeline's declaration says *which* source, model and Milvus it uses; what it leaves unset
+comes from the ``HYPERION_*`` settings. Secrets are bound by environment-variable name with
+``EnvVar``, so Dagster resolves them at run time and never shows their values.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from hyperion_pipelines.embedding.resources import OpenAICompatibleEmbedderResou
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.resources import BackendApiResource, BlobStoreResource, UploadsFolderResource
-from hyperion_pipelines.spec import ResourceKeys
+from hyperion_pipelines.spec import BackendApiSource, OpenAICompatibleEmbedding, PipelineSpec
 from hyperion_pipelines.state.resources import StateDatabaseResource
 
 
@@ -20,33 +25,57 @@ def secret(name: str) -> EnvVar | None:
     return EnvVar(name) if os.environ.get(name) else None
 
 
-def build_resources(settings: Settings, keys: ResourceKeys = ResourceKeys()) -> dict[str, Any]:
-    if settings.source == "backend":
-        source: Any = BackendApiResource(
-            base_url=settings.backend_url,
-            token=secret("HYPERION_BACKEND_TOKEN"),
-            timeout_s=settings.backend_timeout_s,
-            max_retries=settings.backend_max_retries,
+def source_resource(spec: PipelineSpec, settings: Settings) -> Any:
+    source = spec.source
+    if isinstance(source, BackendApiSource):
+        return BackendApiResource(
+            base_url=source.base_url or settings.backend_url,
+            token=secret(source.token_env),
+            timeout_s=source.timeout_s or settings.backend_timeout_s,
+            max_retries=settings.backend_max_retries if source.max_retries is None else source.max_retries,
         )
-    else:
-        source = UploadsFolderResource(path=str(settings.uploads_dir))
-    if settings.embedder == "openai":
-        embedder: Any = OpenAICompatibleEmbedderResource(
-            base_url=settings.openai_base_url,
-            model=settings.openai_model,
-            api_key=secret("HYPERION_OPENAI_API_KEY"),
-            batch_size=settings.embedding_batch_size,
+    return UploadsFolderResource(path=source.path or str(settings.uploads_dir))
+
+
+def embedder_resource(spec: PipelineSpec, settings: Settings) -> Any:
+    embedding = spec.embedding
+    batch_size = embedding.batch_size or settings.embedding_batch_size
+    if isinstance(embedding, OpenAICompatibleEmbedding):
+        return OpenAICompatibleEmbedderResource(
+            base_url=embedding.base_url or settings.openai_base_url,
+            model=embedding.model or settings.openai_model,
+            api_key=secret(embedding.api_key_env),
+            batch_size=batch_size,
         )
-    else:
-        embedder = SentenceTransformerResource(
-            model_path=settings.embedding_model_path,
-            device=settings.embedding_device,
-            batch_size=settings.embedding_batch_size,
-        )
+    return SentenceTransformerResource(
+        model_path=embedding.model_path or settings.embedding_model_path,
+        device=embedding.device or settings.embedding_device,
+        batch_size=batch_size,
+    )
+
+
+def milvus_resource(spec: PipelineSpec, settings: Settings) -> MilvusResource:
+    return MilvusResource(uri=spec.index.milvus_uri or settings.milvus_uri, token=secret(spec.index.token_env))
+
+
+def pipeline_resources(spec: PipelineSpec, settings: Settings) -> dict[str, Any]:
+    """The resources only this pipeline uses, under its own keys."""
+    keys = spec.resources
     return {
-        keys.source: source,
-        keys.embedder: embedder,
-        keys.milvus: MilvusResource(uri=settings.milvus_uri, token=secret("HYPERION_MILVUS_TOKEN")),
-        keys.blob_store: BlobStoreResource(path=str(settings.blob_dir)),
-        keys.state: StateDatabaseResource(url=secret("HYPERION_STATE_DB_URL") or settings.state_db_url),
+        keys.source: source_resource(spec, settings),
+        keys.embedder: embedder_resource(spec, settings),
+        keys.milvus: milvus_resource(spec, settings),
     }
+
+
+def shared_resources(settings: Settings) -> dict[str, Any]:
+    """The raw zone and the state database, shared by every pipeline (rows are keyed by pipeline)."""
+    return {
+        "blob_store": BlobStoreResource(path=str(settings.blob_dir)),
+        "state_db": StateDatabaseResource(url=secret("HYPERION_STATE_DB_URL") or settings.state_db_url),
+    }
+
+
+def build_resources(settings: Settings, spec: PipelineSpec) -> dict[str, Any]:
+    """Everything one pipeline's runs need (what the command line opens outside Dagster)."""
+    return {**shared_resources(settings), **pipeline_resources(spec, settings)}

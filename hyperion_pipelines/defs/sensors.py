@@ -51,7 +51,7 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
         name=f"{spec.name}_uploads",
         job=pipeline.job,
         minimum_interval_seconds=settings.minimum_interval_seconds,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=DefaultSensorStatus.RUNNING if spec.upload_sensor.running else DefaultSensorStatus.STOPPED,
         required_resource_keys={keys.source, keys.state},
         owners=list(spec.owners),
         description=(

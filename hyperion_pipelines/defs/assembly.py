@@ -1,0 +1,47 @@
+"""Assemble Dagster definitions: one pipeline's, and the code location's shared ones."""
+
+from __future__ import annotations
+
+import warnings
+
+from dagster import BetaWarning, Definitions, with_source_code_references
+
+from hyperion_pipelines.defs.automation import (
+    ALERT_RESOURCE_KEY,
+    AlertWebhookResource,
+    build_alert_sensor,
+    build_schedules,
+)
+from hyperion_pipelines.defs.monitoring import METRICS_RESOURCE_KEY, PrometheusPushResource, build_metrics_sensors
+from hyperion_pipelines.defs.pipeline import build_pipeline
+from hyperion_pipelines.defs.resources import pipeline_resources, secret, shared_resources
+from hyperion_pipelines.defs.sensors import build_upload_sensor
+from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.spec import PipelineSpec
+
+
+def pipeline_definitions(spec: PipelineSpec, settings: Settings) -> Definitions:
+    """One pipeline: its assets and checks, jobs, upload sensor, schedules and own resources."""
+    pipeline = build_pipeline(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # code references are beta, and harmless
+        assets = with_source_code_references(pipeline.all_assets)
+    return Definitions(
+        assets=assets,
+        jobs=pipeline.jobs,
+        schedules=build_schedules(pipeline),
+        sensors=[build_upload_sensor(pipeline)],
+        resources=pipeline_resources(spec, settings),
+    )
+
+
+def platform_definitions(settings: Settings) -> Definitions:
+    """What every pipeline shares: run-failure alerts, metrics, the raw zone and the state database."""
+    return Definitions(
+        sensors=[build_alert_sensor(), *build_metrics_sensors()],
+        resources={
+            **shared_resources(settings),
+            ALERT_RESOURCE_KEY: AlertWebhookResource(url=secret("HYPERION_ALERT_WEBHOOK_URL"), ui_url=settings.ui_url),
+            METRICS_RESOURCE_KEY: PrometheusPushResource(gateway=settings.prometheus_pushgateway),
+        },
+    )
