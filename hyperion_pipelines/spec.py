@@ -6,18 +6,21 @@ collection is declared by writing a second spec, not by copying asset code.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import date
+from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SUPPORTED_MEDIA_TYPES = (
+MediaType = Literal[
     "text/plain",
     "text/markdown",
     "text/html",
     "application/pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-)
+]
+
+SUPPORTED_MEDIA_TYPES: tuple[str, ...] = get_args(MediaType)
 
 # What Dagster accepts as an owner: a team ("team:" and a name) or an email address.
 OWNER_PATTERN = r"^(team:[A-Za-z0-9][A-Za-z0-9_.-]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$"
@@ -132,8 +135,10 @@ class ParsingLimits(_Strict):
 class ParsingSpec(_Strict):
     """How raw documents become text. ``parser_version`` is part of the embedding-space fingerprint."""
 
-    accepted_media_types: tuple[str, ...] = Field(
-        default=SUPPORTED_MEDIA_TYPES, description="Media types (sniffed from content) to parse."
+    accepted_media_types: tuple[MediaType, ...] = Field(
+        default=SUPPORTED_MEDIA_TYPES,
+        min_length=1,
+        description="Media types (sniffed from content) to parse; others are quarantined as unsupported.",
     )
     parser_version: str = Field(default="1", description="Bump to re-index everything after a parser change.")
     limits: ParsingLimits = ParsingLimits()
@@ -164,8 +169,10 @@ class IndexSpec(_Strict):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
         description="Alias searches use; collections are named <alias>__<fingerprint>.",
     )
-    index_type: str = Field(default="HNSW", description="Milvus index type for the vector field.")
-    metric_type: str = Field(default="COSINE", description="Similarity metric.")
+    index_type: Literal["HNSW", "IVF_FLAT", "FLAT"] = Field(
+        default="HNSW", description="Milvus index type for the vector field (what milvus-lite and Milvus share)."
+    )
+    metric_type: Literal["COSINE", "IP", "L2"] = Field(default="COSINE", description="Similarity metric.")
     index_params: dict[str, int] = Field(default_factory=lambda: {"M": 16, "efConstruction": 200})
     write_batch_size: int = Field(default=512, gt=0, description="Rows per upsert call.")
     milvus_uri: str | None = Field(
@@ -300,12 +307,19 @@ class PipelineSpec(_Strict):
             "jobs, schedules and sensors in the Dagster UI."
         ),
     )
-    key_prefix: tuple[str, ...] = Field(
+    key_prefix: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")], ...] = Field(
         default=(), description="Prefix for asset keys; lets several pipelines live side by side."
     )
     partitions_start: str = Field(
         default="2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="First upload day (YYYY-MM-DD)."
     )
+
+    @field_validator("partitions_start")
+    @classmethod
+    def _real_day(cls, value: str) -> str:
+        date.fromisoformat(value)  # 2020-13-01 matches the pattern but is no day
+        return value
+
     source: SourceSpec = Field(
         default=UploadsFolderSource(kind="uploads_folder"), description="Where documents come from."
     )

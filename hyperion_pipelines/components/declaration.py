@@ -163,9 +163,25 @@ def resolve_spec(
             golden = default_golden_queries(Path(merged["source"]["path"]))
         evaluation["golden_queries"] = str(golden) if golden else None
     try:
-        return PipelineSpec.model_validate(merged)
+        spec = PipelineSpec.model_validate(merged)
     except ValidationError as exc:
         raise PipelineDeclarationError(describe(exc, origin, template)) from None
+    _check_files(spec, origin)
+    return spec
+
+
+def _check_files(spec: PipelineSpec, origin: str) -> None:
+    """Paths a pipeline reads must exist when it loads, not fail its first run."""
+    golden = spec.evaluation.golden_queries
+    if golden and not Path(golden).is_file():
+        raise PipelineDeclarationError(
+            f"invalid pipeline declaration:\n{origin}: attributes.evaluation.golden_queries: no such file: {golden}"
+        )
+    path = getattr(spec.source, "path", None)
+    if path and Path(path).exists() and not Path(path).is_dir():
+        raise PipelineDeclarationError(
+            f"invalid pipeline declaration:\n{origin}: attributes.source.path: not a folder: {path}"
+        )
 
 
 def describe(exc: ValidationError, origin: str | None = None, template: str | None = None) -> str:
