@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperion_pipelines.embedding.space import space_fingerprint
-from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.settings import Settings, SettingsError
 
 # The same settings as the repository's dagster.yaml (a test keeps the two equal).
 EMBEDDED_INSTANCE_YAML = """\
@@ -106,7 +106,7 @@ def _days_to_ingest(settings: Settings, spec: Any) -> set[str]:
     from hyperion_pipelines.defs.resources import build_resources
 
     resources = build_resources(settings, spec)
-    start = datetime.fromisoformat(settings.partitions_start).replace(tzinfo=UTC)
+    start = datetime.fromisoformat(spec.partitions_start).replace(tzinfo=UTC)
     end = datetime(9999, 12, 31, tzinfo=UTC)  # future-dated files too, so they are reported, not missed
     with resources[spec.resources.source].process_config_and_initialize_cm() as source, source.open() as opened:
         days = {partition_key_for(ref.uploaded_at) for ref in opened.list_documents(start, end)}
@@ -169,6 +169,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from hyperion_pipelines.definitions import build_definitions
 
     spec = _pipeline(args)
+    if args.uploads and getattr(spec.source, "path", None) != os.environ["HYPERION_UPLOADS_DIR"]:
+        raise CommandError(
+            f"--uploads sets HYPERION_UPLOADS_DIR, which the pipeline {spec.name!r} does not read (its source: "
+            f"{spec.source.kind} {getattr(spec.source, 'path', None) or getattr(spec.source, 'base_url', '')})"
+        )
     defs = build_definitions(settings)
     job = defs.resolve_job_def(f"ingest_{spec.name}")
     valid = set(job.partitions_def.get_partition_keys())
@@ -639,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().error(f"-k must be between 1 and {MAX_K}")
     try:
         return args.handler(args)
-    except (CommandError, PipelineDeclarationError) as exc:
+    except (CommandError, PipelineDeclarationError, SettingsError) as exc:
         print(f"hyperion: error: {exc}", file=sys.stderr)
         return 2
 

@@ -26,7 +26,7 @@ from hyperion_pipelines.components.declaration import (
 )
 from hyperion_pipelines.components.document_pipeline import DocumentPipeline
 from hyperion_pipelines.defs.assembly import pipeline_definitions, platform_definitions
-from hyperion_pipelines.settings import PACKAGE_DIR, Settings
+from hyperion_pipelines.settings import PACKAGE_DIR, Settings, loading_with
 from hyperion_pipelines.spec import PipelineSpec
 
 PIPELINES_MODULE = "hyperion_pipelines.pipelines"
@@ -57,6 +57,11 @@ def _clear(exc: ComponentTreeException) -> Exception:
     return exc
 
 
+def _milvus_place(uri: str | None) -> str:
+    """One spelling per Milvus: a milvus-lite file by its resolved path, a server by its URL."""
+    return uri if uri is None or "://" in uri else str(Path(uri).expanduser().resolve())
+
+
 def declared_pipelines(tree: ComponentTree) -> list[DocumentPipeline]:
     """Every declared pipeline, refused together when two would share a name, asset keys or an alias."""
     try:
@@ -69,7 +74,7 @@ def declared_pipelines(tree: ComponentTree) -> list[DocumentPipeline]:
         spec = pipeline.spec
         claims[("name", spec.name)].append(pipeline)
         claims[("asset key prefix", "/".join(spec.key_prefix) or "(none)")].append(pipeline)
-        claims[("Milvus alias", f"{spec.index.alias} at {spec.index.milvus_uri}")].append(pipeline)
+        claims[("Milvus alias", f"{spec.index.alias} at {_milvus_place(spec.index.milvus_uri)}")].append(pipeline)
     clashes = [
         f"{', '.join(str(p.yaml_path) for p in holders)}: the same {what} {value!r}"
         for (what, value), holders in claims.items()
@@ -94,21 +99,22 @@ def default_spec(settings: Settings) -> PipelineSpec:
 
 def pipeline_specs(settings: Settings | None = None) -> list[PipelineSpec]:
     """The specs of the declared pipelines (what the command line works on)."""
-    del settings  # declarations read HYPERION_* from the environment when they load
-    return [pipeline.spec for pipeline in declared_pipelines(pipeline_tree())]
+    with loading_with(settings or Settings.from_env()):
+        return [pipeline.spec for pipeline in declared_pipelines(pipeline_tree())]
 
 
 def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec] | None = None) -> Definitions:
     """The code location: the declared pipelines (or ``specs``, built in Python) and what they share."""
     settings = settings or Settings.from_env()
     if specs is None:
-        tree = pipeline_tree()
-        declared_pipelines(tree)
-        try:
-            with _quiet_components():
-                pipelines = tree.build_defs()
-        except ComponentTreeException as exc:
-            raise _clear(exc) from exc.__cause__
+        with loading_with(settings):
+            tree = pipeline_tree()
+            declared_pipelines(tree)
+            try:
+                with _quiet_components():
+                    pipelines = tree.build_defs()
+            except ComponentTreeException as exc:
+                raise _clear(exc) from exc.__cause__
     else:
         pipelines = Definitions.merge(*(pipeline_definitions(spec, settings) for spec in specs))
     return Definitions.merge(pipelines, platform_definitions(settings))

@@ -13,6 +13,9 @@ from typing import Any
 _SEP = "\x1f"  # unit separator: cannot appear in the parts we join
 
 
+FINGERPRINT_LENGTH = 12  # hex digits of an embedding-space fingerprint (collection-name suffix)
+
+
 def _digest(*parts: str, length: int = 32) -> str:
     return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:length]
 
@@ -41,7 +44,7 @@ def embedding_fingerprint(
         sort_keys=True,
         separators=(",", ":"),
     )
-    return _digest("space", canonical, length=12)
+    return _digest("space", canonical, length=FINGERPRINT_LENGTH)
 
 
 def text_sha256(text: str) -> str:

@@ -8,7 +8,9 @@ Secrets (tokens, API keys) are deliberately *not* read here: resources receive t
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,6 +36,10 @@ RETIRED = {
     "SOURCE": "declare 'source:' (kind uploads_folder or backend_api) in the pipeline's defs.yaml",
     "COLLECTION": "declare 'index: {alias: ...}' in the pipeline's defs.yaml (default: hyperion_<name>)",
 }
+
+
+class SettingsError(ValueError):
+    """A ``HYPERION_*`` variable with a value that cannot be used."""
 
 
 def default_golden_queries(uploads_dir: Path) -> Path | None:
@@ -92,10 +98,10 @@ class Settings:
         home = Path(_get(env, "HOME", str(Path.cwd() / ".hyperion"))).expanduser().resolve()
         for name, instead in RETIRED.items():
             if _get(env, name, ""):
-                raise ValueError(f"{ENV_PREFIX}{name} is no longer read: {instead}")
+                raise SettingsError(f"{ENV_PREFIX}{name} is no longer read: {instead}")
         embedder = _get(env, "EMBEDDER", "local")
         if embedder not in ("local", "openai"):
-            raise ValueError(f"HYPERION_EMBEDDER must be 'local' or 'openai', not {embedder!r}")
+            raise SettingsError(f"HYPERION_EMBEDDER must be 'local' or 'openai', not {embedder!r}")
         uploads_dir = Path(_get(env, "UPLOADS_DIR", str(home / "uploads"))).expanduser().resolve()
         return cls(
             home=home,
@@ -123,3 +129,21 @@ class Settings:
             run_timeout_s=int(_get(env, "RUN_TIMEOUT_S", str(4 * 3600))),
             prometheus_pushgateway=_get(env, "PROMETHEUS_PUSHGATEWAY", "") or None,
         )
+
+
+# The settings the pipelines being loaded resolve against: those given to ``build_definitions``,
+# else the environment's. Dagster instantiates components itself, so they cannot take an argument.
+_LOADING: ContextVar[Settings | None] = ContextVar("hyperion_loading_settings", default=None)
+
+
+@contextmanager
+def loading_with(settings: Settings) -> Iterator[Settings]:
+    token = _LOADING.set(settings)
+    try:
+        yield settings
+    finally:
+        _LOADING.reset(token)
+
+
+def current_settings() -> Settings:
+    return _LOADING.get() or Settings.from_env()

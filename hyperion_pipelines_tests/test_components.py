@@ -27,10 +27,12 @@ from hyperion_pipelines.components.declaration import (
     template_attributes,
 )
 from hyperion_pipelines.components.document_pipeline import COMPONENT_TYPE
-from hyperion_pipelines.definitions import SAMPLE_PIPELINE, declared_pipelines, default_spec
+from hyperion_pipelines.definitions import SAMPLE_PIPELINE, build_definitions, declared_pipelines, default_spec
 from hyperion_pipelines.defs.assembly import platform_definitions
+from hyperion_pipelines.index.milvus_index import MilvusIndex
 from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.spec import IndexSpec
 
 from .conftest import REPO, SAMPLE_CORPUS, UPLOAD_DAY, set_upload_time
 
@@ -191,7 +193,11 @@ INVALID: dict[str, tuple[dict[str, Any], str, str]] = {
     "name not a group name": ({"name": "Legal-Docs"}, "attributes.name", "should match pattern"),
     "unknown field": ({"name": "a", "chunk_size": 100}, "attributes.chunk_size", "Extra inputs are not permitted"),
     "unknown template": ({"name": "a", "template": "huge"}, "attributes.template", "'uploads_folder'"),
-    "unknown source kind": ({"name": "a", "source": {"kind": "ftp"}}, "attributes.source", "'ftp'"),
+    "unknown source kind": (
+        {"name": "a", "source": {"kind": "ftp"}},
+        "attributes.source.kind",
+        "Input should be 'uploads_folder' or 'backend_api'",
+    ),
     "source field of another kind": (
         {"name": "a", "source": {"kind": "uploads_folder", "base_url": "http://x"}},
         "attributes.source.uploads_folder.base_url",
@@ -199,13 +205,23 @@ INVALID: dict[str, tuple[dict[str, Any], str, str]] = {
     ),
     "API URL not http": (
         {"name": "a", "source": {"kind": "backend_api", "base_url": "ftp://backend"}},
-        "attributes.source.backend_api.base_url",
+        "attributes.source.base_url",
         "should match pattern",
     ),
     "token in place of its variable": (
         {"name": "a", "source": {"kind": "backend_api", "token_env": "sk-live-123"}},
-        "attributes.source.backend_api.token_env",
+        "attributes.source.token_env",
         "should match pattern",
+    ),
+    "source folder missing": (
+        {"name": "a", "source": {"kind": "uploads_folder", "path": "uplaods"}},
+        "attributes.source.path",
+        "no such folder",
+    ),
+    "source field of the other kind, no kind given": (
+        {"name": "a", "source": {"base_url": "http://backend"}},
+        "attributes.source.uploads_folder.base_url",
+        "Extra inputs are not permitted",
     ),
     "source path is a file": (
         {"name": "a", "source": {"kind": "uploads_folder", "path": "defs.yaml"}},
@@ -234,15 +250,19 @@ INVALID: dict[str, tuple[dict[str, Any], str, str]] = {
         "attributes.chunking",
         "overlap_tokens must be less than half of max_tokens",
     ),
-    "unknown embedding kind": ({"name": "a", "embedding": {"kind": "cohere"}}, "attributes.embedding", "'cohere'"),
+    "unknown embedding kind": (
+        {"name": "a", "embedding": {"kind": "cohere"}},
+        "attributes.embedding.kind",
+        "Input should be 'local' or 'openai_compatible'",
+    ),
     "bad device": (
         {"name": "a", "embedding": {"kind": "local", "device": "tpu"}},
-        "attributes.embedding.local.device",
+        "attributes.embedding.device",
         "should match pattern",
     ),
     "remote model URL": (
         {"name": "a", "embedding": {"kind": "openai_compatible", "base_url": "localhost:8000"}},
-        "attributes.embedding.openai_compatible.base_url",
+        "attributes.embedding.base_url",
         "should match pattern",
     ),
     "bad alias": ({"name": "a", "index": {"alias": "1-docs"}}, "attributes.index.alias", "should match pattern"),
@@ -380,8 +400,92 @@ def test_dg_scaffolds_lists_and_checks_a_pipeline_from_a_template(hyperion_env: 
     assert {"ingest_documents", "ingest_legal"} <= {job["name"] for job in found["jobs"]}
     assert {"documents_uploads", "legal_uploads"} <= {sensor["name"] for sensor in found["sensors"]}
 
+    # What `dagster dev` loads from workspace.yaml: the scaffolded pipeline is part of the code location.
+    validated = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=project_copy, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(project_copy)},
+    )  # fmt: skip
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+
     written.write_text(written.read_text() + "  chunking:\n    max_tokens: 4\n")
     broken = dg(project_copy, "check", "yaml", str(written.parent))
     assert broken.returncode != 0
     assert "legal/defs.yaml" in broken.stdout and "attributes.chunking.max_tokens" in broken.stdout
     assert "less than or equal to the minimum of 8" in broken.stdout
+
+
+def test_the_readme_examples_are_valid_declarations(hyperion_env: Settings) -> None:
+    readme = (REPO / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    examples = [yaml.safe_load(b) for b in blocks if f"type: {COMPONENT_TYPE}" in b]
+    assert len(examples) >= 2
+    for example in examples:
+        declared = PipelineDeclaration.model_validate(example["attributes"]).model_dump(exclude_unset=True)
+        declared.get("evaluation", {}).pop("golden_queries", None)  # a file next to the example's YAML
+        declared.get("source", {}).pop("path", None)  # a folder on the deployment's machine
+        resolve_spec(declared, hyperion_env)
+
+
+def test_a_declaration_is_judged_after_merging_not_against_the_built_in_defaults(
+    hyperion_env: Settings, monkeypatch
+) -> None:
+    monkeypatch.setenv("HYPERION_CHUNK_OVERLAP_TOKENS", "8")
+    settings = Settings.from_env()
+    declared = PipelineDeclaration.model_validate({"name": "a", "chunking": {"max_tokens": 48}})
+    assert resolve_spec(declared.model_dump(exclude_unset=True), settings).chunking.overlap_tokens == 8
+    one_threshold = {"name": "a", "template": "high_recall", "evaluation": {"recall_at_k": {"fail": 0.85}}}
+    thresholds = resolve_spec(
+        PipelineDeclaration.model_validate(one_threshold).model_dump(exclude_unset=True), settings
+    )
+    assert (thresholds.evaluation.recall_at_k.warn, thresholds.evaluation.recall_at_k.fail) == (0.9, 0.85)
+    no_kind = PipelineDeclaration.model_validate({"name": "a", "embedding": {"batch_size": 16}})
+    embedding = resolve_spec(no_kind.model_dump(exclude_unset=True), settings).embedding
+    assert embedding.kind == "local" and embedding.batch_size == 16
+    replaced = {
+        "name": "a",
+        "template": "high_recall",
+        "index": {"index_type": "IVF_FLAT", "index_params": {"nlist": 128}},
+    }
+    assert resolve_spec(replaced, settings).index.index_params == {"nlist": 128}  # not merged with HNSW's M
+
+
+def test_golden_queries_go_only_to_the_corpus_they_were_written_for(hyperion_env: Settings, monkeypatch) -> None:
+    monkeypatch.setenv("HYPERION_UPLOADS_DIR", str(SAMPLE_CORPUS))
+    settings = Settings.from_env()
+    assert resolve_spec({"name": "a"}, settings).evaluation.golden_queries  # the bundled set, for the sample corpus
+    assert (
+        resolve_spec({"name": "a", "evaluation": {"golden_queries": None}}, settings).evaluation.golden_queries is None
+    )
+    assert resolve_spec({"name": "a", "template": "backend_api"}, settings).evaluation.golden_queries is None
+    elsewhere = {"name": "a", "source": {"kind": "uploads_folder", "path": str(hyperion_env.uploads_dir)}}
+    assert resolve_spec(elsewhere, settings).evaluation.golden_queries is None
+
+
+def test_relative_paths_are_relative_to_the_yaml_file(hyperion_env: Settings, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    declared = {"name": "a", "source": {"kind": "uploads_folder", "path": "docs"}, "index": {"milvus_uri": "m.db"}}
+    spec = resolve_spec(declared, hyperion_env, base_dir=tmp_path)
+    assert spec.source.path == str(tmp_path / "docs") and spec.index.milvus_uri == str(tmp_path / "m.db")
+    served = resolve_spec(
+        {"name": "a", "index": {"milvus_uri": "http://milvus:19530"}}, hyperion_env, base_dir=tmp_path
+    )
+    assert served.index.milvus_uri == "http://milvus:19530"
+
+
+def test_definitions_built_with_given_settings_use_them(hyperion_env: Settings, tmp_path: Path) -> None:
+    other = Settings.from_env({"HYPERION_HOME": str(tmp_path / "elsewhere")})
+    defs = build_definitions(other)
+    assert defs.resources["documents_source"].path == str(other.uploads_dir)
+    assert defs.resources["documents_milvus"].uri == other.milvus_uri
+
+
+def test_an_alias_does_not_claim_the_collections_of_a_longer_one(hyperion_env: Settings) -> None:
+    client = connect(hyperion_env.milvus_uri)
+    try:
+        for name in ("docs__0123456789ab", "docs__v2__0123456789ab"):
+            client.create_collection(name, dimension=4)
+        assert MilvusIndex(client, IndexSpec(alias="docs")).collections() == ["docs__0123456789ab"]
+        assert MilvusIndex(client, IndexSpec(alias="docs__v2")).collections() == ["docs__v2__0123456789ab"]
+    finally:
+        client.close()

@@ -13,7 +13,7 @@ from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunRequest, 
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.settings import Settings
-from hyperion_pipelines.spec import BackendApiSource, UploadSensorSpec
+from hyperion_pipelines.spec import BackendApiSource, PipelineSpec, UploadSensorSpec
 
 from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import run_ingest, set_upload_time
@@ -154,19 +154,22 @@ def test_a_future_dated_upload_is_reported_not_requested(hyperion_env: Settings,
 # -- the backend API ---------------------------------------------------------------------------
 
 
+def api_spec(settings: Settings, pages: int = 40) -> PipelineSpec:
+    """The sample pipeline reading the backend API (HYPERION_BACKEND_URL/TOKEN fill the source)."""
+    return default_spec(settings).model_copy(
+        update={
+            "upload_sensor": UploadSensorSpec(feed_pages_per_tick=pages),
+            "source": BackendApiSource(kind="backend_api"),
+        }
+    )
+
+
 def tick_with_pages(
     settings: Settings, instance: DagsterInstance, cursor: str | None, *, pages: int
 ) -> tuple[list[RunRequest], str, str | None]:
     """A tick of freshly built definitions (as after a daemon restart: only the cursor carries
     over) reading at most ``pages`` pages of the API's listings."""
-    spec = default_spec(settings)
-    spec = spec.model_copy(
-        update={
-            "upload_sensor": UploadSensorSpec(feed_pages_per_tick=pages),
-            "source": BackendApiSource(kind="backend_api"),  # HYPERION_BACKEND_URL/TOKEN fill the rest
-        }
-    )
-    return tick(build_definitions(settings, [spec]), instance, cursor)
+    return tick(build_definitions(settings, [api_spec(settings, pages)]), instance, cursor)
 
 
 @pytest.fixture
@@ -202,7 +205,7 @@ def test_api_sensor_pages_through_a_backlog_across_restarts_and_follows_deletion
     ]
     requested = list({r.run_key: r for r in requested}.values())
 
-    defs = build_definitions(settings)
+    defs = build_definitions(settings, [api_spec(settings)])
     for request in requested:
         execute(defs, instance, request)
     assert len(sources(settings)) == 9

@@ -11,6 +11,7 @@ checks, jobs, upload sensor and schedules, with its own source, embedder and Mil
 writes a new one.
 """
 
+import logging
 import re
 from pathlib import Path
 
@@ -25,12 +26,14 @@ from hyperion_pipelines.components.declaration import (
     PipelineDeclarationError,
     TemplateName,
     resolve_spec,
+    unset_secrets,
 )
 from hyperion_pipelines.defs.assembly import pipeline_definitions
-from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.settings import current_settings
 from hyperion_pipelines.spec import PipelineSpec
 
 COMPONENT_TYPE = "hyperion_pipelines.components.DocumentPipeline"
+LOG = logging.getLogger(__name__)
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 
@@ -104,8 +107,11 @@ class DocumentPipeline(Component):
         if not isinstance(attributes, PipelineDeclaration):
             raise PipelineDeclarationError(f"{yaml_path}: attributes: missing; a pipeline needs at least a name")
         declared = attributes.model_dump(exclude_unset=True)
-        spec = resolve_spec(declared, Settings.from_env(), base_dir=yaml_path.parent, origin=str(yaml_path))
+        spec = resolve_spec(declared, current_settings(), base_dir=yaml_path.parent, origin=str(yaml_path))
+        for name in unset_secrets(spec):
+            # Not an error: development runs without the secret; runs that need it fail with a 401.
+            LOG.warning("%s: pipeline %r names the secret %s, which is not set here", yaml_path, spec.name, name)
         return cls(attributes, yaml_path, spec)
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        return pipeline_definitions(self.spec, Settings.from_env())
+        return pipeline_definitions(self.spec, current_settings())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
+from hyperion_pipelines.ids import FINGERPRINT_LENGTH
 from hyperion_pipelines.spec import IndexSpec
 
 #: Scalar fields and their VARCHAR byte limits (None: an integer field).
@@ -116,8 +118,9 @@ class MilvusIndex:
 
     def collections(self) -> list[str]:
         """Every collection of this alias (one per embedding space built), live or not."""
-        prefix = f"{self.spec.alias}__"
-        return sorted(c for c in self.client.list_collections() if c.startswith(prefix))
+        # Exactly <alias>__<fingerprint>: another pipeline's alias may begin with this one and "__".
+        own = re.compile(rf"{re.escape(self.spec.alias)}__[0-9a-f]{{{FINGERPRINT_LENGTH}}}")
+        return sorted(c for c in self.client.list_collections() if own.fullmatch(c))
 
     def drop(self, collection: str) -> None:
         if collection == self.live_collection():
