@@ -413,6 +413,15 @@ def test_dg_scaffolds_lists_and_checks_a_pipeline_from_a_template(hyperion_env: 
     assert broken.returncode != 0
     assert "legal/defs.yaml" in broken.stdout and "attributes.chunking.max_tokens" in broken.stdout
     assert "less than or equal to the minimum of 8" in broken.stdout
+    # `dagster dev` shows the same load error on the code location.
+    refused = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=project_copy, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(project_copy)},
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "legal/defs.yaml:" in refused.stdout + refused.stderr
+    assert "attributes.chunking.max_tokens: Input should be greater than 8" in refused.stdout + refused.stderr
 
 
 def test_the_readme_examples_are_valid_declarations(hyperion_env: Settings) -> None:
