@@ -12,6 +12,7 @@ from hyperion_pipelines.defs.automation import (
     build_alert_sensor,
     build_schedules,
 )
+from hyperion_pipelines.defs.execution import RUN_EXECUTOR
 from hyperion_pipelines.defs.monitoring import METRICS_RESOURCE_KEY, PrometheusPushResource, build_metrics_sensors
 from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.defs.resources import pipeline_resources, secret, shared_resources
@@ -38,6 +39,7 @@ def pipeline_definitions(spec: PipelineSpec, settings: Settings) -> Definitions:
 def platform_definitions(settings: Settings) -> Definitions:
     """What every pipeline shares: run-failure alerts, metrics, the raw zone and the state database."""
     return Definitions(
+        executor=RUN_EXECUTOR,  # also for assets materialised from the UI outside the jobs
         sensors=[build_alert_sensor(), *build_metrics_sensors()],
         resources={
             **shared_resources(settings),

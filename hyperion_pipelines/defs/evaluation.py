@@ -25,7 +25,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from hyperion_pipelines.defs.checks import check_spec
-from hyperion_pipelines.defs.execution import REMOTE_RETRY
+from hyperion_pipelines.defs.execution import REMOTE_RETRY, RUN_EXECUTOR
 from hyperion_pipelines.defs.metadata import markdown_preview
 from hyperion_pipelines.embedding.resources import EmbedderResource
 from hyperion_pipelines.embedding.space import space_fingerprint
@@ -123,6 +123,7 @@ def build_evaluation(
     job = define_asset_job(
         name=f"evaluate_{spec.name}",
         selection=[key],
+        executor_def=RUN_EXECUTOR,
         description=(
             f"Score the {spec.name} index on its golden query set: recall@{k}, MRR and nDCG@{k}, "
             "checked against the warn and fail thresholds."

@@ -2,7 +2,7 @@
 
 import warnings
 
-from dagster import BackfillPolicy, Backoff, BetaWarning, Jitter, RetryPolicy
+from dagster import BackfillPolicy, Backoff, BetaWarning, Jitter, RetryPolicy, in_process_executor
 
 # Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
 # faults; the jitter spreads retries of many partitions so they do not hit the service together.
@@ -20,3 +20,9 @@ ONE_DAY_PER_RUN = BackfillPolicy.multi_run(max_partitions_per_run=1)
 # settings (dagster.yaml `concurrency: pools:`); the embedded dagster.yaml allows one step each.
 EMBEDDING_POOL = "hyperion_embedding"
 MILVUS_WRITE_POOL = "hyperion_milvus_writes"
+
+# Every step of a run executes in the run's own process. The steps form a chain, so running them
+# in parallel processes gains nothing, while each step process would import the code location,
+# PyTorch and the model again: measured with the daemon, that was most of an upload's wait to
+# become searchable (benchmarks/time_to_searchable.py).
+RUN_EXECUTOR = in_process_executor

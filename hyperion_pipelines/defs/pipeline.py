@@ -54,7 +54,13 @@ from hyperion_pipelines.defs.checks import (
 )
 from hyperion_pipelines.defs.columns import DESCRIPTIONS, LINEAGE, TYPES
 from hyperion_pipelines.defs.evaluation import build_evaluation
-from hyperion_pipelines.defs.execution import EMBEDDING_POOL, MILVUS_WRITE_POOL, ONE_DAY_PER_RUN, REMOTE_RETRY
+from hyperion_pipelines.defs.execution import (
+    EMBEDDING_POOL,
+    MILVUS_WRITE_POOL,
+    ONE_DAY_PER_RUN,
+    REMOTE_RETRY,
+    RUN_EXECUTOR,
+)
 from hyperion_pipelines.defs.metadata import (
     bucket_edges,
     column_lineage,
@@ -571,6 +577,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     job = define_asset_job(
         name=f"ingest_{spec.name}",
         selection=[a.key for a in assets],
+        executor_def=RUN_EXECUTOR,
         tags={
             # The production run queue limits these runs (deploy/dagster.yaml): each loads the model.
             "hyperion/heavy": "true",

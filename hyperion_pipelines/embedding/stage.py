@@ -37,8 +37,10 @@ def embed_chunks(
     exactly the vector the model would produce again: reuse it instead of re-embedding."""
     ids = chunks["chunk_id"].tolist()
     known = lookup(ids)
-    missing = [i for i, chunk in enumerate(ids) if chunk not in known]
     texts = chunks["text"].tolist()
+    # Batches of similar length: a batch is padded to its longest text, so mixing a 10-token
+    # heading with a 200-token paragraph pays for 200 tokens twice. Vectors go back by chunk id.
+    missing = sorted((i for i, chunk in enumerate(ids) if chunk not in known), key=lambda i: len(texts[i]))
     fresh: dict[str, np.ndarray] = {}
     started = time.perf_counter()
     for lo in range(0, len(missing), batch_size):
