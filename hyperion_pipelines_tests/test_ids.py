@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from hyperion_pipelines.embedding.base import EmbedderIdentity
 from hyperion_pipelines.embedding.space import check_chunk_size, space_fingerprint
 from hyperion_pipelines.ids import chunk_id, document_id, text_sha256
+from hyperion_pipelines.index.reconcile import plan_sync, rows_to_write
 from hyperion_pipelines.spec import ChunkingSpec, PipelineSpec
 
 MINILM = EmbedderIdentity("all-MiniLM-L6-v2", 384, True, 254)
@@ -60,3 +61,18 @@ def test_models_in_same_named_folders_are_different_spaces(tmp_path) -> None:
         (folder / "model.safetensors").write_bytes(variant.encode() * 1000)
         names.append(model_name(folder))
     assert names[0].startswith("model@") and names[0] != names[1]
+
+
+def test_only_rows_the_index_lacks_or_holds_differently_are_written() -> None:
+    stored = {
+        "a": {"title": "Guide", "char_start": 0},
+        "b": {"title": "Guide", "char_start": 120},
+    }
+    rows = [
+        {"id": "a", "title": "Guide", "char_start": 0},  # identical: skipped
+        {"id": "b", "title": "Guide", "char_start": 95},  # same text and vector, moved by an edit above it
+        {"id": "c", "title": "Guide", "char_start": 300},  # new
+    ]
+    assert [r["id"] for r in rows_to_write(rows, stored, ["title", "char_start"])] == ["b", "c"]
+    assert plan_sync(["a", "b", "c"], stored).delete_ids == []
+    assert plan_sync(["a"], stored).delete_ids == ["b"]

@@ -115,6 +115,7 @@ def test_partition_indexes_searchably_and_reruns_change_nothing(
     assert (second["parsed_documents"]["parsed_now"], second["parsed_documents"]["parse_reused"]) == (0, 8)
     assert second["chunk_embeddings"]["embedded"] == 0 and second["chunk_embeddings"]["reused"] == chunks
     assert second["vector_index"]["deleted"] == 0
+    assert second["vector_index"]["upserted"] == 0 and second["vector_index"]["unchanged"] == chunks
     assert index_entries(hyperion_env) == entries  # same ids, same content: no duplicates, no orphans
 
 
@@ -138,6 +139,7 @@ def test_editing_a_document_replaces_exactly_its_entries(
     new_ids = {i for i, (source, _) in after.items() if source == "notes/composting.txt"}
     assert new_ids and not (new_ids & old_ids)
     assert after_run["vector_index"]["deleted"] == len(old_ids)
+    assert after_run["vector_index"]["upserted"] == len(new_ids)  # the other documents' rows are left alone
     assert after_run["chunk_embeddings"]["embedded"] == len(new_ids)
     # Only the edited document is parsed again.
     assert (after_run["parsed_documents"]["parsed_now"], after_run["parsed_documents"]["parse_reused"]) == (1, 7)

@@ -151,6 +151,21 @@ class MilvusIndex:
             found.update(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
         return found
 
+    def stored_rows(
+        self, collection: str, *, partition_date: str, document_ids: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Scalar fields of the entries dated ``partition_date`` or belonging to ``document_ids``."""
+        fields = ["id", *SCALAR_FIELDS]
+        found = {
+            row["id"]: row
+            for row in self._iterate(collection, f"partition_date == {json.dumps(partition_date)}", fields)
+        }
+        for batch in _batches(list(document_ids), _BATCH):
+            found.update(
+                (row["id"], row) for row in self._iterate(collection, f"document_id in {_quoted(batch)}", fields)
+            )
+        return found
+
     def remove_other_documents(self, collection: str, *, partition_date: str, keep: Sequence[str]) -> int:
         """Delete the entries dated ``partition_date`` whose document is not in ``keep``."""
         self.ensure_loaded(collection)
@@ -223,6 +238,14 @@ class MilvusIndex:
             result = self.client.delete(collection, ids=list(batch))
             deleted += int(result["delete_count"]) if isinstance(result, dict) else len(batch)
         return deleted
+
+    @staticmethod
+    def scalar_values(row: dict[str, Any]) -> dict[str, Any]:
+        """The row's scalar fields as Milvus stores them (integers, clipped strings)."""
+        return {
+            field: int(row[field]) if limit is None else clip_utf8(str(row[field]), limit)
+            for field, limit in SCALAR_FIELDS.items()
+        }
 
     @staticmethod
     def _clean(row: dict[str, Any]) -> dict[str, Any]:

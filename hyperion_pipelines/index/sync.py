@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
-from hyperion_pipelines.index.milvus_index import MilvusIndex
-from hyperion_pipelines.index.reconcile import plan_sync
+from hyperion_pipelines.index.milvus_index import SCALAR_FIELDS, MilvusIndex
+from hyperion_pipelines.index.reconcile import plan_sync, rows_to_write
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,16 @@ def sync_partition(
 ) -> SyncReport:
     """Upsert first, delete after: a failure part-way never leaves a document without vectors,
     and a re-run converges to exactly the current chunks."""
-    indexed = index.ids_for(collection, partition_date=partition_date, document_ids=document_ids)
-    plan = plan_sync(chunks["chunk_id"], indexed)
-    upserted = index.upsert(collection, index_rows(chunks, embeddings, partition_date), checkpoint)
+    stored = index.stored_rows(collection, partition_date=partition_date, document_ids=document_ids)
+    plan = plan_sync(chunks["chunk_id"], stored)
+    rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, partition_date)]
+    changed = rows_to_write(rows, stored, SCALAR_FIELDS)
+    upserted = index.upsert(collection, changed, checkpoint) if changed else 0
     deleted = index.delete(collection, plan.delete_ids) if plan.delete_ids else 0
     return SyncReport(
         collection=collection,
         upserted=upserted,
         deleted=deleted,
-        unchanged=len(plan.unchanged_ids),
+        unchanged=len(rows) - len(changed),
         total_entries=index.count(collection),
     )
