@@ -46,6 +46,10 @@ setup(
         "psycopg2-binary>=2.9",
     ],
     extras_require={
+        # The onnx embedding backend: ONNX Runtime runs the export; onnx is needed to make it
+        # (int8 quantisation). About 110 MB installed, so not part of every install. Not
+        # sentence-transformers[onnx]: its optimum-onnx requires transformers<4.58.
+        "onnx": ["onnxruntime>=1.19", "onnx>=1.17"],
         # pgserver: a throwaway PostgreSQL for the tests where none is running
         # playwright drives Debian's chromium (never `playwright install`): the UI test installs
         # chromium with apt-get when it is missing.
@@ -56,6 +60,8 @@ setup(
             "reportlab>=4.0",
             "pgserver>=0.1.4",
             "playwright>=1.45",
+            "onnxruntime>=1.19",  # the onnx extra, so the tests cover that backend
+            "onnx>=1.17",
         ],
     },
     entry_points={

@@ -38,6 +38,7 @@ class Workspace:
 
     @classmethod
     def create(cls, root: Path, corpus: Path, files: list[Path] | None = None) -> Workspace:
+        root = root.resolve()  # DAGSTER_HOME must be absolute
         if root.exists():
             shutil.rmtree(root)
         uploads = root / "uploads"

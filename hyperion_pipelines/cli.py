@@ -40,6 +40,10 @@ concurrency:
     # hyperion_embedding and hyperion_milvus_writes: one step of each at a time across runs
     # (the CPU is shared by embedding; Milvus takes one writer).
     default_limit: 1
+run_queue:
+  # The daemon takes queued runs every second (Dagster's default is 5): part of how long an
+  # upload waits to become searchable (benchmarks/time_to_searchable.py).
+  dequeue_interval_seconds: 1
 run_monitoring:
   # Marks runs whose worker died as failed, and enforces each job's dagster/max_runtime tag.
   enabled: true
@@ -557,6 +561,56 @@ def cmd_pipelines(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Export the model to ONNX (and int8) for the onnx embedding backend, offline, once."""
+    from hyperion_pipelines.embedding.onnx_export import FP32_FILE, default_export_dir, models_dir, quantized_file_name
+    from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
+
+    settings = Settings.from_env()
+    model = Path(args.model or settings.embedding_model_path or packaged_model_dir()).expanduser().resolve()
+    if not (model / "modules.json").is_file():
+        raise CommandError(f"{model} is not a sentence-transformers model folder (no modules.json)")
+    out = Path(args.out).expanduser().resolve() if args.out else default_export_dir(models_dir(settings.home), model)
+    quantize = [args.quantize_config] if args.quantize else []
+    export, made = _export_onnx(model, out, quantize, force=args.force)
+    files = sorted(export.manifest["files"])
+    if args.json:
+        print(json.dumps({"folder": str(export.folder), "files": files, "exported": made}))
+        return 0
+    print(f"{'Exported' if made else 'Already exported (--force redoes it)'}: {export.folder}")
+    for name in files:
+        quantization = export.quantization(name)
+        print(f"  onnx/{name}  {'fp32' if quantization is None else 'int8, ' + quantization + ' preset'}")
+    chosen = quantized_file_name(quantize[0]) if quantize else FP32_FILE
+    setting = "onnx" if chosen == FP32_FILE else f"onnx:{chosen}"
+    where = "" if args.out is None else f" and the pipeline's model_path (or HYPERION_EMBEDDING_MODEL_PATH) to {out}"
+    print(f"Use it: HYPERION_EMBEDDING_BACKEND={setting}{where}, or in a pipeline's defs.yaml")
+    print(f"  embedding: {{kind: local, backend: onnx, onnx_file: {chosen}}}")
+    return 0
+
+
+def _export_onnx(model: Path, out: Path, quantize: list[str], *, force: bool) -> tuple[Any, bool]:
+    """The export in ``out``, made unless it already holds the wanted files; and whether it was made."""
+    from hyperion_pipelines.embedding.onnx_export import (
+        FP32_FILE,
+        OnnxExportError,
+        export_onnx,
+        quantized_file_name,
+        read_export,
+    )
+
+    wanted = [FP32_FILE, *(quantized_file_name(config) for config in quantize)]
+    try:
+        existing = read_export(out)
+        if existing is not None and not force and all(name in existing.manifest["files"] for name in wanted):
+            return existing, False  # exporting again would write the same files
+        # Keep the int8 files already there: the export replaces the folder whole.
+        kept = [] if existing is None else [q for q in map(existing.quantization, existing.manifest["files"]) if q]
+        return export_onnx(model, out, quantize=sorted({*quantize, *kept})), True
+    except OnnxExportError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hyperion", description="Hyperion Pipelines: documents to a Milvus index.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -631,6 +685,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--history", action="store_true", help="include released entries (re-driven, superseded or removed)"
     )
     quarantine.set_defaults(handler=cmd_quarantine)
+
+    export = commands.add_parser(
+        "export-onnx", help="export the local model to ONNX (optionally int8) for the onnx embedding backend"
+    )
+    export.add_argument(
+        "--model", metavar="DIR", help="model folder (default: HYPERION_EMBEDDING_MODEL_PATH, else the packaged model)"
+    )
+    export.add_argument(
+        "--out", metavar="DIR", help="export folder (default: $HYPERION_HOME/models/<model>-<digest>-onnx)"
+    )
+    export.add_argument("--quantize", choices=["int8"], help="also write a dynamically quantised int8 file")
+    export.add_argument(
+        "--quantize-config",
+        choices=["avx512_vnni", "avx2"],
+        default="avx512_vnni",
+        help="int8 preset: avx512_vnni (int8 weights, default) or avx2 (uint8 weights, for CPUs without VNNI)",
+    )
+    export.add_argument("--force", action="store_true", help="export again even if the files are there")
+    export.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    export.set_defaults(handler=cmd_export_onnx)
     return parser
 
 

@@ -8,6 +8,7 @@ Secrets (tokens, API keys) are deliberately *not* read here: resources receive t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,6 +19,7 @@ from typing import Literal
 ENV_PREFIX = "HYPERION_"
 
 EmbedderKind = Literal["local", "openai"]
+EmbeddingBackend = Literal["torch", "onnx"]
 
 
 def _get(env: Mapping[str, str], name: str, default: str) -> str:
@@ -40,6 +42,16 @@ RETIRED = {
 
 class SettingsError(ValueError):
     """A ``HYPERION_*`` variable with a value that cannot be used."""
+
+
+def embedding_backend(value: str) -> tuple[EmbeddingBackend, str | None]:
+    """``torch``, ``onnx`` (the fp32 export) or ``onnx:<file>`` (e.g. ``onnx:model_qint8_avx512_vnni.onnx``):
+    one variable, so a deployment switches to an int8 file without editing every pipeline."""
+    backend, colon, onnx_file = value.partition(":")
+    named = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.onnx", onnx_file) is not None
+    if backend not in ("torch", "onnx") or (colon and (backend != "onnx" or not named)):
+        raise SettingsError(f"HYPERION_EMBEDDING_BACKEND must be 'torch', 'onnx' or 'onnx:<file>.onnx', not {value!r}")
+    return backend, onnx_file or None  # type: ignore[return-value]
 
 
 def default_golden_queries(uploads_dir: Path) -> Path | None:
@@ -76,6 +88,9 @@ class Settings:
     step_timeout_s: float
     run_timeout_s: int
     prometheus_pushgateway: str | None
+    # HYPERION_EMBEDDING_BACKEND: "torch", "onnx" or "onnx:<file>" (an int8 file of the export)
+    embedding_backend: EmbeddingBackend = "torch"
+    embedding_onnx_file: str | None = None
 
     @property
     def state_db_url(self) -> str:
@@ -103,6 +118,7 @@ class Settings:
         if embedder not in ("local", "openai"):
             raise SettingsError(f"HYPERION_EMBEDDER must be 'local' or 'openai', not {embedder!r}")
         uploads_dir = Path(_get(env, "UPLOADS_DIR", str(home / "uploads"))).expanduser().resolve()
+        backend, onnx_file = embedding_backend(_get(env, "EMBEDDING_BACKEND", "torch"))
         return cls(
             home=home,
             uploads_dir=uploads_dir,
@@ -128,6 +144,8 @@ class Settings:
             step_timeout_s=float(_get(env, "STEP_TIMEOUT_S", "3600")),
             run_timeout_s=int(_get(env, "RUN_TIMEOUT_S", str(4 * 3600))),
             prometheus_pushgateway=_get(env, "PROMETHEUS_PUSHGATEWAY", "") or None,
+            embedding_backend=backend,
+            embedding_onnx_file=onnx_file,
         )
 
 

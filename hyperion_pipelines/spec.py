@@ -83,6 +83,21 @@ class LocalEmbedding(_Strict):
     batch_size: int | None = Field(
         default=None, gt=0, description="Texts per forward pass; unset: HYPERION_EMBEDDING_BATCH_SIZE."
     )
+    backend: Literal["torch", "onnx"] | None = Field(
+        default=None,
+        description=(
+            "'torch' (sentence-transformers) or 'onnx' (ONNX Runtime on the CPU, on an export made by "
+            "'hyperion export-onnx'); unset: HYPERION_EMBEDDING_BACKEND (torch)."
+        ),
+    )
+    onnx_file: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.onnx$",
+        description=(
+            "With backend onnx: the export's file, 'model.onnx' (fp32, the torch model's embedding space) or an "
+            "int8 one such as 'model_qint8_avx512_vnni.onnx' (a space of its own); unset: model.onnx."
+        ),
+    )
 
 
 class OpenAICompatibleEmbedding(_Strict):

@@ -186,6 +186,8 @@ def kind_defaults(settings: Settings) -> dict[str, dict[str, Any]]:
             "model_path": settings.embedding_model_path or None,
             "device": settings.embedding_device,
             "batch_size": settings.embedding_batch_size,
+            "backend": settings.embedding_backend,
+            "onnx_file": settings.embedding_onnx_file,
         },
         "openai_compatible": {
             "base_url": settings.openai_base_url,

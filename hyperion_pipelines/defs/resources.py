@@ -38,6 +38,8 @@ def source_resource(spec: PipelineSpec, settings: Settings) -> Any:
 
 
 def embedder_resource(spec: PipelineSpec, settings: Settings) -> Any:
+    from hyperion_pipelines.embedding.onnx_export import FP32_FILE, models_dir
+
     embedding = spec.embedding
     batch_size = embedding.batch_size or settings.embedding_batch_size
     if isinstance(embedding, OpenAICompatibleEmbedding):
@@ -51,6 +53,9 @@ def embedder_resource(spec: PipelineSpec, settings: Settings) -> Any:
         model_path=embedding.model_path or settings.embedding_model_path,
         device=embedding.device or settings.embedding_device,
         batch_size=batch_size,
+        backend=embedding.backend or settings.embedding_backend,
+        onnx_file=embedding.onnx_file or settings.embedding_onnx_file or FP32_FILE,
+        exports_dir=str(models_dir(settings.home)),
     )
 
 

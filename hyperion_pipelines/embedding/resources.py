@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
+from typing import Literal
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from hyperion_pipelines.embedding.base import Embedder
+from hyperion_pipelines.embedding.onnx_export import FP32_FILE
 from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
 
@@ -25,13 +27,27 @@ class SentenceTransformerResource(EmbedderResource):
     model_path: str = Field(default="", description="Model folder; empty means the packaged model.")
     device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
     batch_size: int = Field(default=64, gt=0, description="Texts per forward pass.")
+    backend: Literal["torch", "onnx"] = Field(
+        default="torch", description="'torch', or 'onnx': ONNX Runtime on an export made by 'hyperion export-onnx'."
+    )
+    onnx_file: str = Field(default=FP32_FILE, description="With backend onnx: the export's file (fp32 or int8).")
+    exports_dir: str = Field(
+        default="", description="Where 'hyperion export-onnx' puts exports; empty means $HYPERION_HOME/models."
+    )
 
     _embedder: SentenceTransformerEmbedder | None = PrivateAttr(default=None)
 
     def get(self) -> Embedder:
         if self._embedder is None:
             model_dir = Path(self.model_path) if self.model_path else None
-            self._embedder = SentenceTransformerEmbedder(model_dir, device=self.device, batch_size=self.batch_size)
+            self._embedder = SentenceTransformerEmbedder(
+                model_dir,
+                device=self.device,
+                batch_size=self.batch_size,
+                backend=self.backend,
+                onnx_file=self.onnx_file,
+                exports_root=Path(self.exports_dir) if self.exports_dir else None,
+            )
         return self._embedder
 
 

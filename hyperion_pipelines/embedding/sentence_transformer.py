@@ -1,6 +1,8 @@
 """Local embeddings with sentence-transformers; defaults to the packaged all-MiniLM-L6-v2.
 
 The model is loaded from a folder on disk with ``HF_HUB_OFFLINE=1``: nothing is downloaded.
+Two backends run it: ``torch`` (sentence-transformers itself) and ``onnx`` (ONNX Runtime on an
+export made beforehand by ``hyperion export-onnx``, see ``onnx_export.py``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import os
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
 from hyperion_pipelines.embedding.base import Embedder, EmbedderIdentity
+
+if TYPE_CHECKING:  # onnx_export imports this module
+    from hyperion_pipelines.embedding.onnx_export import OnnxExport
 
 
 def packaged_model_dir() -> Path:
@@ -33,6 +39,19 @@ _WHOLE_FILE_LIMIT = 16 * 1024 * 1024
 _SAMPLE = 1024 * 1024
 
 
+def _hash_file(digest: Any, path: Path, label: str) -> None:
+    """Name, size and content of one file; large files are sampled at both ends."""
+    size = path.stat().st_size
+    digest.update(f"{label}:{size}".encode())
+    with path.open("rb") as handle:
+        if size <= _WHOLE_FILE_LIMIT:
+            digest.update(handle.read())
+        else:
+            digest.update(handle.read(_SAMPLE))
+            handle.seek(-_SAMPLE, os.SEEK_END)
+            digest.update(handle.read(_SAMPLE))
+
+
 @lru_cache(maxsize=8)
 def model_digest(model_dir: Path) -> str:
     """Fingerprint of the model files, so two models in same-named folders (or a model retrained
@@ -40,15 +59,14 @@ def model_digest(model_dir: Path) -> str:
     sized, which tells retrained weights apart without reading gigabytes on every step."""
     digest = hashlib.sha256()
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        size = path.stat().st_size
-        digest.update(f"{path.relative_to(model_dir).as_posix()}:{size}".encode())
-        with path.open("rb") as handle:
-            if size <= _WHOLE_FILE_LIMIT:
-                digest.update(handle.read())
-            else:
-                digest.update(handle.read(_SAMPLE))
-                handle.seek(-_SAMPLE, os.SEEK_END)
-                digest.update(handle.read(_SAMPLE))
+        _hash_file(digest, path, path.relative_to(model_dir).as_posix())
+    return digest.hexdigest()[:12]
+
+
+def file_digest(path: Path) -> str:
+    """:func:`model_digest` for one file (an ONNX export's graph)."""
+    digest = hashlib.sha256()
+    _hash_file(digest, path, path.name)
     return digest.hexdigest()[:12]
 
 
@@ -81,31 +99,163 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def offline() -> None:
+    """Hugging Face libraries must never reach the network: the model is a folder on disk."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def max_seq_length(model_dir: Path) -> int:
+    """Longest input in tokens, special tokens included (sentence-transformers truncates there)."""
+    return int(_read_json(model_dir / "sentence_bert_config.json")["max_seq_length"])
+
+
+Backend = Literal["torch", "onnx"]
+
+
+class OnnxSentenceEncoder:
+    """Sentence embeddings from an ONNX export with ONNX Runtime on the CPU, without torch.
+
+    The graph holds the whole sentence-transformers pipeline (transformer, pooling,
+    normalisation); this class tokenises as sentence-transformers does (the model's
+    ``tokenizer.json``, truncated at ``max_seq_length``) and batches texts of similar length
+    together, as ``SentenceTransformer.encode`` does, so padding costs little.
+
+    An int8 file quantises activations per batch, so a text's vector depends a little on the
+    texts batched with it (cosine to its vector alone: ~0.96 for a one-word text batched with a
+    256-token one, ~0.99 for a query among queries). Length-sorted batches keep batch-mates alike.
+    """
+
+    def __init__(self, folder: Path, onnx_file: str):
+        from hyperion_pipelines.embedding.onnx_export import require_onnx_packages
+
+        require_onnx_packages("onnxruntime")
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=max_seq_length(folder))
+        self._tokenizer.no_padding()
+        self._pad_id = int(_read_json(folder / "config.json").get("pad_token_id") or 0)
+        self._session = onnxruntime.InferenceSession(
+            str(folder / "onnx" / onnx_file), providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {node.name for node in self._session.get_inputs()}
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Unit-length float32 vectors, in the order of ``texts``."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        vectors = np.empty((len(encodings), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            vectors[batch] = self._session.run(None, self._feed([encodings[i] for i in batch]))[0]
+        # The graph normalises when the model has a Normalize module; the torch path always does.
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def _feed(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+        width = max(len(encoding.ids) for encoding in encodings)
+        ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for row, encoding in enumerate(encodings):
+            length = len(encoding.ids)
+            ids[row, :length] = encoding.ids
+            mask[row, :length] = 1
+            types[row, :length] = encoding.type_ids
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: value for name, value in feed.items() if name in self._inputs}
+
+
 class SentenceTransformerEmbedder(Embedder):
-    def __init__(self, model_dir: Path | None = None, *, device: str = "auto", batch_size: int = 64):
+    """A local model run by sentence-transformers (``backend="torch"``) or by ONNX Runtime on an
+    export of it (``backend="onnx"``, ``onnx_file`` naming the fp32 or an int8 file).
+
+    ``model_dir`` is the model (or an export folder, for the onnx backend); the onnx backend
+    otherwise finds the model's export under ``exports_root`` (default ``$HYPERION_HOME/models``).
+    """
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = 64,
+        backend: Backend = "torch",
+        onnx_file: str = "model.onnx",
+        exports_root: Path | None = None,
+    ):
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"embedding backend must be 'torch' or 'onnx', not {backend!r}")
+        if backend == "onnx" and device not in ("auto", "cpu"):
+            raise ValueError(
+                f"the onnx backend runs on the CPU (ONNX Runtime), not on {device!r}: "
+                "set the device to auto or cpu, or use the torch backend for a GPU"
+            )
         self.model_dir = Path(model_dir) if model_dir else packaged_model_dir()
         self.device = device
         self.batch_size = batch_size
+        self.backend = backend
+        self.onnx_file = onnx_file
+        self._exports_root = exports_root
+
+    @cached_property
+    def export(self) -> OnnxExport:
+        """The ONNX export the onnx backend runs (raises OnnxExportError, naming the command to run)."""
+        from hyperion_pipelines.embedding.onnx_export import find_export, models_dir
+
+        if self._exports_root is None:
+            from hyperion_pipelines.settings import Settings
+
+            self._exports_root = models_dir(Settings.from_env().home)
+        return find_export(self.model_dir, self._exports_root, self.onnx_file)
 
     @cached_property
     def model(self):  # noqa: ANN201 - sentence_transformers is imported lazily (it pulls in torch)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        if self.backend == "onnx":
+            return OnnxSentenceEncoder(self.export.folder, self.onnx_file)
+        self._refuse_export_folder()
+        offline()
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(str(self.model_dir), device=resolve_device(self.device), local_files_only=True)
+
+    def _refuse_export_folder(self) -> None:
+        from hyperion_pipelines.embedding.onnx_export import read_export
+
+        if read_export(self.model_dir) is not None:
+            raise ValueError(
+                f"{self.model_dir} is an ONNX export, which the torch backend cannot load: use the onnx "
+                "backend, or point the model path at the original model"
+            )
 
     @cached_property
     def identity(self) -> EmbedderIdentity:
         # Read from the model's config files: chunking needs the identity, and loading torch and
         # the weights just for two numbers would cost seconds per step.
         return EmbedderIdentity(
-            model_name=model_name(self.model_dir),
+            model_name=self._model_name(),
             dimension=output_dimension(self.model_dir),
             normalized=True,
-            max_tokens=int(_read_json(self.model_dir / "sentence_bert_config.json")["max_seq_length"]) - 2,
+            max_tokens=max_seq_length(self.model_dir) - 2,
         )
+
+    def _model_name(self) -> str:
+        """The torch model and its fp32 export share a name, and so an embedding space: the export
+        is checked to reproduce the torch vectors (cosine >= 0.9999; measured differences ~1e-7,
+        float rounding, as between torch on two devices, and the device is no part of the
+        identity either). An int8 file changes the vectors, so it names a space of its own, down
+        to its digest."""
+        if self.backend == "torch":
+            self._refuse_export_folder()
+            return model_name(self.model_dir)
+        export = self.export
+        if export.quantization(self.onnx_file) is None:
+            return export.source_model
+        variant = Path(self.onnx_file).stem.removeprefix("model_")
+        return f"{export.source_model}+onnx-{variant}@{export.verified_digest(self.onnx_file)}"
 
     @cached_property
     def tokenizer(self) -> HuggingFaceTokenizer:
@@ -114,6 +264,8 @@ class SentenceTransformerEmbedder(Embedder):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.identity.dimension), dtype=np.float32)
+        if self.backend == "onnx":
+            return self.model.encode(texts, self.batch_size).astype(np.float32, copy=False)
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,

@@ -1,0 +1,149 @@
+"""The onnx embedding backend: a real export of the packaged model, loaded by the project's embedder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hyperion_pipelines.cli import main
+from hyperion_pipelines.components.declaration import PipelineDeclaration, PipelineDeclarationError, resolve_spec
+from hyperion_pipelines.defs.resources import embedder_resource
+from hyperion_pipelines.embedding.onnx_export import (
+    FP32_FILE,
+    OnnxExport,
+    OnnxExportError,
+    default_export_dir,
+    export_onnx,
+    models_dir,
+    quantized_file_name,
+)
+from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
+from hyperion_pipelines.embedding.space import space_fingerprint
+from hyperion_pipelines.settings import Settings, SettingsError
+from hyperion_pipelines.spec import PipelineSpec
+
+INT8 = quantized_file_name("avx512_vnni")
+SENTENCES = [
+    "How often should a sourdough starter be fed, and with how much flour?",
+    "Mountain bike tyres want less pressure than road tyres.",
+    "Honeybees cluster together to keep the queen warm through the winter.",
+    "The lighthouse keeper logged the weather every four hours.",
+    "word " * 400,  # longer than the model's 256 tokens: both backends truncate alike
+]
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> OnnxExport:
+    """The packaged model exported once for this module: fp32 and int8 (avx512_vnni preset)."""
+    return export_onnx(packaged_model_dir(), tmp_path_factory.mktemp("onnx") / "export", quantize=["avx512_vnni"])
+
+
+@pytest.fixture(scope="module")
+def torch_vectors() -> np.ndarray:
+    return SentenceTransformerEmbedder().embed(SENTENCES)
+
+
+def onnx_embedder(export: OnnxExport, onnx_file: str) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(export.folder, backend="onnx", onnx_file=onnx_file)
+
+
+def test_the_export_holds_the_graphs_and_the_model_files_but_not_the_torch_weights(export: OnnxExport) -> None:
+    assert sorted(export.manifest["files"]) == sorted([FP32_FILE, INT8])
+    assert export.quantization(FP32_FILE) is None and export.quantization(INT8) == "avx512_vnni"
+    assert (export.folder / "tokenizer.json").is_file() and (export.folder / "1_Pooling" / "config.json").is_file()
+    assert not list(export.folder.glob("*.safetensors"))
+    assert export.manifest["fp32_min_cosine_vs_torch"] > 0.9999
+
+
+@pytest.mark.parametrize(("onnx_file", "floor"), [(FP32_FILE, 0.9999), (INT8, 0.95)])
+def test_onnx_vectors_agree_with_torch(
+    export: OnnxExport, torch_vectors: np.ndarray, onnx_file: str, floor: float
+) -> None:
+    vectors = onnx_embedder(export, onnx_file).embed(SENTENCES)
+    assert vectors.shape == torch_vectors.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.sum(vectors * torch_vectors, axis=1).min() > floor
+
+
+def test_fp32_shares_torchs_embedding_space_and_int8_has_its_own(export: OnnxExport) -> None:
+    spec = PipelineSpec(name="documents")
+    torch_identity = SentenceTransformerEmbedder().identity
+    fp32 = onnx_embedder(export, FP32_FILE).identity
+    int8 = onnx_embedder(export, INT8).identity
+    assert fp32 == torch_identity
+    assert space_fingerprint(spec, fp32) == space_fingerprint(spec, torch_identity)
+    assert int8.model_name.startswith(torch_identity.model_name + "+onnx-qint8_avx512_vnni@")
+    assert (int8.dimension, int8.max_tokens) == (torch_identity.dimension, torch_identity.max_tokens)
+    assert space_fingerprint(spec, int8) != space_fingerprint(spec, torch_identity)
+
+
+def test_a_missing_export_names_the_command_that_makes_it(tmp_path: Path, export: OnnxExport) -> None:
+    embedder = SentenceTransformerEmbedder(backend="onnx", exports_root=tmp_path / "models")
+    with pytest.raises(OnnxExportError, match=r"Run 'hyperion export-onnx'.*offline"):
+        embedder.embed(["a text"])
+    with pytest.raises(OnnxExportError, match="hyperion export-onnx"):
+        _ = embedder.identity  # chunking needs the identity: it fails there first, with the same advice
+    missing_file = onnx_embedder(export, quantized_file_name("avx2"))
+    with pytest.raises(OnnxExportError, match="hyperion export-onnx --quantize int8 --quantize-config avx2"):
+        missing_file.embed(["a text"])
+
+
+def test_a_replaced_onnx_file_is_refused(tmp_path: Path, export: OnnxExport) -> None:
+    copy = tmp_path / "export"
+    shutil.copytree(export.folder, copy)
+    shutil.copyfile(copy / "onnx" / FP32_FILE, copy / "onnx" / INT8)
+    with pytest.raises(OnnxExportError, match="not the file 'hyperion export-onnx' wrote"):
+        _ = SentenceTransformerEmbedder(copy, backend="onnx", onnx_file=INT8).identity
+
+
+def test_backends_refuse_what_they_cannot_run(export: OnnxExport) -> None:
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        SentenceTransformerEmbedder(backend="onnx", device="cuda")
+    with pytest.raises(ValueError, match="is an ONNX export"):
+        _ = SentenceTransformerEmbedder(export.folder, backend="torch").identity
+
+
+def test_a_declared_pipeline_with_the_onnx_backend_resolves_and_embeds(
+    hyperion_env: Settings, export: OnnxExport
+) -> None:
+    target = default_export_dir(models_dir(hyperion_env.home), packaged_model_dir())
+    target.parent.mkdir(parents=True)
+    target.symlink_to(export.folder, target_is_directory=True)  # where 'hyperion export-onnx' puts it
+    attributes = {"name": "fast", "embedding": {"kind": "local", "backend": "onnx", "onnx_file": INT8}}
+    declared = PipelineDeclaration.model_validate(attributes).model_dump(exclude_unset=True)
+    spec = resolve_spec(declared, hyperion_env)
+    assert (spec.embedding.backend, spec.embedding.onnx_file) == ("onnx", INT8)
+    resource = embedder_resource(spec, hyperion_env)
+    assert (resource.backend, resource.onnx_file) == ("onnx", INT8)
+    embedder = resource.get()
+    assert "+onnx-qint8_avx512_vnni@" in embedder.identity.model_name
+    assert embedder.embed(["is it ruined?"]).shape == (1, 384)
+
+
+def test_the_deployment_setting_is_the_default_and_a_declaration_overrides_it(
+    hyperion_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert resolve_spec({"name": "plain"}, hyperion_env).embedding.backend == "torch"
+    monkeypatch.setenv("HYPERION_EMBEDDING_BACKEND", f"onnx:{INT8}")
+    settings = Settings.from_env()
+    embedding = resolve_spec({"name": "plain"}, settings).embedding
+    assert (embedding.backend, embedding.onnx_file) == ("onnx", INT8)
+    assert embedder_resource(resolve_spec({"name": "plain"}, settings), settings).onnx_file == INT8
+    assert resolve_spec({"name": "slow", "embedding": {"backend": "torch"}}, settings).embedding.backend == "torch"
+    monkeypatch.setenv("HYPERION_EMBEDDING_BACKEND", "tensorrt")
+    with pytest.raises(SettingsError, match="HYPERION_EMBEDDING_BACKEND"):
+        Settings.from_env()
+    with pytest.raises(PipelineDeclarationError, match="onnx_file"):
+        resolve_spec({"name": "bad", "embedding": {"backend": "onnx", "onnx_file": "../model.onnx"}}, settings)
+
+
+def test_export_onnx_command_keeps_an_export_that_has_the_files(
+    export: OnnxExport, hyperion_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export-onnx", "--quantize", "int8", "--out", str(export.folder), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"folder": str(export.folder), "files": sorted([FP32_FILE, INT8]), "exported": False}
