@@ -128,6 +128,23 @@ def _overlap_start(tokens: _Tokens, text: str, chunk_start: int, chunk_end: int,
     return None
 
 
+def _fitting_overlap(
+    tokens: _Tokens, tokenizer: TokenSpans, text: str, chunk_start: int, chunk_end: int, overlap: int
+) -> int | None:
+    """:func:`_overlap_start`, re-counted on the repeated text alone: tokenised by itself, a span
+    can take a token more than the document's tokenisation gives it (sub-word pieces at its edge),
+    so later word starts are tried until the repeat fits ``overlap``."""
+    candidate = _overlap_start(tokens, text, chunk_start, chunk_end, overlap)
+    end = _trim(text, chunk_start, chunk_end)[1]
+    while candidate is not None:
+        start = _trim(text, candidate, end)[0]
+        if start >= end or len(tokenizer.token_spans(text[start:end])) <= overlap:
+            return candidate
+        later = (i for i in range(tokens.first_index(candidate + 1), tokens.first_index(end)))
+        candidate = next((tokens.starts[i] for i in later if text[tokens.starts[i] - 1].isspace()), None)
+    return None
+
+
 def _trim(text: str, a: int, b: int) -> tuple[int, int]:
     while a < b and text[a].isspace():
         a += 1
@@ -161,7 +178,7 @@ def chunk_text(
             i = j + 1
             if i == len(pieces):
                 break
-            next_start = _overlap_start(tokens, text, start, pieces[j][1], overlap_tokens)
+            next_start = _fitting_overlap(tokens, tokenizer, text, start, pieces[j][1], overlap_tokens)
             fits = next_start is not None and tokens.count(next_start, pieces[i][1]) <= max_tokens
             start = next_start if fits else pieces[i][0]
     return chunks
