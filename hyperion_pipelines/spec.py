@@ -31,6 +31,8 @@ DEFAULT_EMBED_BATCH_SIZE = 64
 
 # Secrets never go into a pipeline's declaration: it names the environment variable holding one.
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+# Services a pipeline calls (backend API, embedding service) are reached over HTTP(S).
+HTTP_URL_PATTERN = r"^https?://[^\s]+$"
 
 
 class _Strict(BaseModel):
@@ -52,7 +54,7 @@ class BackendApiSource(_Strict):
 
     kind: Literal["backend_api"]
     base_url: str | None = Field(
-        default=None, pattern=r"^https?://[^\s]+$", description="API root; unset: HYPERION_BACKEND_URL."
+        default=None, pattern=HTTP_URL_PATTERN, description="API root; unset: HYPERION_BACKEND_URL."
     )
     token_env: str = Field(
         default="HYPERION_BACKEND_TOKEN",
@@ -105,7 +107,7 @@ class OpenAICompatibleEmbedding(_Strict):
 
     kind: Literal["openai_compatible"]
     base_url: str | None = Field(
-        default=None, pattern=r"^https?://[^\s]+$", description="Service root; unset: HYPERION_OPENAI_BASE_URL."
+        default=None, pattern=HTTP_URL_PATTERN, description="Service root; unset: HYPERION_OPENAI_BASE_URL."
     )
     model: str | None = Field(default=None, min_length=1, description="Model name; unset: HYPERION_OPENAI_MODEL.")
     api_key_env: str = Field(
