@@ -134,7 +134,9 @@ def main() -> None:
         workspace = pipeline_bench.Workspace(home=home, uploads=home / "uploads")
         results["pipeline"]["quality"] = our_quality(workspace, queries)
     if "memory" in args.only:
-        results["memory"] = pipeline_bench.memory_growth(docs, CACHE / "pipeline", small=max(1, args.max_docs // 10))
+        results["memory"] = pipeline_bench.memory_growth(
+            docs, CACHE / "pipeline", small=max(1, provenance["documents"] // 10)
+        )
     if "searchable" in args.only:
         results["searchable"] = time_to_searchable.measure(args.uploads, CACHE / "searchable")
     if "peer" in args.only:

@@ -25,6 +25,8 @@ class Fault:
     delay_s: float = 0.0
     body: bytes = b"temporarily unavailable"
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "text/plain"
+    content_length: int | None = None  # declared instead of the body's true length (a lying server)
 
 
 @dataclass
@@ -100,13 +102,18 @@ def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(
-            self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None
+            self,
+            status: int,
+            body: bytes,
+            content_type: str = "application/json",
+            headers: dict | None = None,
+            length: int | None = None,
         ) -> None:
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(body) if length is None else length))
             self.end_headers()
             self.wfile.write(body)
 
@@ -117,7 +124,7 @@ def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
                 fault = backend.faults[url.path].popleft() if backend.faults[url.path] else None
             if fault is not None:
                 time.sleep(fault.delay_s)
-                return self._send(fault.status, fault.body, "text/plain", fault.headers)
+                return self._send(fault.status, fault.body, fault.content_type, fault.headers, fault.content_length)
             if self.headers.get("Authorization") != f"Bearer {backend.token}":
                 return self._send(401, b'{"error": "unauthorized"}')
             if url.path == "/documents":

@@ -1,12 +1,14 @@
 """A real OpenAI-compatible ``/embeddings`` server on loopback, backed by the packaged model.
 
 It can be told to misbehave the way a faulty inference service does: answer NaN for texts that
-contain a marker.
+contain a marker, or answer a queue of HTTP error statuses before serving. With ``api_key`` set it
+requires ``Authorization: Bearer <api_key>`` and answers 401 otherwise.
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from .loopback import LoopbackServer
 @dataclass
 class EmbeddingService:
     nan_marker: str | None = None  # texts containing it get a vector of NaN
+    api_key: str | None = None  # required as a bearer token when set
+    faults: deque[int] = field(default_factory=deque)  # statuses answered, one per request, before serving
     embedder: SentenceTransformerEmbedder = field(default_factory=SentenceTransformerEmbedder)
 
     def answer(self, texts: list[str]) -> list[list[float]]:
@@ -35,8 +39,20 @@ def serve_embeddings(service: EmbeddingService) -> Iterator[str]:
     """Yield the base URL (``http://127.0.0.1:PORT/v1``) while the server runs."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+        def _refuse(self, status: int) -> None:
+            payload = b'{"error": "refused"}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if service.faults:
+                return self._refuse(service.faults.popleft())
+            if service.api_key and self.headers.get("Authorization") != f"Bearer {service.api_key}":
+                return self._refuse(401)
             vectors = service.answer(list(body["input"]))
             # Python's json writes NaN as a bare token, as some real services do.
             payload = json.dumps({"data": [{"index": i, "embedding": v} for i, v in enumerate(vectors)]}).encode()

@@ -93,16 +93,33 @@ def test_truncated_download_is_retried(backend: FakeBackend) -> None:
         assert api.read(ref) == content
 
 
+def test_a_listing_that_pages_in_a_circle_is_an_error(backend: FakeBackend) -> None:
+    page = b'{"documents": [], "next_page_token": "same"}'
+    backend.inject("/documents", *[Fault(200, body=page)] * 3)
+    with (
+        BackendServer(backend) as url,
+        client(url) as api,
+        pytest.raises(BackendApiError, match="page token 'same' a second time"),
+    ):
+        list(api.list_documents(DAY_START, DAY_END))
+
+
 def test_deleted_document_is_gone_and_ids_stay_inside_the_api(backend: FakeBackend) -> None:
     with BackendServer(backend) as url, client(url) as api:
         ref = next(iter(api.list_documents(DAY_START, DAY_END)))
         del backend.documents[ref.key]
         with pytest.raises(DocumentGone):
             api.read(ref)
-        hostile = ref.__class__(**{**ref.__dict__, "key": "../../etc/passwd"})
-        with pytest.raises(DocumentGone):
-            api.read(hostile)
-    assert backend.requests[-1][0] == "/documents/..%2F..%2Fetc%2Fpasswd/content"
+        # Each id is one percent-quoted path segment; "." and ".." too, which an HTTP client would
+        # otherwise resolve as dot segments (/documents/../content is /content).
+        quoted = {
+            "../../etc/passwd": "..%2F..%2Fetc%2Fpasswd", "/etc/passwd": "%2Fetc%2Fpasswd", "..": "%2E%2E",
+            ".": "%2E", "%2e%2e%2f": "%252e%252e%252f", "a\nb": "a%0Ab",
+        }  # fmt: skip
+        for key, segment in quoted.items():
+            with pytest.raises(DocumentGone):
+                api.read(ref.__class__(**{**ref.__dict__, "key": key}))
+            assert backend.requests[-1][0] == f"/documents/{segment}/content"
 
 
 def test_raw_documents_lands_the_day_from_the_backend(backend: FakeBackend, hyperion_env, monkeypatch) -> None:

@@ -29,7 +29,9 @@ class AlertWebhookResource(ConfigurableResource):
     """Where run-failure alerts go (``HYPERION_ALERT_WEBHOOK_URL``, a secret: webhook URLs
     usually carry their token) and the UI address their links point at (``HYPERION_UI_URL``)."""
 
-    url: str | None = Field(default=None, description="Webhook receiving a JSON POST per failed run; unset: no alerts.")
+    url: str | None = Field(
+        default=None, repr=False, description="Webhook receiving a JSON POST per failed run; unset: no alerts."
+    )
     ui_url: str = Field(default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for run links.")
     timeout_s: float = Field(default=10.0, gt=0)
 

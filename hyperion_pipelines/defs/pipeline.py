@@ -339,6 +339,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         kinds={"python", "pandas"},
         ins={"parsed_documents": upstream("parsed_documents")},
         required_resource_keys={keys.embedder},
+        retry_policy=REMOTE_RETRY,  # a remote embedder is asked for its dimension here
         check_specs=[
             _schema_spec(prefix, "document_chunks", partitions, "DocumentChunks", "ids, offsets, hashes, token bounds")
         ],

@@ -64,6 +64,11 @@ class OpenAICompatibleEmbedder(Embedder):
             raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request, response=response)
         if response.status_code >= 400:
             raise RemoteEmbeddingError(f"embedding service returned HTTP {response.status_code}")
+        if response.status_code >= 300:  # texts are never sent on to a host the configuration did not name
+            location = response.headers.get("Location", "?")
+            raise RemoteEmbeddingError(
+                f"embedding service redirected to {location!r} (HTTP {response.status_code}), not followed"
+            )
         data = sorted(response.json()["data"], key=lambda item: item["index"])
         if len(data) != len(texts):
             raise RemoteEmbeddingError(f"asked for {len(texts)} embeddings, got {len(data)}")
@@ -75,7 +80,7 @@ class OpenAICompatibleEmbedder(Embedder):
         for attempt in range(self.max_retries + 1):
             try:
                 return self._post(texts)
-            except (httpx.TransportError, httpx.HTTPStatusError, ValueError, KeyError) as exc:
+            except (httpx.TransportError, httpx.HTTPStatusError, ValueError, KeyError, TypeError) as exc:
                 if attempt == self.max_retries:
                     raise RemoteEmbeddingError(f"embedding request failed: {exc}") from exc
                 time.sleep(random.uniform(0, self.backoff_base_s * 2**attempt))

@@ -56,7 +56,9 @@ class OpenAICompatibleEmbedderResource(EmbedderResource):
 
     base_url: str = Field(description="Endpoint root, e.g. http://gpu-host:8000/v1.")
     model: str = Field(description="Model name sent with every request.")
-    api_key: str | None = Field(default=None, description="Bearer token (HYPERION_OPENAI_API_KEY).")
+    api_key: str | None = Field(
+        default=None, repr=False, description="Bearer token (HYPERION_OPENAI_API_KEY); never in repr or str."
+    )
     tokenizer_path: str = Field(default="", description="Folder with the model's tokenizer.json.")
     max_tokens: int = Field(default=254, gt=0, description="Longest input the model embeds whole.")
     batch_size: int = Field(default=64, gt=0)

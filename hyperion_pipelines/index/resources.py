@@ -25,7 +25,9 @@ class MilvusResource(ConfigurableResource):
     """pymilvus ``MilvusClient``, built once per step (``HYPERION_MILVUS_URI``)."""
 
     uri: str = Field(description="milvus-lite database file, or http(s):// URI of a Milvus server.")
-    token: str | None = Field(default=None, description="Server token (HYPERION_MILVUS_TOKEN).")
+    token: str | None = Field(
+        default=None, repr=False, description="Server token (HYPERION_MILVUS_TOKEN); never in repr or str."
+    )
 
     _client: MilvusClient | None = PrivateAttr(default=None)
 

@@ -9,6 +9,10 @@ from hyperion_pipelines.parsing.document import ParseError, describe_exception
 
 MAX_ENTRIES = 10_000  # a Word document has tens of parts; tens of thousands is an attack
 
+#: What ``zipfile`` raises opening a damaged archive: besides BadZipFile, a flipped byte in the
+#: central directory gives NotImplementedError ("zip file version 9.4") or a bad seek/size.
+ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError)
+
 
 def check_archive(content: bytes, *, max_expanded_bytes: int, max_ratio: float) -> None:
     """Read only the central directory: the declared sizes bound what ``zipfile`` will inflate
@@ -16,7 +20,7 @@ def check_archive(content: bytes, *, max_expanded_bytes: int, max_ratio: float) 
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             entries = archive.infolist()
-    except zipfile.BadZipFile as exc:
+    except ZIP_ERRORS as exc:
         raise ParseError("corrupt", f"unreadable zip archive: {describe_exception(exc)}") from exc
     if len(entries) > MAX_ENTRIES:
         raise ParseError("archive_too_large", f"{len(entries)} entries in the archive (limit {MAX_ENTRIES})")

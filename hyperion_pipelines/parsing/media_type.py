@@ -5,11 +5,14 @@ A PDF renamed to ``.txt`` is still a PDF, and a binary renamed to ``.md`` is not
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
 
 import filetype
+
+from hyperion_pipelines.parsing.archive import ZIP_ERRORS
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -24,12 +27,17 @@ _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body
 _MARKDOWN_EXT = (".md", ".markdown", ".mdown")
 _MARKDOWN_HINT = re.compile(r"^(#{1,6} \S|```|\* \S|- \S|\d+\. \S)", re.M)
 _SNIFF = 8192
+# Longest first: the UTF-32 little-endian mark begins with the UTF-16 one.
+WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)  # fmt: skip
 
 
 def looks_binary(head: bytes) -> bool:
     """NUL bytes or many C0 control characters mean it is not text in any 8-bit or UTF-8 encoding."""
-    if not head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return False  # empty, or UTF-16 with a byte-order mark (full of NULs, but text)
+    if not head or head.startswith(tuple(bom for bom, _ in WIDE_BOMS)):
+        return False  # empty, or UTF-16/32 with a byte-order mark (full of NULs, but text)
     if b"\x00" in head:
         return True
     controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
@@ -40,11 +48,20 @@ def _zip_kind(content: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             names = set(archive.namelist())
-    except zipfile.BadZipFile:
+    except ZIP_ERRORS:
         # A broken archive (a truncated upload, say): its first local headers still name the
         # parts, so a damaged Word document is still recognised as one (and found corrupt).
         return DOCX if b"word/" in content[:_SNIFF] or b"[Content_Types].xml" in content[:512] else OCTET
     return DOCX if "word/document.xml" in names else ZIP
+
+
+def _as_utf8(head: bytes) -> bytes:
+    """UTF-16/32 text (with its byte-order mark) re-encoded for the markup checks: an HTML page
+    saved as UTF-16 is still HTML, not plain text with its scripts in it."""
+    for bom, codec in WIDE_BOMS:
+        if head.startswith(bom):
+            return head.decode(codec, errors="ignore").encode("utf-8")
+    return head
 
 
 def sniff_media_type(content: bytes, file_name: str = "") -> str:
@@ -60,6 +77,7 @@ def sniff_media_type(content: bytes, file_name: str = "") -> str:
         return kind.mime
     if looks_binary(head):
         return OCTET
+    head = _as_utf8(head)
     if _HTML_START.match(head):
         return HTML
     name = file_name.lower()

@@ -14,8 +14,9 @@ from hyperion_pipelines.parsing.document import (
     first_line_title,
     normalize_text,
 )
+from hyperion_pipelines.parsing.media_type import WIDE_BOMS
 
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), *WIDE_BOMS)
 
 
 _COHERENCE_SLACK = 0.1
@@ -64,9 +65,9 @@ def parse_markdown(content: bytes) -> ParsedDocument:
     tokens = _MARKDOWN.parse(text)
     headings: list[Heading] = []
     for i, token in enumerate(tokens):
-        if token.type == "heading_open" and token.map is not None:
-            inline = tokens[i + 1]
-            headings.append(Heading(int(token.tag[1]), inline.content.strip(), line_starts[token.map[0]]))
+        heading = tokens[i + 1].content.strip() if token.type == "heading_open" else ""
+        if heading and token.map is not None:  # an empty "#" line is no heading (nor a title)
+            headings.append(Heading(int(token.tag[1]), heading, line_starts[token.map[0]]))
     top = [h.text for h in headings if h.level == 1]
     title = top[0] if top else first_line_title(text)
     return ParsedDocument(text=text, title=title, parser="markdown", headings=headings)

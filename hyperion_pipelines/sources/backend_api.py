@@ -10,7 +10,8 @@ Both listings are ordered by time, then id, so a page token stays valid while ne
 
 Every request carries ``Authorization: Bearer <token>``. Timeouts, connection errors, 429 and 5xx
 are retried with exponential backoff and full jitter; other 4xx fail at once. The client only ever
-talks to ``base_url``: ids are percent-quoted into a fixed path, never followed as URLs.
+talks to ``base_url``: an id is percent-quoted into one path segment (the dots of ``.`` and ``..``
+too), never followed as a URL. A listing entry that breaks the contract is a BackendApiError.
 """
 
 from __future__ import annotations
@@ -43,11 +44,65 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A contract-breaking value as an error message shows it: repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
-        raise ValueError(f"uploaded_at has no timezone: {value!r}")
-    return parsed.astimezone(UTC)
+        raise ValueError(f"time has no timezone: {_shown(value)}")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # year 1 or 9999 shifted out of range by its offset
+        raise ValueError(f"time out of range: {_shown(value)}") from exc
+
+
+def _size(value: Any) -> int:
+    """A byte count: a non-negative whole number (JSON ``1e400`` is infinity, ``true`` no size)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"size is not a number: {_shown(value)}")
+    try:
+        size = int(value)
+    except OverflowError as exc:
+        raise ValueError(f"size out of range: {_shown(value)}") from exc
+    if size < 0 or (isinstance(value, float) and size != value):
+        raise ValueError(f"size is not a non-negative whole number: {_shown(value)}")
+    return size
+
+
+def _text(value: Any, field: str) -> str:
+    """An id, name or path: a string (or an integer id) that encodes as UTF-8 (JSON can carry
+    lone surrogates, which no hash, URL or database takes)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"{field} is not a string: {_shown(value)}")
+    text = str(value)
+    text.encode("utf-8")  # UnicodeEncodeError is a ValueError
+    return text
+
+
+def _retry_after(value: str) -> float | None:
+    """Seconds from a Retry-After header; anything else (an HTTP date, junk) is ignored."""
+    return float(value) if value.isascii() and value.isdigit() else None
+
+
+def _next_token(body: dict[str, Any]) -> str | None:
+    token = body.get("next_page_token")
+    if token is not None and not isinstance(token, str):
+        raise BackendApiError(f"next_page_token is not a string: {type(token).__name__}")
+    return token or None
+
+
+def document_path(doc_id: str) -> str:
+    """The content path of a document: the id is one path segment, whatever it holds. ``quote``
+    leaves dots alone, and an id of ``.`` or ``..`` would be a dot segment that HTTP clients
+    resolve (``/documents/../content`` is ``/content``), so those dots are escaped too."""
+    segment = quote(doc_id, safe="")
+    if segment in (".", ".."):
+        segment = segment.replace(".", "%2E")
+    return f"/documents/{segment}/content"
 
 
 def _iso(value: datetime) -> str:
@@ -120,14 +175,16 @@ class BackendDocumentApi(DocumentSource):
         response = self._client.get(path, params=params)
         if response.status_code in RETRYABLE_STATUS:
             retry_after = response.headers.get("Retry-After", "")
-            raise _Retryable(
-                f"HTTP {response.status_code}",
-                float(retry_after) if retry_after.isdigit() else None,
-            )
+            raise _Retryable(f"HTTP {response.status_code}", _retry_after(retry_after))
         if response.status_code in (404, 410):
             raise DocumentGone(f"GET {path} returned HTTP {response.status_code}")
         if response.status_code >= 400:
             raise BackendApiError(f"GET {path} returned HTTP {response.status_code}")
+        if response.status_code >= 300:  # the client talks to its configured host only: never follow
+            location = response.headers.get("Location", "?")
+            raise BackendApiError(
+                f"GET {path} returned HTTP {response.status_code} (redirect to {location!r}, not followed)"
+            )
         return response
 
     # -- contract ---------------------------------------------------------------------------
@@ -138,7 +195,7 @@ class BackendDocumentApi(DocumentSource):
             items = body[field]
             if not isinstance(items, list):
                 raise TypeError(f"{field!r} is not a list")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: "[[[[..." JSON
             # A truncated or garbled page is a transient fault more often than a contract change.
             raise _Retryable(f"malformed listing page: {exc}") from exc
         return body
@@ -159,7 +216,7 @@ class BackendDocumentApi(DocumentSource):
         """One page of documents uploaded in ``[start, end)``, and the token of the next (None: last)."""
         params = self._window("uploaded", start, end, page_token)
         body = self._with_retries("listing documents", lambda: self._page("/documents", params, "documents"))
-        return [self._ref(item) for item in body["documents"]], body.get("next_page_token") or None
+        return [self._ref(item) for item in body["documents"]], _next_token(body)
 
     def deleted_page(
         self, start: datetime, end: datetime, page_token: str | None = None
@@ -170,24 +227,29 @@ class BackendDocumentApi(DocumentSource):
         deleted = []
         for item in body["deletions"]:
             try:
-                deleted.append(DeletedRef(key=str(item["id"]), deleted_at=_parse_time(str(item["deleted_at"]))))
+                deleted.append(DeletedRef(key=_text(item["id"], "id"), deleted_at=_parse_time(str(item["deleted_at"]))))
             except (KeyError, TypeError, ValueError) as exc:
                 raise BackendApiError(f"deletion entry does not follow the contract: {exc}") from exc
-        return deleted, body.get("next_page_token") or None
+        return deleted, _next_token(body)
 
     def list_documents(self, start: datetime, end: datetime) -> Iterator[DocumentRef]:
         token: str | None = None
+        seen: set[str] = set()
         while True:
             refs, token = self.list_page(start, end, token)
             yield from refs
             if not token:
                 return
+            if token in seen:  # a buggy or hostile server would keep a run paging forever
+                raise BackendApiError(f"the listing returned page token {_shown(token)} a second time")
+            seen.add(token)
 
     def _ref(self, item: dict[str, Any]) -> DocumentRef:
         try:
-            doc_id = str(item["id"])
-            name = str(item["name"])
-            size = int(item["size"])
+            doc_id = _text(item["id"], "id")
+            name = _text(item["name"], "name")
+            display_path = _text(item.get("path") or name, "path")
+            size = _size(item["size"])
             uploaded_at = _parse_time(str(item["uploaded_at"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise BackendApiError(f"listing entry does not follow the contract: {exc}") from exc
@@ -196,14 +258,14 @@ class BackendDocumentApi(DocumentSource):
         return DocumentRef(
             key=doc_id,
             name=name,
-            uri=f"{self.base_url}/documents/{quote(doc_id, safe='')}/content",
-            display_path=str(item.get("path") or name),
+            uri=f"{self.base_url}{document_path(doc_id)}",
+            display_path=display_path,
             size_bytes=size,
             uploaded_at=uploaded_at,
         )
 
     def read(self, ref: DocumentRef) -> bytes:
-        path = f"/documents/{quote(ref.key, safe='')}/content"
+        path = document_path(ref.key)
 
         def download() -> bytes:
             content = self._get(path).content

@@ -42,7 +42,9 @@ class BackendApiResource(DocumentSourceResource):
     """Hyperion's backend document API over HTTP (``HYPERION_BACKEND_URL``)."""
 
     base_url: str = Field(description="API root, e.g. https://docs.internal/api/v1.")
-    token: str | None = Field(default=None, description="Bearer token (HYPERION_BACKEND_TOKEN).")
+    token: str | None = Field(
+        default=None, repr=False, description="Bearer token (HYPERION_BACKEND_TOKEN); never in repr or str."
+    )
     timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(default=4, ge=0, description="Retries on 5xx, 429 and timeouts.")
     backoff_base_s: float = Field(default=0.5, ge=0, description="First backoff; doubles per retry.")

@@ -14,7 +14,7 @@ from hyperion_pipelines.state.manifest import DocumentManifest
 class StateDatabaseResource(ConfigurableResource):
     """The quarantine ledger and the index manifest (``HYPERION_STATE_DB_URL``, a SQLAlchemy URL)."""
 
-    url: str = Field(description="SQLAlchemy URL, e.g. sqlite:////data/state.db or postgresql://...")
+    url: str = Field(repr=False, description="SQLAlchemy URL, e.g. sqlite:////data/state.db or postgresql://...")
     _engine: Engine | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
