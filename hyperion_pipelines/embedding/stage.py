@@ -41,21 +41,30 @@ def embed_chunks(
     # Batches of similar length: a batch is padded to its longest text, so mixing a 10-token
     # heading with a 200-token paragraph pays for 200 tokens twice. Vectors go back by chunk id.
     missing = sorted((i for i, chunk in enumerate(ids) if chunk not in known), key=lambda i: len(texts[i]))
-    fresh: dict[str, np.ndarray] = {}
+    # One matrix for the new vectors, allocated up front: each batch's output is copied in and
+    # freed at once. Keeping every batch's small array alive between the model's large
+    # short-lived buffers fragmented the heap, and peak memory grew with the partition.
+    fresh = np.empty((len(missing), embedder.identity.dimension), dtype=np.float32)
+    row_of = {ids[i]: row for row, i in enumerate(missing)}
     started = time.perf_counter()
     for lo in range(0, len(missing), batch_size):
         checkpoint()
         batch = missing[lo : lo + batch_size]
         vectors = embedder.embed([texts[i] for i in batch])
-        fresh.update((ids[i], vectors[k]) for k, i in enumerate(batch))
+        if vectors.shape != (len(batch), fresh.shape[1]):
+            raise ValueError(
+                f"the embedder returned vectors of shape {vectors.shape} for {len(batch)} texts; "
+                f"{embedder.identity.model_name} has {fresh.shape[1]} dimensions"
+            )
+        fresh[lo : lo + len(batch)] = vectors
     seconds = time.perf_counter() - started
     frame = pd.DataFrame(
         {
             # Explicit dtypes: an empty partition must still give columns that merge with its chunks.
             "chunk_id": pd.Series(ids, dtype="object"),
-            "vector": pd.Series([known[c] if c in known else fresh[c] for c in ids], dtype="object"),
+            "vector": pd.Series([known[c] if c in known else fresh[row_of[c]] for c in ids], dtype="object"),
             "reused": pd.Series([c in known for c in ids], dtype="bool"),
         },
         columns=EMBEDDING_COLUMNS,
     )
-    return frame, EmbeddingStats(embedded=len(fresh), reused=len(ids) - len(missing), seconds_embedding=seconds)
+    return frame, EmbeddingStats(embedded=len(missing), reused=len(ids) - len(missing), seconds_embedding=seconds)
