@@ -66,7 +66,7 @@ def run_peer(docs: Path, queries: Path) -> dict[str, Any]:
     command = [
         str(python), str(REPO / "benchmarks" / "peer_llamaindex.py"), "--corpus", str(docs), "--queries", str(queries),
         "--milvus", str(CACHE / "peer" / "milvus.db"), "--chunk-tokens", "200", "--overlap-tokens", "32",
-        "--batch-size", "64", "--edit-fraction", "0.01", "--out", str(out),
+        "--batch-size", "64", "--edit-fraction", "0.01", "--embed-sample", "2048", "--out", str(out),
     ]  # fmt: skip
     subprocess.run(command, check=True, cwd=REPO)
     return json.loads(out.read_text())
@@ -127,31 +127,37 @@ def main() -> None:
     corpus_source.write_queries(corpus_source.known_item_queries(docs), queries)
     results: dict[str, Any] = {"machine": machine(), "corpus": provenance}
 
+    def done(part: str, figures: dict[str, Any]) -> None:
+        """Keep each part's figures as it ends: a run stopped later still leaves them on disk."""
+        results[part] = figures
+        results["seconds"] = round(time.time() - started)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"{part}: {json.dumps(figures)}", flush=True)
+
     workspace = None
     if "pipeline" in args.only or "peer" in args.only or "backends" in args.only:
-        results["pipeline"] = pipeline_bench.throughput_and_incremental(docs, CACHE / "pipeline")
+        pipeline = pipeline_bench.throughput_and_incremental(docs, CACHE / "pipeline")
         home = CACHE / "pipeline" / "throughput"
         workspace = pipeline_bench.Workspace(home=home, uploads=home / "uploads")
-        results["pipeline"]["quality"] = our_quality(workspace, queries)
+        done("pipeline", {**pipeline, "quality": our_quality(workspace, queries)})
     if "memory" in args.only:
-        results["memory"] = pipeline_bench.memory_growth(
-            docs, CACHE / "pipeline", small=max(1, provenance["documents"] // 10)
+        done(
+            "memory",
+            pipeline_bench.memory_growth(docs, CACHE / "pipeline", small=max(1, provenance["documents"] // 10)),
         )
     if "searchable" in args.only:
-        results["searchable"] = time_to_searchable.measure(args.uploads, CACHE / "searchable")
+        done("searchable", time_to_searchable.measure(args.uploads, CACHE / "searchable"))
     if "peer" in args.only:
-        results["peer"] = run_peer(docs, queries)
+        done("peer", run_peer(docs, queries))
     if "backends" in args.only and workspace is not None:
-        results["backends"] = run_backends(workspace, queries)
-    results["seconds"] = round(time.time() - started)
+        done("backends", run_backends(workspace, queries))
 
     rows = table(results)
     width = max(len(r[0]) for r in rows) if rows else 10
     print(f"\n{'measure':<{width}}  {'value':>8}  {'target':>8}  met")
     for name, value, target, met in rows:
         print(f"{name:<{width}}  {value:>8}  {target:>8}  {met}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.json}")
 
 

@@ -14,11 +14,9 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import deque
 from collections.abc import Iterator
@@ -47,6 +45,7 @@ from hyperion_pipelines.spec import BackendApiSource, OpenAICompatibleEmbedding,
 
 from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import REPO, SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
+from .dagster_dev import dagster_dev as start_dagster_dev
 from .embedding_server import EmbeddingService, serve_embeddings
 from .loopback import LoopbackServer
 from .test_deployment_files import published_ports
@@ -335,29 +334,8 @@ def dagster_dev(scenario: Scenario) -> Iterator[tuple[subprocess.Popen, int, Pat
     binding. It serves the instance the scenario's runs were recorded in."""
     port = free_port()
     log = scenario.home.parent / "dagster-dev.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-p", str(port), "-w", "workspace.yaml"],
-            cwd=REPO, env=scenario.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"the webserver did not answer: {log.read_text()[-3000:]}"
-                time.sleep(1)
+    with start_dagster_dev(port, scenario.env, log) as process:
         yield process, port, log
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
 
 
 def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> str:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from hyperion_pipelines.defs.pipeline import ASSET_NAMES
 from hyperion_pipelines.settings import SAMPLE_CORPUS_DIR, SAMPLE_GOLDEN_QUERIES, Settings
 
 from .conftest import REPO
+from .dagster_dev import dagster_dev
 from .test_postgres import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,31 +46,8 @@ def dagster_ui(hyperion_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("HYPERION_GOLDEN_QUERIES", str(SAMPLE_GOLDEN_QUERIES))
     (hyperion_env.dagster_home / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML)
     port = free_port()
-    log = hyperion_env.home / "dagster-dev.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port),
-             "-w", "workspace.yaml"],
-            cwd=REPO, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{url}/server_info", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"the webserver did not answer: {log.read_text()[-3000:]}"
-                time.sleep(1)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    with dagster_dev(port, os.environ, hyperion_env.home / "dagster-dev.log", ["-h", "127.0.0.1"], timeout_s=180):
+        yield f"http://127.0.0.1:{port}"
 
 
 def ui_launched_run(timeout_s: float = 300):
