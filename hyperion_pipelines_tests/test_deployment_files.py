@@ -521,9 +521,10 @@ def test_dockerfile_installs_cpu_torch_first_and_runs_as_non_root() -> None:
     assert instructions[0][0] == "FROM" and instructions[0][1].startswith("python:3.11-slim")
     runs = [(index, args) for index, (keyword, args) in enumerate(instructions) if keyword == "RUN"]
     torch = [index for index, args in runs if "pip install torch==2.13.0" in args]
-    package = [index for index, args in runs if re.search(r"pip install (\S+ )*\.( |$)", args)]
+    package = [index for index, args in runs if re.search(r"pip install (\S+ )*'?\.(\[onnx\])?'?( |$)", args)]
     assert torch and package and torch[0] < package[0], "the CPU torch wheel must be installed before the package"
     assert "download.pytorch.org/whl/cpu" in instructions[torch[0]][1]
+    assert "'.[onnx]'" in dict(runs)[package[0]], "the image runs the onnx embedding backend"
     env = " ".join(args for keyword, args in instructions if keyword == "ENV")
     assert "HF_HUB_OFFLINE=1" in env.split()
     assert "DAGSTER_HOME=/opt/dagster/dagster_home" in env.split()
