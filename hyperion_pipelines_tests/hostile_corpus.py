@@ -15,8 +15,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pypdf import PdfReader, PdfWriter
-
 from .conftest import UPLOAD_TIME, set_upload_time
 from .fixtures.malformed import DOCX, PDF, docx_with_body, encrypted_pdf, random_high_bytes
 
@@ -43,15 +41,6 @@ class Entry:
 
 def _indexed(text: str, encoding: str = "utf-8") -> Entry:
     return Entry(text.encode(encoding), None, text.strip().split("\n")[0][:40])
-
-
-def _pdf_owner_password_only() -> bytes:
-    """Encrypted with an empty user password: anyone may open it, so it must be indexed."""
-    writer = PdfWriter(clone_from=PdfReader(PDF))
-    writer.encrypt(user_password="", owner_password="owner-only", algorithm="AES-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def _pdf_garbage_body(seed: int = 11) -> bytes:
@@ -200,7 +189,7 @@ def hostile_corpus() -> dict[str, Entry]:
     pdf, docx = PDF.read_bytes(), DOCX.read_bytes()
     corpus = {
         "pdf/encrypted.pdf": Entry(encrypted_pdf(), "encrypted"),
-        "pdf/owner-password-only.pdf": Entry(_pdf_owner_password_only(), None, "winter cluster"),
+        "pdf/owner-password-only.pdf": Entry(encrypted_pdf(user_password=""), None, "winter cluster"),
         "pdf/truncated.pdf": Entry(pdf[: len(pdf) // 2], "corrupt"),
         "pdf/header-then-garbage.pdf": Entry(_pdf_garbage_body(), "corrupt"),
         "docx/bomb.docx": Entry(docx_with_body(300), "archive_too_large"),
