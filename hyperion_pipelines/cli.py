@@ -44,12 +44,19 @@ run_queue:
   # The daemon takes queued runs every second (Dagster's default is 5): part of how long an
   # upload waits to become searchable (benchmarks/time_to_searchable.py).
   dequeue_interval_seconds: 1
+run_launcher:
+  # Each run in its own process, whose id is kept in the run's tags for run monitoring.
+  module: hyperion_pipelines.instance.run_launcher
+  class: LocalRunLauncher
 run_monitoring:
-  # Marks runs whose worker died as failed, and enforces each job's dagster/max_runtime tag.
+  # Marks runs whose worker died (OOM killer, kill -9) as failed, and enforces each job's
+  # dagster/max_runtime tag. Failed runs are not resumed in place: run_retries re-executes them.
   enabled: true
-  poll_interval_seconds: 30
-  # A run killed while holding a pool slot gives it back after this long.
-  free_slots_after_run_end_seconds: 300
+  poll_interval_seconds: 10
+  max_resume_run_attempts: 0
+  # A run whose worker died while holding a pool slot gives it back this long after it is marked
+  # failed.
+  free_slots_after_run_end_seconds: 30
 run_retries:
   # A run whose worker crashed is run again once; failing steps already retry (RetryPolicy), so
   # a run that failed in its own code is not re-run but alerted.

@@ -76,6 +76,7 @@ class Settings:
     openai_base_url: str
     openai_model: str
     milvus_uri: str
+    milvus_timeout_s: float
     partitions_start: str
     chunk_max_tokens: int
     chunk_overlap_tokens: int
@@ -132,6 +133,7 @@ class Settings:
             openai_base_url=_get(env, "OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
             openai_model=_get(env, "OPENAI_MODEL", "all-MiniLM-L6-v2"),
             milvus_uri=_get(env, "MILVUS_URI", str(home / "milvus.db")),
+            milvus_timeout_s=float(_get(env, "MILVUS_TIMEOUT_S", "60")),
             partitions_start=_get(env, "PARTITIONS_START", "2020-01-01"),
             chunk_max_tokens=int(_get(env, "CHUNK_MAX_TOKENS", "200")),
             chunk_overlap_tokens=int(_get(env, "CHUNK_OVERLAP_TOKENS", "32")),

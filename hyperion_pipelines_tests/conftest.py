@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, Definitions
 
+from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
+from hyperion_pipelines.instance.run_launcher import local_worker_state
 from hyperion_pipelines.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,3 +82,57 @@ def postgres_database(postgres_server) -> Iterator[str]:
     from .postgres import fresh_database
 
     yield from fresh_database(postgres_server)
+
+
+DONE = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+def finished(run: DagsterRun) -> bool:
+    """The run has ended and so has its run worker process. A worker records the run's end before it
+    exits and lets go of milvus-lite's database file; a test that opens that file the moment the
+    status reads SUCCESS can find it still locked."""
+    if run.status not in DONE:
+        return False
+    worker = local_worker_state(run.tags, socket.gethostname())
+    return worker is None or not worker.alive
+
+
+@pytest.fixture
+def start_daemon(hyperion_env: Settings) -> Iterator[Callable[[], None]]:
+    """Starts ``dagster-daemon run`` on the repository's workspace; stops it and its children.
+    The instance is the embedded default unless the test wrote its own ``dagster.yaml`` first."""
+    config = hyperion_env.dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(EMBEDDED_INSTANCE_YAML)
+    started: list[subprocess.Popen] = []
+
+    def start() -> None:
+        started.append(
+            subprocess.Popen(
+                [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                cwd=REPO,
+                env=dict(os.environ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # it starts a code server and run workers: stop them all
+            )
+        )
+
+    yield start
+    for process in started:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_for_runs(count: int, timeout_s: float = 240) -> list:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with DagsterInstance.get() as instance:
+            runs = instance.get_runs(ascending=True)
+        if len(runs) >= count and all(finished(r) for r in runs):
+            return runs
+        time.sleep(2)
+    raise AssertionError(f"expected {count} finished runs within {timeout_s} s, have {[r.status for r in runs]}")

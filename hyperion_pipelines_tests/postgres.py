@@ -3,10 +3,13 @@ one started with ``pgserver``. Each test gets its own fresh database."""
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg2
@@ -53,15 +56,8 @@ def local_or_throwaway() -> Iterator[Postgres]:
 
 def throwaway() -> Iterator[Postgres]:
     """A PostgreSQL server of its own, from the ``pgserver`` wheel: no system install needed."""
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="hyperion-pg-") as data:
-        server = pgserver.get_server(data, cleanup_mode="stop")
-        try:
-            uri = urlsplit(server.get_uri())
-            yield Postgres(parse_qs(uri.query)["host"][0], uri.port or 5432, uri.username or "postgres")
-        finally:
-            server.cleanup()
+    with own_server() as own:
+        yield own.postgres
 
 
 def fresh_database(server: Postgres) -> Iterator[str]:
@@ -76,3 +72,39 @@ def fresh_database(server: Postgres) -> Iterator[str]:
             cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
     finally:
         conn.close()
+
+
+@dataclass
+class OwnServer:
+    """A throwaway server this test may stop and start again (the shared one it must not)."""
+
+    server: Any  # pgserver.PostgresServer
+    postgres: Postgres
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pgserver import _commands
+
+        _commands.pg_ctl(["-w", *args], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60)
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        # The options pgserver starts it with: no TCP listener, the same Unix socket folder.
+        self._pg_ctl("-o", '-h ""', "-o", f"-k {self.postgres.host}", "-l", str(self.server.log), "start")
+
+
+@contextmanager
+def own_server() -> Iterator[OwnServer]:
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="hyperion-pg-") as data:
+        server = pgserver.get_server(data, cleanup_mode="stop")
+        uri = urlsplit(server.get_uri())
+        own = OwnServer(server, Postgres(parse_qs(uri.query)["host"][0], uri.port or 5432, uri.username or "postgres"))
+        try:
+            yield own
+        finally:
+            with suppress(subprocess.CalledProcessError):
+                own.stop()  # pgserver only stops the process it started, not a restarted one
+            server.cleanup()

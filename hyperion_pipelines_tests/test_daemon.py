@@ -4,61 +4,17 @@ leaves the index, with no one launching anything, and each change runs exactly o
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.settings import Settings
 
-from .conftest import REPO
-
-DONE = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-
-
-@pytest.fixture
-def start_daemon(hyperion_env: Settings) -> Iterator[Callable[[], None]]:
-    """Starts ``dagster-daemon run`` on the repository's workspace; stops it and its children."""
-    (hyperion_env.dagster_home / "dagster.yaml").write_text(EMBEDDED_INSTANCE_YAML)
-    started: list[subprocess.Popen] = []
-
-    def start() -> None:
-        started.append(
-            subprocess.Popen(
-                [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                cwd=REPO,
-                env=dict(os.environ),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # it starts a code server and run workers: stop them all
-            )
-        )
-
-    yield start
-    for process in started:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_for_runs(count: int, timeout_s: float = 240) -> list:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with DagsterInstance.get() as instance:
-            runs = instance.get_runs(ascending=True)
-        if len(runs) >= count and all(r.status in DONE for r in runs):
-            return runs
-        time.sleep(2)
-    raise AssertionError(f"expected {count} finished runs within {timeout_s} s, have {[r.status for r in runs]}")
+from .conftest import wait_for_runs
 
 
 def search(query: str) -> list[str]:

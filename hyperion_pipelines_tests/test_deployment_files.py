@@ -557,8 +557,13 @@ def test_embedded_default_is_untouched(instance_config: dict[str, Any]) -> None:
     assert [list(entry) for entry in workspace["load_from"]] == [["python_module"]]
     assert workspace["load_from"][0]["python_module"]["module_name"] == "hyperion_pipelines.definitions"
     embedded = load_yaml(REPO / "dagster.yaml")
-    for key in ("storage", "run_storage", "event_log_storage", "schedule_storage", "run_launcher"):
+    for key in ("storage", "run_storage", "event_log_storage", "schedule_storage"):
         assert key not in embedded
+    # One machine: run workers are local processes that run monitoring can watch.
+    assert embedded["run_launcher"] == {
+        "module": "hyperion_pipelines.instance.run_launcher",
+        "class": "LocalRunLauncher",
+    }
     # The production instance keeps the embedded guarantees.
     assert instance_config["run_retries"] == embedded["run_retries"]
     partition_limit = [

@@ -7,25 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
-from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.defs.resources import build_resources
-from hyperion_pipelines.embedding.resources import SentenceTransformerResource
-from hyperion_pipelines.embedding.space import space_fingerprint
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.parsing.document import REASONS
-from hyperion_pipelines.parsing.media_type import sniff_media_type
-from hyperion_pipelines.parsing.registry import parse_document
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 
 from .backend_server import BackendServer, FakeBackend, StoredDocument
 from .conftest import UPLOAD_DAY, UPLOAD_TIME
+from .exact_index import expected_chunk_ids
 from .hostile_corpus import MAX_DOCUMENT_BYTES, NOT_LISTED, OUTSIDE_SECRET, SCRIPT_MARKERS, write_corpus
 from .test_backend_api import TOKEN
 from .test_pipeline import index_entries
@@ -49,30 +44,6 @@ def materialize_partition(settings: Settings, spec: PipelineSpec, instance: Dags
     )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return result
-
-
-def expected_chunk_ids(spec: PipelineSpec, documents: dict[str, tuple[str, str, bytes]]) -> set[str]:
-    """The chunk ids the index must hold, computed from the source bytes alone (parsed in this
-    process, chunked with the model's tokenizer): document id -> (source, file name, bytes)."""
-    embedder = SentenceTransformerResource().get()
-    rows = []
-    for doc_id, (source, name, content) in documents.items():
-        parsed = parse_document(content, sniff_media_type(content, name), spec.parsing.accepted_media_types)
-        rows.append(
-            {
-                "document_id": doc_id,
-                "source": source,
-                "sha256": "",
-                "status": "parsed",
-                "title": parsed.title,
-                "text": parsed.text,
-                "page_offsets": parsed.page_offsets,
-                "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
-            }  # fmt: skip
-        )
-    fingerprint = space_fingerprint(spec, embedder.identity)
-    chunks = chunk_documents(pd.DataFrame(rows), embedder.tokenizer, spec.chunking, fingerprint)
-    return set(chunks["chunk_id"])
 
 
 def ledger_reasons(settings: Settings, spec: PipelineSpec) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,17 @@ def test_distributions_have_fixed_buckets_and_a_value_for_an_empty_partition() -
     rows = histogram([1, 25, 26, 200, 230], edges, "tokens", "chunks").value.splitlines()[2:]
     assert rows[0].startswith("| 1–25 | 2 |") and rows[1].startswith("| 26–50 | 1 |")
     assert rows[-1].startswith("| > 200 | 1 |")  # only shown when something is over the bound
+
+
+def test_a_preloaded_model_loads_once_in_the_background_and_embed_waits_for_it() -> None:
+    embedder = SentenceTransformerEmbedder()
+    embedder.preload()
+    loaders = [t for t in threading.enumerate() if t.name == "hyperion-model-preload"]
+    assert len(loaders) == 1
+    vectors = embedder.embed(["Honeybees cluster in winter."])  # waits for the background load
+    loaders[0].join(timeout=120)
+    model = embedder.model
+    embedder.preload()  # already loaded: nothing starts
+    assert not any(t.name == "hyperion-model-preload" for t in threading.enumerate())
+    assert embedder.model is model and vectors.shape == (1, embedder.identity.dimension)
+    assert vectors.tolist() == embedder.embed(["Honeybees cluster in winter."]).tolist()

@@ -23,7 +23,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 
 from hyperion_pipelines.settings import Settings
 
-from .conftest import REPO
+from .conftest import REPO, wait_for_runs
 from .postgres import Postgres
 
 BIN = Path(sys.executable).parent
@@ -186,3 +186,92 @@ def test_the_state_database_on_a_throwaway_postgres(tmp_path: Path) -> None:
     finally:
         databases.close()
         servers.close()
+
+
+EVERY_MINUTE_LOCATION = """
+from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.settings import Settings
+
+settings = Settings.from_env()
+spec = default_spec(settings)
+spec = spec.model_copy(update={"schedules": spec.schedules.model_copy(update={"reconcile_cron": "* * * * *"})})
+defs = build_definitions(settings, [spec])
+"""
+
+
+def tick_counts(url: str) -> dict[str, int]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("select type, count(*) from job_ticks group by type")).all()
+    finally:
+        engine.dispose()
+    return {kind: count for kind, count in rows}
+
+
+def test_the_daemon_carries_on_when_postgres_restarts_under_it(
+    hyperion_env: Settings, processes: list[subprocess.Popen], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The instance storage and the state database on a PostgreSQL server of the test's own, which
+    goes away for longer than a sensor interval while the daemon runs. Without a restart of its
+    own, the daemon carries on: an upload made during the outage is indexed after it, the
+    reconcile schedule (every minute here) and the sensors tick again, and every daemon
+    heartbeats."""
+    from dagster._daemon.types import DaemonHeartbeat
+
+    from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
+
+    from .exact_index import assert_index_matches_uploads
+    from .postgres import fresh_database, own_server
+
+    with own_server() as own:
+        database = next(fresh_database(own.postgres))
+        url = own.postgres.sqlalchemy_url(database)
+        monkeypatch.setenv("HYPERION_STATE_DB_URL", url)
+        config = yaml.safe_load(EMBEDDED_INSTANCE_YAML)
+        config["storage"] = {"postgres": {"postgres_url": url.replace("postgresql+psycopg", "postgresql+psycopg2", 1)}}
+        (hyperion_env.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        (tmp_path / "location.py").write_text(EVERY_MINUTE_LOCATION)
+        workspace = tmp_path / "workspace.yaml"
+        workspace.write_text(yaml.safe_dump({"load_from": [{"python_file": str(tmp_path / "location.py")}]}))
+        uploads = hyperion_env.uploads_dir
+        (uploads / "bees.txt").write_text("Honeybees cluster in winter and shiver to keep the queen warm in the hive.")
+        daemon_log = tmp_path / "daemon.log"
+        daemon = start(
+            processes, str(BIN / "dagster-daemon"), "run", "-w", str(workspace), env=dict(os.environ), log=daemon_log
+        )
+
+        def sensor_runs(count: int) -> list:
+            runs = [r for r in wait_for_runs(count) if r.tags.get("hyperion/trigger") == "upload-sensor"]
+            return runs if len(runs) >= count else sensor_runs(count + 1)
+
+        assert [r.status for r in sensor_runs(1)] == [DagsterRunStatus.SUCCESS], tail(daemon_log)
+        own.stop()
+        time.sleep(10)
+        (uploads / "tides.txt").write_text("Tides rise and fall twice a day as the moon's gravity pulls on the oceans.")
+        time.sleep(15)  # at least one sensor interval with the database gone
+        own.start()
+        back, after_restart = time.time(), tick_counts(url)
+
+        runs = sensor_runs(2)
+        assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2, tail(daemon_log)
+        assert runs[1].tags["hyperion/changes"] == "1 added, 0 edited, 0 deleted"
+        deadline = time.monotonic() + 150
+        beats: dict[str, DaemonHeartbeat] = {}
+        ticks = after_restart
+        while time.monotonic() < deadline:
+            with DagsterInstance.get() as instance:
+                beats = instance.get_daemon_heartbeats()
+            ticks = tick_counts(url)
+            fresh = beats and all(beat.timestamp > back for beat in beats.values())
+            if fresh and all(ticks.get(kind, 0) > after_restart.get(kind, 0) for kind in ("SCHEDULE", "SENSOR")):
+                break
+            time.sleep(3)
+        assert daemon.poll() is None, tail(daemon_log)
+        assert "Retrying failed database connection" in daemon_log.read_text()  # the outage was felt
+        assert ticks.get("SCHEDULE", 0) > after_restart.get("SCHEDULE", 0), (after_restart, ticks)
+        assert ticks.get("SENSOR", 0) > after_restart.get("SENSOR", 0), (after_restart, ticks)
+        assert {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING"} <= set(beats), sorted(beats)
+        stale = {name: beat.timestamp for name, beat in beats.items() if beat.timestamp <= back}
+        assert not stale, (stale, back, tail(daemon_log))
+        assert assert_index_matches_uploads(hyperion_env) == 2

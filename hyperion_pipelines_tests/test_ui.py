@@ -17,14 +17,13 @@ from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.defs.pipeline import ASSET_NAMES
 from hyperion_pipelines.settings import SAMPLE_CORPUS_DIR, SAMPLE_GOLDEN_QUERIES, Settings
 
-from .conftest import REPO
+from .conftest import REPO, finished
 from .dagster_dev import dagster_dev
 from .test_postgres import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-DONE = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
 def ensure_chromium() -> Path:
@@ -56,7 +55,7 @@ def ui_launched_run(timeout_s: float = 300):
     while time.monotonic() < deadline:
         with DagsterInstance.get() as instance:
             runs = [r for r in instance.get_runs() if "hyperion/trigger" not in r.tags]
-        if runs and runs[0].status in DONE:
+        if runs and finished(runs[0]):
             return runs[0]
         time.sleep(2)
     raise AssertionError(f"the run launched from the UI did not finish within {timeout_s} s")

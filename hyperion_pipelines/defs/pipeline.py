@@ -349,6 +349,10 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         started = time.perf_counter()
         embedder = embedder_of(context).get()
         check_chunk_size(spec, embedder.identity)
+        if (~parsed_documents["reused"] & (parsed_documents["status"] == "parsed")).any():
+            # New text means new chunks to embed: the model loads while this step chunks (with
+            # the in-process executor the next step gets the same embedder).
+            embedder.preload()
         fingerprint = space_fingerprint(spec, embedder.identity)
         frame = chunk_documents(parsed_documents, embedder.tokenizer, spec.chunking, fingerprint)
         check = schema_check_result(

@@ -60,7 +60,11 @@ def embedder_resource(spec: PipelineSpec, settings: Settings) -> Any:
 
 
 def milvus_resource(spec: PipelineSpec, settings: Settings) -> MilvusResource:
-    return MilvusResource(uri=spec.index.milvus_uri or settings.milvus_uri, token=secret(spec.index.token_env))
+    return MilvusResource(
+        uri=spec.index.milvus_uri or settings.milvus_uri,
+        token=secret(spec.index.token_env),
+        timeout_s=settings.milvus_timeout_s,
+    )
 
 
 def pipeline_resources(spec: PipelineSpec, settings: Settings) -> dict[str, Any]:

@@ -34,3 +34,6 @@ class Embedder(ABC):
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """A float32 array of shape ``(len(texts), dimension)``."""
+
+    def preload(self) -> None:  # noqa: B027 - optional: an embedder with nothing to load does nothing
+        """Start loading whatever :meth:`embed` needs in the background, if that is slow."""

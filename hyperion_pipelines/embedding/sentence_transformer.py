@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -200,6 +202,8 @@ class SentenceTransformerEmbedder(Embedder):
         self.backend = backend
         self.onnx_file = onnx_file
         self._exports_root = exports_root
+        self._model: Any = None
+        self._model_lock = threading.Lock()
 
     @cached_property
     def export(self) -> OnnxExport:
@@ -212,8 +216,27 @@ class SentenceTransformerEmbedder(Embedder):
             self._exports_root = models_dir(Settings.from_env().home)
         return find_export(self.model_dir, self._exports_root, self.onnx_file)
 
-    @cached_property
+    @property
     def model(self):  # noqa: ANN201 - sentence_transformers is imported lazily (it pulls in torch)
+        # A lock, not cached_property: a preload thread may be loading it (see preload).
+        with self._model_lock:
+            if self._model is None:
+                self._model = self._load_model()
+            return self._model
+
+    def preload(self) -> None:
+        """Load the model in a background thread. Importing sentence-transformers and torch takes
+        seconds, which a run that needs the model can spend while it chunks and looks up stored
+        vectors; :meth:`embed` then waits for the load instead of starting its own."""
+        if self._model is None and not self._model_lock.locked():
+            threading.Thread(target=self._load_quietly, name="hyperion-model-preload", daemon=True).start()
+
+    def _load_quietly(self) -> None:
+        # A failed load is not reported here: the step that embeds loads again and raises it there.
+        with suppress(Exception):
+            _ = self.model
+
+    def _load_model(self):  # noqa: ANN202
         if self.backend == "onnx":
             return OnnxSentenceEncoder(self.export.folder, self.onnx_file)
         self._refuse_export_folder()

@@ -34,7 +34,15 @@ SCALAR_FIELDS: dict[str, int | None] = {
     "token_count": None,
     "text": 65535,
 }
+#: What a re-run compares with the stored entry of the same id. Not ``text``: the chunk id hashes
+#: the text, so the same id holds the same text, and reading every chunk's text back would cost
+#: more than all the other fields together.
+COMPARED_FIELDS = tuple(field for field in SCALAR_FIELDS if field != "text")
 _BATCH = 1000
+#: Seconds one Milvus call may take, pymilvus's own retries included. Without a bound pymilvus
+#: retries an unreachable server 75 times (about four minutes) before the step's retry policy
+#: gets a say; with it, a server that is down fails the attempt quickly and Dagster retries it.
+DEFAULT_TIMEOUT_S = 60.0
 
 
 class _QuietLiteTimestamps(logging.Filter):
@@ -70,16 +78,17 @@ class SearchHit:
 
 
 class MilvusIndex:
-    def __init__(self, client: MilvusClient, spec: IndexSpec):
+    def __init__(self, client: MilvusClient, spec: IndexSpec, timeout_s: float = DEFAULT_TIMEOUT_S):
         self.client = client
         self.spec = spec
+        self.timeout_s = timeout_s
 
     def collection_name(self, fingerprint: str) -> str:
         return f"{self.spec.alias}__{fingerprint}"
 
     def ensure_collection(self, fingerprint: str, dimension: int) -> str:
         name = self.collection_name(fingerprint)
-        if self.client.has_collection(name):
+        if self.client.has_collection(name, timeout=self.timeout_s):
             self.ensure_loaded(name)
             return name
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -99,43 +108,47 @@ class MilvusIndex:
         )
         index.add_index(field_name="document_id", index_type="INVERTED")
         index.add_index(field_name="partition_date", index_type="INVERTED")
-        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        self.client.create_collection(
+            name, schema=schema, index_params=index, consistency_level="Strong", timeout=self.timeout_s
+        )
         return name
 
     def ensure_loaded(self, collection: str) -> None:
         """A collection reopened from disk starts released; searches and queries need it loaded."""
-        state = self.client.get_load_state(collection).get("state")
+        state = self.client.get_load_state(collection, timeout=self.timeout_s).get("state")
         if getattr(state, "name", str(state)) != "Loaded":
-            self.client.load_collection(collection)
+            self.client.load_collection(collection, timeout=self.timeout_s)
 
     # -- alias -------------------------------------------------------------------------------
     def live_collection(self) -> str | None:
         """The collection the alias points at, or None when there is no alias yet."""
         # Ask only for an alias that exists: describing a missing one logs an error in pymilvus.
-        if self.spec.alias not in self.client.list_aliases().get("aliases", []):
+        if self.spec.alias not in self.client.list_aliases(timeout=self.timeout_s).get("aliases", []):
             return None
-        return self.client.describe_alias(self.spec.alias).get("collection_name")
+        return self.client.describe_alias(self.spec.alias, timeout=self.timeout_s).get("collection_name")
 
     def collections(self) -> list[str]:
         """Every collection of this alias (one per embedding space built), live or not."""
         # Exactly <alias>__<fingerprint>: another pipeline's alias may begin with this one and "__".
         own = re.compile(rf"{re.escape(self.spec.alias)}__[0-9a-f]{{{FINGERPRINT_LENGTH}}}")
-        return sorted(c for c in self.client.list_collections() if own.fullmatch(c))
+        return sorted(c for c in self.client.list_collections(timeout=self.timeout_s) if own.fullmatch(c))
 
     def drop(self, collection: str) -> None:
         if collection == self.live_collection():
             raise ValueError(f"{collection} is behind the live alias {self.spec.alias!r}; it cannot be dropped")
-        self.client.drop_collection(collection)
+        self.client.drop_collection(collection, timeout=self.timeout_s)
 
     def point_alias(self, collection: str) -> None:
         if self.live_collection() is None:
-            self.client.create_alias(collection, self.spec.alias)
+            self.client.create_alias(collection, self.spec.alias, timeout=self.timeout_s)
         else:
-            self.client.alter_alias(collection, self.spec.alias)
+            self.client.alter_alias(collection, self.spec.alias, timeout=self.timeout_s)
 
     # -- reads -------------------------------------------------------------------------------
     def _iterate(self, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
-        iterator = self.client.query_iterator(collection, batch_size=4096, filter=expr, output_fields=fields)
+        iterator = self.client.query_iterator(
+            collection, batch_size=4096, filter=expr, output_fields=fields, timeout=self.timeout_s
+        )
         try:
             while batch := iterator.next():
                 yield from batch
@@ -154,8 +167,8 @@ class MilvusIndex:
     def stored_rows(
         self, collection: str, *, partition_date: str, document_ids: Sequence[str]
     ) -> dict[str, dict[str, Any]]:
-        """Scalar fields of the entries dated ``partition_date`` or belonging to ``document_ids``."""
-        fields = ["id", *SCALAR_FIELDS]
+        """The :data:`COMPARED_FIELDS` of the entries dated ``partition_date`` or belonging to ``document_ids``."""
+        fields = ["id", *COMPARED_FIELDS]
         found = {
             row["id"]: row
             for row in self._iterate(collection, f"partition_date == {json.dumps(partition_date)}", fields)
@@ -197,12 +210,14 @@ class MilvusIndex:
         """Stored vectors of whichever ``ids`` exist: same id means same text in the same space."""
         vectors: dict[str, np.ndarray] = {}
         for batch in _batches(list(ids), _BATCH):
-            for row in self.client.get(collection, ids=list(batch), output_fields=["vector"]):
+            for row in self.client.get(collection, ids=list(batch), output_fields=["vector"], timeout=self.timeout_s):
                 vectors[row["id"]] = np.asarray(row["vector"], dtype=np.float32)
         return vectors
 
     def count(self, collection: str, expr: str = "") -> int:
-        result = self.client.query(collection, filter=expr or 'id != ""', output_fields=["count(*)"])
+        result = self.client.query(
+            collection, filter=expr or 'id != ""', output_fields=["count(*)"], timeout=self.timeout_s
+        )
         return int(result[0]["count(*)"])
 
     def search(
@@ -218,6 +233,7 @@ class MilvusIndex:
             limit=limit,
             filter=expr,
             output_fields=[f for f in SCALAR_FIELDS],
+            timeout=self.timeout_s,
         )
         return [
             [SearchHit(float(hit["distance"]), str(hit["id"]), dict(hit["entity"])) for hit in hits] for hits in results
@@ -229,13 +245,13 @@ class MilvusIndex:
         for batch in _batches(rows, self.spec.write_batch_size):
             checkpoint()
             clean = [self._clean(row) for row in batch]
-            written += int(self.client.upsert(collection, clean)["upsert_count"])
+            written += int(self.client.upsert(collection, clean, timeout=self.timeout_s)["upsert_count"])
         return written
 
     def delete(self, collection: str, ids: Sequence[str]) -> int:
         deleted = 0
         for batch in _batches(list(ids), _BATCH):
-            result = self.client.delete(collection, ids=list(batch))
+            result = self.client.delete(collection, ids=list(batch), timeout=self.timeout_s)
             deleted += int(result["delete_count"]) if isinstance(result, dict) else len(batch)
         return deleted
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
-from hyperion_pipelines.index.milvus_index import SCALAR_FIELDS, MilvusIndex
+from hyperion_pipelines.index.milvus_index import COMPARED_FIELDS, MilvusIndex
 from hyperion_pipelines.index.reconcile import plan_sync, rows_to_write
 
 
@@ -45,7 +45,7 @@ def sync_partition(
     stored = index.stored_rows(collection, partition_date=partition_date, document_ids=document_ids)
     plan = plan_sync(chunks["chunk_id"], stored)
     rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, partition_date)]
-    changed = rows_to_write(rows, stored, SCALAR_FIELDS)
+    changed = rows_to_write(rows, stored, COMPARED_FIELDS)
     upserted = index.upsert(collection, changed, checkpoint) if changed else 0
     deleted = index.delete(collection, plan.delete_ids) if plan.delete_ids else 0
     return SyncReport(

@@ -1,0 +1,1 @@
+"""Dagster instance plug-ins, named in dagster.yaml."""
