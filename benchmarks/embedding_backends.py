@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from hyperion_pipelines.chunking.chunker import chunk_text
+from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
 from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
 from hyperion_pipelines.embedding.onnx_export import (
     FP32_FILE,
@@ -43,6 +44,7 @@ from hyperion_pipelines.embedding.onnx_export import (
     read_export,
 )
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
+from hyperion_pipelines.embedding.space import context_tokens
 from hyperion_pipelines.evaluation.golden import GoldenQuery, load_golden_queries, qrels_of
 from hyperion_pipelines.evaluation.metrics import EvaluationResult, evaluate_run
 from hyperion_pipelines.parsing.document import ParseError
@@ -70,10 +72,12 @@ def variants(presets: Sequence[str] = ("avx512_vnni",)) -> dict[str, tuple[str, 
 
 
 def corpus_chunks(folders: Sequence[Path], chunking: ChunkingSpec | None = None) -> tuple[list[str], list[str]]:
-    """Chunk texts and, for each, its document (the file's path within its folder, the way golden
-    sets name documents). Unparseable files are skipped, as the pipeline quarantines them."""
+    """The model inputs of the chunks (context line and text, as the pipeline embeds them) and,
+    for each, its document (the file's path within its folder, the way golden sets name
+    documents). Unparseable files are skipped, as the pipeline quarantines them."""
     chunking = chunking or ChunkingSpec()
     tokenizer = HuggingFaceTokenizer.from_model_dir(packaged_model_dir())
+    room = context_tokens(chunking, SentenceTransformerEmbedder().identity)
     texts: list[str] = []
     doc_ids: list[str] = []
     for folder in folders:
@@ -90,7 +94,12 @@ def corpus_chunks(folders: Sequence[Path], chunking: ChunkingSpec | None = None)
                 max_tokens=chunking.max_tokens,
                 overlap_tokens=chunking.overlap_tokens,
             )
-            texts.extend(chunk.text for chunk in chunks)
+            texts.extend(
+                embedding_input(
+                    fit_context(context_line(parsed.title, chunk.heading_path), tokenizer, room), chunk.text
+                )
+                for chunk in chunks
+            )
             doc_ids.extend([path.relative_to(folder).as_posix()] * len(chunks))
     return texts, doc_ids
 

@@ -91,9 +91,16 @@ def indexed_texts(workspace: Workspace) -> list[str]:
 
 
 def read_texts(workspace: Workspace) -> list[str]:
-    """The chunk texts in the live collection, in id order."""
+    """What the model embedded for each chunk in the live collection (context line and text,
+    the context rebuilt from the stored title and heading path), in id order."""
+    from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
+    from hyperion_pipelines.chunking.stage import HEADING_SEPARATOR
+    from hyperion_pipelines.definitions import default_spec
+    from hyperion_pipelines.embedding.resources import SentenceTransformerResource
+    from hyperion_pipelines.embedding.space import context_tokens
     from hyperion_pipelines.index.milvus_index import MilvusIndex
     from hyperion_pipelines.index.resources import connect
+    from hyperion_pipelines.settings import Settings
     from hyperion_pipelines.spec import IndexSpec
 
     client = connect(str(workspace.home / "milvus.db"))
@@ -102,10 +109,18 @@ def read_texts(workspace: Workspace) -> list[str]:
         collection = index.live_collection()
         assert collection is not None, "nothing was indexed"
         index.ensure_loaded(collection)
-        rows = list(index._iterate(collection, 'id != ""', ["id", "text"]))  # noqa: SLF001 - read-only scan
+        fields = ["id", "text", "title", "heading_path"]
+        rows = list(index._iterate(collection, 'id != ""', fields))  # noqa: SLF001 - read-only scan
     finally:
         client.close()
-    return [row["text"] for row in sorted(rows, key=lambda row: row["id"])]
+    embedder = SentenceTransformerResource().get()
+    room = context_tokens(default_spec(Settings.from_env()).chunking, embedder.identity)
+
+    def model_input(row: dict) -> str:
+        path = row["heading_path"].split(HEADING_SEPARATOR) if row["heading_path"] else []
+        return embedding_input(fit_context(context_line(row["title"], path), embedder.tokenizer, room), row["text"])
+
+    return [model_input(row) for row in sorted(rows, key=lambda row: row["id"])]
 
 
 def raw_encode_seconds(texts: list[str], batch_size: int = 64) -> float:

@@ -170,6 +170,13 @@ class ChunkingSpec(_Strict):
 
     max_tokens: int = Field(default=200, gt=8, description="Upper bound on tokens per chunk.")
     overlap_tokens: int = Field(default=32, ge=0, description="Tokens shared by consecutive chunks of one section.")
+    embed_context: bool = Field(
+        default=True,
+        description=(
+            "Embed each chunk with its document title and heading path in front ('Title > Section'), "
+            "in the room the model has beyond max_tokens; the stored text is the chunk alone."
+        ),
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkingSpec:

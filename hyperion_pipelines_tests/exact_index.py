@@ -12,7 +12,7 @@ import pandas as pd
 from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.definitions import default_spec
 from hyperion_pipelines.embedding.resources import SentenceTransformerResource
-from hyperion_pipelines.embedding.space import space_fingerprint
+from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.parsing.media_type import sniff_media_type
@@ -44,7 +44,13 @@ def expected_chunk_ids(spec: PipelineSpec, documents: dict[str, tuple[str, str, 
             }  # fmt: skip
         )
     fingerprint = space_fingerprint(spec, embedder.identity)
-    chunks = chunk_documents(pd.DataFrame(rows), embedder.tokenizer, spec.chunking, fingerprint)
+    chunks = chunk_documents(
+        pd.DataFrame(rows),
+        embedder.tokenizer,
+        spec.chunking,
+        fingerprint,
+        context_tokens=context_tokens(spec.chunking, embedder.identity),
+    )
     return set(chunks["chunk_id"])
 
 

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pandas.testing import assert_frame_equal
 
+from hyperion_pipelines.chunking.cache import ChunkCache
 from hyperion_pipelines.chunking.chunker import chunk_text
+from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
+from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
 from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
 from hyperion_pipelines.parsing.document import Heading
 from hyperion_pipelines.parsing.text import parse_markdown
+from hyperion_pipelines.spec import ChunkingSpec
 
 from .conftest import SAMPLE_CORPUS
 
@@ -92,3 +99,70 @@ def test_chunking_is_deterministic() -> None:
 def test_overlap_must_be_smaller_than_size() -> None:
     with pytest.raises(ValueError):
         chunk_text("text", [], TOKENIZER, max_tokens=10, overlap_tokens=10)
+
+
+def test_the_chunk_cache_gives_back_the_same_chunks_per_text_headings_and_fingerprint(tmp_path: Path) -> None:
+    parsed = parse_markdown((SAMPLE_CORPUS / "guides" / "sourdough-starter.md").read_bytes())
+    chunks = chunk_text(parsed.text, parsed.headings, TOKENIZER, max_tokens=48, overlap_tokens=8)
+    cache = ChunkCache(tmp_path, "fp1")
+    assert cache.get(parsed.text, parsed.headings) is None
+    cache.put(parsed.text, parsed.headings, chunks)
+    assert cache.get(parsed.text, parsed.headings) == chunks and cache.hits == 1
+    # Another text, other headings or another fingerprint (model, chunking settings) is a miss.
+    assert cache.get(parsed.text + " More.", parsed.headings) is None
+    assert cache.get(parsed.text, parsed.headings[1:]) is None
+    assert ChunkCache(tmp_path, "fp2").get(parsed.text, parsed.headings) is None
+    # A damaged or out-of-range entry is a miss, never wrong chunks.
+    (entry,) = tmp_path.rglob("*.json")
+    entry.write_text("[[0, 99999999, 3, []]]")
+    assert cache.get(parsed.text, parsed.headings) is None
+    entry.write_text("{not json")
+    assert cache.get(parsed.text, parsed.headings) is None
+
+
+def test_chunk_documents_with_a_cache_gives_the_frame_it_gives_without(tmp_path: Path) -> None:
+    rows = []
+    for path in sorted(SAMPLE_CORPUS.glob("*/*.md")):
+        parsed = parse_markdown(path.read_bytes())
+        headings = [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings]
+        rows.append(
+            {"document_id": path.stem, "source": path.name, "sha256": "", "status": "parsed", "title": parsed.title,
+             "text": parsed.text, "page_offsets": [], "headings": headings}
+        )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    spec = ChunkingSpec(max_tokens=64, overlap_tokens=8)
+    plain = chunk_documents(frame, TOKENIZER, spec, "fp", context_tokens=24)
+    cache = ChunkCache(tmp_path, "fp")
+    assert_frame_equal(chunk_documents(frame, TOKENIZER, spec, "fp", cache, context_tokens=24), plain)  # written
+    assert_frame_equal(chunk_documents(frame, TOKENIZER, spec, "fp", cache, context_tokens=24), plain)  # read back
+    assert cache.hits == len(rows)
+
+
+def test_the_context_line_is_title_then_headings_without_repeating_the_title() -> None:
+    assert context_line("Sourdough  Starter", ("Feeding", "Ratios")) == "Sourdough Starter > Feeding > Ratios"
+    assert context_line("Sourdough Starter", ("Sourdough starter", "Feeding")) == "Sourdough starter > Feeding"
+    assert context_line(None, ()) == "" and context_line("", ("Only heading",)) == "Only heading"
+
+
+def test_the_context_line_is_cut_to_the_room_the_model_has() -> None:
+    line = "A very long title " * 20
+    fitted = fit_context(line, TOKENIZER, 10)
+    assert TOKENIZER.count(fitted) == 10 and line.startswith(fitted)
+    assert fit_context("Short title", TOKENIZER, 10) == "Short title"
+    assert fit_context("Short title", TOKENIZER, 0) == ""
+
+
+def test_a_chunk_id_covers_its_context_so_a_retitled_document_is_embedded_again() -> None:
+    text = "Feed the starter twice a day with equal weights of flour and water."
+    frame = pd.DataFrame(
+        [{"document_id": "d", "source": "s", "sha256": "", "status": "parsed", "title": title, "text": text,
+          "page_offsets": [], "headings": []} for title in ("Sourdough", "Bread")]
+    )  # fmt: skip
+    spec = ChunkingSpec(max_tokens=64, overlap_tokens=8)
+    chunks = chunk_documents(frame, TOKENIZER, spec, "fp", context_tokens=16)
+    assert chunks["context"].tolist() == ["Sourdough", "Bread"]
+    assert chunks["text"].nunique() == 1 and chunks["chunk_id"].nunique() == 2
+    # Without room for context the model embeds the text alone, and the id says so.
+    bare = chunk_documents(frame, TOKENIZER, spec, "fp", context_tokens=0)
+    assert bare["context"].tolist() == ["", ""] and bare["chunk_id"].nunique() == 1
+    assert embedding_input("Sourdough", text) == f"Sourdough\n\n{text}" and embedding_input("", text) == text

@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance, TableColumnDep, materialize
 
+from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
+from hyperion_pipelines.embedding.space import context_tokens
 from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
@@ -42,6 +45,28 @@ def index_entries(settings: Settings) -> dict[str, tuple[str, str]]:
         return {row["id"]: (row["source"], row["text"]) for row in rows}
     finally:
         client.close()
+
+
+def assert_vectors_embed_context_and_text(settings: Settings) -> None:
+    """Every stored vector is the model's embedding of the chunk's context line (title and heading
+    path) and text, not of the text alone."""
+    embedder = SentenceTransformerEmbedder()
+    room = context_tokens(default_spec(settings).chunking, embedder.identity)
+    client = connect(settings.milvus_uri)
+    try:
+        collection = client.describe_alias("hyperion_documents")["collection_name"]
+        client.load_collection(collection)
+        fields = ["title", "heading_path", "text", "vector"]
+        rows = client.query(collection, filter='id != ""', output_fields=fields, limit=16384)
+    finally:
+        client.close()
+    lines = [context_line(r["title"], r["heading_path"].split(" > ") if r["heading_path"] else []) for r in rows]
+    contexts = [fit_context(line, embedder.tokenizer, room) for line in lines]
+    assert room > 0 and all(contexts)
+    stored = np.array([r["vector"] for r in rows], dtype=np.float32)
+    expected = embedder.embed([embedding_input(c, r["text"]) for c, r in zip(contexts, rows, strict=True)])
+    assert np.allclose(stored, expected, atol=1e-4)
+    assert not np.allclose(stored, embedder.embed([r["text"] for r in rows]), atol=1e-2)
 
 
 def search_sources(settings: Settings, query: str, k: int = 3) -> list[str]:
@@ -94,11 +119,13 @@ def test_partition_indexes_searchably_and_reruns_change_nothing(
     assert first["raw_documents"]["documents"] == 8
     assert first["parsed_documents"]["rejected"] == 0
     assert (first["parsed_documents"]["parsed_now"], first["parsed_documents"]["parse_reused"]) == (8, 0)
+    assert first["document_chunks"]["documents_chunked_now"] == 8
     chunks = first["document_chunks"]["chunks"]
     assert first["chunk_embeddings"]["embedded"] == chunks and first["chunk_embeddings"]["reused"] == 0
     assert first["vector_index"]["upserted"] == chunks and first["vector_index"]["deleted"] == 0
 
     assert_dashboard_metadata(first, hyperion_env.chunk_max_tokens)
+    assert_vectors_embed_context_and_text(hyperion_env)
 
     entries = index_entries(hyperion_env)
     assert len(entries) == chunks
@@ -114,6 +141,7 @@ def test_partition_indexes_searchably_and_reruns_change_nothing(
     second = run_partition(hyperion_env, instance)
     # Nothing changed: nothing parsed, nothing embedded again.
     assert (second["parsed_documents"]["parsed_now"], second["parsed_documents"]["parse_reused"]) == (0, 8)
+    assert second["document_chunks"]["documents_chunked_now"] == 0
     assert second["chunk_embeddings"]["embedded"] == 0 and second["chunk_embeddings"]["reused"] == chunks
     assert second["vector_index"]["deleted"] == 0
     assert second["vector_index"]["upserted"] == 0 and second["vector_index"]["unchanged"] == chunks
@@ -144,6 +172,7 @@ def test_editing_a_document_replaces_exactly_its_entries(
     assert after_run["chunk_embeddings"]["embedded"] == len(new_ids)
     # Only the edited document is parsed again.
     assert (after_run["parsed_documents"]["parsed_now"], after_run["parsed_documents"]["parse_reused"]) == (1, 7)
+    assert after_run["document_chunks"]["documents_chunked_now"] == 1
     untouched_before = {i: v for i, v in before.items() if i not in old_ids}
     untouched_after = {i: v for i, v in after.items() if i not in new_ids}
     assert untouched_after == untouched_before

@@ -25,7 +25,7 @@ from hyperion_pipelines.checks.validation import SchemaReport, validate_frame
 from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.embedding.resources import SentenceTransformerResource
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
-from hyperion_pipelines.embedding.space import space_fingerprint
+from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
 from hyperion_pipelines.embedding.stage import embed_chunks
 from hyperion_pipelines.parsing.stage import parse_documents
 from hyperion_pipelines.sources.blob_store import BlobStore
@@ -58,7 +58,13 @@ def run_stages(uploads: Path, blobs: BlobStore, day_start: datetime) -> Frames:
     identity = embedder.identity
     raw = land_documents(UploadsFolder(uploads), blobs, day_start, day_start + timedelta(days=1), max_bytes=MAX_BYTES)
     parsed = parse_documents(raw, blobs, SPEC.parsing)
-    chunks = chunk_documents(parsed, embedder.tokenizer, SPEC.chunking, space_fingerprint(SPEC, identity))
+    chunks = chunk_documents(
+        parsed,
+        embedder.tokenizer,
+        SPEC.chunking,
+        space_fingerprint(SPEC, identity),
+        context_tokens=context_tokens(SPEC.chunking, identity),
+    )
     embeddings, _ = embed_chunks(chunks, embedder, lambda ids: {}, batch_size=SPEC.embed_batch_size)
     return Frames(raw, parsed, chunks, embeddings, identity.dimension, identity.normalized)
 

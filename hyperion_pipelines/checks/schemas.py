@@ -293,6 +293,7 @@ class DocumentChunks(pa.DataFrameModel):
     char_end: Series[int]
     token_count: Series[int] = pa.Field(ge=1)
     heading_path: Series[Any]
+    context: Series[Any]
     page: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
 
     class Config:
@@ -300,7 +301,15 @@ class DocumentChunks(pa.DataFrameModel):
         strict = False
 
     strings = _string_columns(
-        "chunk_id", "document_id", "source", "title", "document_sha256", "text", "text_sha256", "heading_path"
+        "chunk_id",
+        "document_id",
+        "source",
+        "title",
+        "document_sha256",
+        "text",
+        "text_sha256",
+        "heading_path",
+        "context",
     )
 
     @pa.check("text", name="is not blank")

@@ -18,6 +18,10 @@ from itertools import pairwise
 from hyperion_pipelines.chunking.tokenizer import TokenSpans
 from hyperion_pipelines.parsing.document import Heading
 
+#: Raised whenever a change here can cut the same text differently: cached chunk boundaries
+#: (``chunking.cache``) are kept per version.
+CHUNKER_VERSION = 1
+
 _SPLITTERS = (
     re.compile(r"\n[ \t]*\n\s*"),  # paragraphs
     re.compile(r"\n\s*"),  # lines

@@ -7,7 +7,9 @@ from collections import Counter
 
 import pandas as pd
 
-from hyperion_pipelines.chunking.chunker import chunk_text
+from hyperion_pipelines.chunking.cache import ChunkCache
+from hyperion_pipelines.chunking.chunker import Chunk, chunk_text
+from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
 from hyperion_pipelines.chunking.tokenizer import TokenSpans
 from hyperion_pipelines.ids import chunk_id, text_sha256
 from hyperion_pipelines.parsing.document import Heading
@@ -15,29 +17,47 @@ from hyperion_pipelines.spec import ChunkingSpec
 
 CHUNK_COLUMNS = [
     "chunk_id", "document_id", "source", "title", "document_sha256", "chunk_index", "text",
-    "text_sha256", "char_start", "char_end", "token_count", "heading_path", "page",
+    "text_sha256", "char_start", "char_end", "token_count", "heading_path", "context", "page",
 ]  # fmt: skip
 HEADING_SEPARATOR = " > "
 
 
-def chunk_documents(parsed: pd.DataFrame, tokenizer: TokenSpans, spec: ChunkingSpec, fingerprint: str) -> pd.DataFrame:
+def chunk_documents(
+    parsed: pd.DataFrame,
+    tokenizer: TokenSpans,
+    spec: ChunkingSpec,
+    fingerprint: str,
+    cache: ChunkCache | None = None,
+    *,
+    context_tokens: int,
+) -> pd.DataFrame:
+    """The chunks of every parsed document; a text chunked before under the same fingerprint
+    takes its boundaries from ``cache`` instead of being tokenised again.
+
+    ``context`` is the chunk's title and heading line, at most ``context_tokens`` tokens, which
+    the model embeds in front of its text (see ``chunking.context``); the chunk id covers both.
+    """
     rows = []
     for doc in parsed[parsed["status"] == "parsed"].itertuples(index=False):
         headings = [Heading(h["level"], h["text"], h["offset"]) for h in doc.headings]
         pages = list(doc.page_offsets)
         seen: Counter[str] = Counter()
-        for chunk in chunk_text(
-            doc.text, headings, tokenizer, max_tokens=spec.max_tokens, overlap_tokens=spec.overlap_tokens
-        ):
+        contexts: dict[tuple[str, ...], str] = {}  # one per section, not per chunk
+        for chunk in _chunks_of(doc.text, headings, tokenizer, spec, cache):
+            if chunk.heading_path not in contexts:
+                line = context_line(doc.title, chunk.heading_path)
+                contexts[chunk.heading_path] = fit_context(line, tokenizer, context_tokens)
+            context = contexts[chunk.heading_path]
             digest = text_sha256(chunk.text)
-            occurrence = seen[digest]
-            seen[digest] += 1
+            input_digest = text_sha256(embedding_input(context, chunk.text)) if context else digest
+            occurrence = seen[input_digest]
+            seen[input_digest] += 1
             rows.append(
                 {
                     "chunk_id": chunk_id(
                         fingerprint=fingerprint,
                         document_id=doc.document_id,
-                        chunk_text_sha256=digest,
+                        chunk_text_sha256=input_digest,
                         occurrence=occurrence,
                     ),
                     "document_id": doc.document_id,
@@ -51,6 +71,7 @@ def chunk_documents(parsed: pd.DataFrame, tokenizer: TokenSpans, spec: ChunkingS
                     "char_end": chunk.char_end,
                     "token_count": chunk.token_count,
                     "heading_path": HEADING_SEPARATOR.join(chunk.heading_path),
+                    "context": context,
                     "page": bisect_right(pages, chunk.char_start) if pages else None,
                 }  # fmt: skip
             )
@@ -59,3 +80,14 @@ def chunk_documents(parsed: pd.DataFrame, tokenizer: TokenSpans, spec: ChunkingS
         frame[column] = frame[column].astype("int64")
     frame["page"] = frame["page"].astype("Int64")
     return frame
+
+
+def _chunks_of(
+    text: str, headings: list[Heading], tokenizer: TokenSpans, spec: ChunkingSpec, cache: ChunkCache | None
+) -> list[Chunk]:
+    chunks = cache.get(text, headings) if cache is not None else None
+    if chunks is None:
+        chunks = chunk_text(text, headings, tokenizer, max_tokens=spec.max_tokens, overlap_tokens=spec.overlap_tokens)
+        if cache is not None:
+            cache.put(text, headings, chunks)
+    return chunks

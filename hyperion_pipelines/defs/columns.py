@@ -34,7 +34,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "quarantined_at": "When the document was first quarantined.",
     },
     "document_chunks": {
-        "chunk_id": "Deterministic id: document id, chunk text and embedding-space fingerprint.",
+        "chunk_id": "Deterministic id: document id, embedded text (context and chunk) and embedding-space fingerprint.",
         "document_sha256": "SHA-256 of the document the chunk was cut from.",
         "chunk_index": "Position of the chunk in its document.",
         "text": "Chunk text.",
@@ -42,10 +42,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "char_end": "Offset just past the chunk's last character.",
         "token_count": "Tokens of the embedding model's tokenizer.",
         "heading_path": "Headings above the chunk, outermost first.",
+        "context": "Title and heading line embedded in front of the chunk text (not stored in the index).",
         "page": "Page the chunk starts on (paged formats).",
     },
     "chunk_embeddings": {
-        "vector": "Embedding of the chunk text.",
+        "vector": "Embedding of the chunk's context line and text.",
         "reused": "Vector read back from the collection instead of being computed again.",
     },
 }
@@ -78,7 +79,7 @@ LINEAGE: dict[str, dict[str, list[tuple[str, str]]]] = {
         "uploaded_at": [("raw_documents", "uploaded_at")],
     },
     "document_chunks": {
-        "chunk_id": [("parsed_documents", "document_id"), ("parsed_documents", "text")],
+        "chunk_id": [("parsed_documents", "document_id"), ("parsed_documents", "text"), ("parsed_documents", "title")],
         "document_id": [("parsed_documents", "document_id")],
         "source": [("parsed_documents", "source")],
         "title": [("parsed_documents", "title")],
@@ -90,11 +91,12 @@ LINEAGE: dict[str, dict[str, list[tuple[str, str]]]] = {
         "char_end": [("parsed_documents", "text")],
         "token_count": [("parsed_documents", "text")],
         "heading_path": [("parsed_documents", "headings")],
+        "context": [("parsed_documents", "title"), ("parsed_documents", "headings")],
         "page": [("parsed_documents", "page_offsets")],
     },
     "chunk_embeddings": {
         "chunk_id": [("document_chunks", "chunk_id")],
-        "vector": [("document_chunks", "text")],
+        "vector": [("document_chunks", "text"), ("document_chunks", "context")],
         "reused": [("document_chunks", "chunk_id")],
     },
 }

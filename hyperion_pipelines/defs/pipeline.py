@@ -72,12 +72,12 @@ from hyperion_pipelines.defs.metadata import (
 )
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.embedding.resources import EmbedderResource
-from hyperion_pipelines.embedding.space import check_chunk_size, space_fingerprint
+from hyperion_pipelines.embedding.space import check_chunk_size, context_tokens, space_fingerprint
 from hyperion_pipelines.embedding.stage import embed_chunks
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
-from hyperion_pipelines.parsing.stage import parse_documents
+from hyperion_pipelines.parsing.stage import any_to_parse, parse_documents
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
 from hyperion_pipelines.sources.base import document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
@@ -251,7 +251,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         ),
         kinds={"python", "pandas"},
         ins={"raw_documents": upstream("raw_documents")},
-        required_resource_keys={keys.blob_store},
+        required_resource_keys={keys.blob_store, keys.embedder},
         check_specs=[
             _schema_spec(
                 prefix, "parsed_documents", partitions, "ParsedDocuments", "status, reason codes, text and offsets"
@@ -262,6 +262,10 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def parsed_documents(context: AssetExecutionContext, raw_documents: pd.DataFrame):
         started = time.perf_counter()
         cache = blob_resource(context).parse_cache(spec.parsing)
+        if any_to_parse(raw_documents, cache):
+            # New text ahead, so chunks to embed: the model loads while this step parses (the
+            # in-process executor hands later steps the same embedder).
+            embedder_of(context).get().preload()
         with step_limit(context) as checkpoint:
             frame = parse_documents(raw_documents, blobs_of(context), spec.parsing, cache, checkpoint)
         check = schema_check_result(validate_frame(frame, parsed_documents_schema(), "document_id"), "ParsedDocuments")
@@ -333,12 +337,13 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         tags=tags("document_chunks"),
         description=(
             "Token-aware chunks of each parsed document, measured with the embedding model's "
-            "tokenizer, cut at heading, paragraph, sentence or word boundaries. Chunk ids are "
-            "deterministic: document id, chunk content and embedding-space fingerprint."
+            "tokenizer, cut at heading, paragraph, sentence or word boundaries, each with the title "
+            "and heading line the model embeds in front of it. Chunk ids are deterministic: "
+            "document id, embedded content and embedding-space fingerprint."
         ),
         kinds={"python", "pandas"},
         ins={"parsed_documents": upstream("parsed_documents")},
-        required_resource_keys={keys.embedder},
+        required_resource_keys={keys.embedder, keys.blob_store},
         retry_policy=REMOTE_RETRY,  # a remote embedder is asked for its dimension here
         check_specs=[
             _schema_spec(prefix, "document_chunks", partitions, "DocumentChunks", "ids, offsets, hashes, token bounds")
@@ -350,11 +355,17 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         embedder = embedder_of(context).get()
         check_chunk_size(spec, embedder.identity)
         if (~parsed_documents["reused"] & (parsed_documents["status"] == "parsed")).any():
-            # New text means new chunks to embed: the model loads while this step chunks (with
-            # the in-process executor the next step gets the same embedder).
-            embedder.preload()
+            embedder.preload()  # as in parsed_documents, for a run that starts at this step
         fingerprint = space_fingerprint(spec, embedder.identity)
-        frame = chunk_documents(parsed_documents, embedder.tokenizer, spec.chunking, fingerprint)
+        cache = blob_resource(context).chunk_cache(fingerprint)
+        frame = chunk_documents(
+            parsed_documents,
+            embedder.tokenizer,
+            spec.chunking,
+            fingerprint,
+            cache,
+            context_tokens=context_tokens(spec.chunking, embedder.identity),
+        )
         check = schema_check_result(
             validate_frame(frame, document_chunks_schema(spec.chunking.max_tokens), "chunk_id"), "DocumentChunks"
         )
@@ -370,6 +381,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                     "document_chunks", frame, ["source", "chunk_index", "heading_path", "token_count", "text"]
                 ),
                 "chunks": len(frame),
+                "documents_chunked_now": int((parsed_documents["status"] == "parsed").sum()) - cache.hits,
                 "tokens": int(tokens.sum()),
                 "tokens_mean": float(round(tokens.mean(), 1)) if len(frame) else 0.0,
                 "tokens_max": int(tokens.max()) if len(frame) else 0,

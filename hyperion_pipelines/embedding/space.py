@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hyperion_pipelines.embedding.base import EmbedderIdentity
 from hyperion_pipelines.ids import embedding_fingerprint
-from hyperion_pipelines.spec import PipelineSpec
+from hyperion_pipelines.spec import ChunkingSpec, PipelineSpec
 
 
 def space_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity) -> str:
@@ -15,6 +15,11 @@ def space_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity) -> str:
         parsing=spec.parsing.fingerprint_fields(),
         chunking=spec.chunking.model_dump(mode="json"),
     )
+
+
+def context_tokens(chunking: ChunkingSpec, identity: EmbedderIdentity) -> int:
+    """Room for a chunk's context line: what the model embeds whole beyond ``max_tokens``."""
+    return max(0, identity.max_tokens - chunking.max_tokens) if chunking.embed_context else 0
 
 
 def check_chunk_size(spec: PipelineSpec, identity: EmbedderIdentity) -> None:

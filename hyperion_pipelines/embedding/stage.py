@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hyperion_pipelines.chunking.context import embedding_input
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.embedding.base import Embedder
 
@@ -37,7 +38,10 @@ def embed_chunks(
     exactly the vector the model would produce again: reuse it instead of re-embedding."""
     ids = chunks["chunk_id"].tolist()
     known = lookup(ids)
-    texts = chunks["text"].tolist()
+    # The model's input is the chunk's context line and text; a frame from before context lines
+    # has none, and its chunk ids were derived from the text alone.
+    contexts = chunks["context"].tolist() if "context" in chunks else [""] * len(chunks)
+    texts = [embedding_input(context, text) for context, text in zip(contexts, chunks["text"], strict=True)]
     # Batches of similar length: a batch is padded to its longest text, so mixing a 10-token
     # heading with a 200-token paragraph pays for 200 tokens twice. Vectors go back by chunk id.
     missing = sorted((i for i, chunk in enumerate(ids) if chunk not in known), key=lambda i: len(texts[i]))

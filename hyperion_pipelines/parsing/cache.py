@@ -8,11 +8,9 @@ a quarantined document is always tried again (a raised limit re-drives it).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 
+from hyperion_pipelines.content_cache import JsonEntries
 from hyperion_pipelines.parsing.document import Heading, ParsedDocument
 from hyperion_pipelines.spec import ParsingSpec
 
@@ -24,14 +22,20 @@ def spec_digest(spec: ParsingSpec) -> str:
 class ParseCache:
     def __init__(self, root: Path, spec: ParsingSpec):
         self.root = Path(root) / spec_digest(spec)
+        self._entries = JsonEntries(self.root)
 
-    def _path(self, sha256: str, media_type: str) -> Path:
-        key = hashlib.sha256(f"{sha256}\x1f{media_type}".encode()).hexdigest()
-        return self.root / key[:2] / f"{key}.json"
+    @staticmethod
+    def _key(sha256: str, media_type: str) -> str:
+        return hashlib.sha256(f"{sha256}\x1f{media_type}".encode()).hexdigest()
+
+    def has(self, sha256: str, media_type: str) -> bool:
+        return self._entries.has(self._key(sha256, media_type))
 
     def get(self, sha256: str, media_type: str) -> ParsedDocument | None:
+        data = self._entries.get(self._key(sha256, media_type))
+        if data is None:
+            return None
         try:
-            data = json.loads(self._path(sha256, media_type).read_text(encoding="utf-8"))
             return ParsedDocument(
                 text=data["text"],
                 title=data["title"],
@@ -39,14 +43,10 @@ class ParseCache:
                 headings=[Heading(h["level"], h["text"], h["offset"]) for h in data["headings"]],
                 page_offsets=list(data["page_offsets"]),
             )
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             return None  # a damaged entry is a miss: the document is parsed again and the entry rewritten
 
     def put(self, sha256: str, media_type: str, parsed: ParsedDocument) -> None:
-        path = self._path(sha256, media_type)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "text": parsed.text,
             "title": parsed.title,
@@ -54,8 +54,4 @@ class ParseCache:
             "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
             "page_offsets": list(parsed.page_offsets),
         }
-        # Write then rename: a crash never leaves a half-written entry under a valid name.
-        fd, tmp = tempfile.mkstemp(dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False)
-        os.replace(tmp, path)
+        self._entries.put(self._key(sha256, media_type), data)

@@ -50,6 +50,12 @@ def parse_documents(
     return frame
 
 
+def any_to_parse(raw: pd.DataFrame, cache: ParseCache) -> bool:
+    """Whether a landed document has no parse in ``cache``, so that its text is new to the run."""
+    landed = raw[raw["landing_error"].isna() | (raw["landing_error"] == "")]
+    return any(not cache.has(row.sha256, row.media_type) for row in landed.itertuples(index=False))
+
+
 def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSandbox, cache: ParseCache | None) -> dict:
     if isinstance(row.landing_error, str) and row.landing_error:  # a missing value reads as NaN, which is truthy
         reason, _, message = row.landing_error.partition(": ")

@@ -10,6 +10,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from hyperion_pipelines.chunking.cache import ChunkCache
 from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.sources.backend_api import BackendDocumentApi
 from hyperion_pipelines.sources.base import DocumentSource
@@ -77,3 +78,7 @@ class BlobStoreResource(ConfigurableResource):
         """Successful parses beside the blobs they came from (``_parsed`` never clashes with the
         two-hex-digit blob folders)."""
         return ParseCache(Path(self.path) / "_parsed", spec)
+
+    def chunk_cache(self, fingerprint: str) -> ChunkCache:
+        """Chunk boundaries of texts chunked before, per embedding-space fingerprint."""
+        return ChunkCache(Path(self.path) / "_chunks", fingerprint)
