@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, materialize
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, materialize
 
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.definitions import build_definitions, default_spec
@@ -196,29 +196,34 @@ def test_milvus_unreachable_when_the_run_starts_is_retried_inside_the_step(
     assert set(step_events(result, "STEP_SUCCESS")) >= {"raw_documents", "parsed_documents", "document_chunks"}
 
 
+def daemon_run_embedding(settings: Settings, start_daemon: Callable[[], None], uploads: int = 60) -> DagsterRun:
+    """The upload sensor's run, launched by the daemon under fast run monitoring, once its
+    worker has started ``chunk_embeddings``."""
+    config = yaml.safe_load(EMBEDDED_INSTANCE_YAML)
+    config["run_monitoring"].update(poll_interval_seconds=2, free_slots_after_run_end_seconds=1)
+    (settings.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    write_generated_uploads(settings.uploads_dir, uploads)
+    start_daemon()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        with DagsterInstance.get() as instance:
+            for run in instance.get_runs():
+                starts = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
+                if any(event.step_key == "chunk_embeddings" for event in starts):
+                    return run
+        time.sleep(0.2)
+    raise AssertionError("the sensor's run never reached chunk_embeddings")
+
+
 def test_a_run_worker_killed_with_sigkill_is_marked_failed_and_re_executed_from_failure(
     hyperion_env: Settings, start_daemon: Callable[[], None]
 ) -> None:
     """The daemon launches the upload sensor's run; the run worker is killed in the middle of
     embedding. Run monitoring marks the run failed, run retries re-execute it from the failed
     step, and the index ends exactly right."""
-    config = yaml.safe_load(EMBEDDED_INSTANCE_YAML)
-    config["run_monitoring"].update(poll_interval_seconds=2, free_slots_after_run_end_seconds=1)
-    (hyperion_env.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    write_generated_uploads(hyperion_env.uploads_dir, 60)
-    start_daemon()
-
-    killed: dict[str, str] = {}
-    deadline = time.monotonic() + 240
-    while not killed and time.monotonic() < deadline:
-        with DagsterInstance.get() as instance:
-            for run in instance.get_runs():
-                starts = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
-                if any(event.step_key == "chunk_embeddings" for event in starts):
-                    os.kill(int(run.tags[PID_TAG]), signal.SIGKILL)
-                    killed = {"run_id": run.run_id, "pid": run.tags[PID_TAG]}
-        time.sleep(0.2)
-    assert killed, "the sensor's run never reached chunk_embeddings"
+    run = daemon_run_embedding(hyperion_env, start_daemon)
+    os.kill(int(run.tags[PID_TAG]), signal.SIGKILL)
+    killed = {"run_id": run.run_id, "pid": run.tags[PID_TAG]}
 
     runs = wait_for_runs(2, timeout_s=300)
     first, retry = runs
@@ -237,6 +242,37 @@ def test_a_run_worker_killed_with_sigkill_is_marked_failed_and_re_executed_from_
     # From failure: the steps the killed run finished are not run again.
     assert {"raw_documents", "parsed_documents", "document_chunks"} <= killed_steps
     assert not killed_steps & retried_steps and {"chunk_embeddings", "vector_index"} <= retried_steps
+    assert assert_index_matches_uploads(hyperion_env) > 150
+    assert len(indexed_documents(hyperion_env)) == 60
+
+
+def test_a_terminated_run_stops_its_worker_and_an_ingest_beside_the_daemon_is_not_taken_for_dead(
+    hyperion_env: Settings, start_daemon: Callable[[], None]
+) -> None:
+    """Terminate (the UI's button calls the run launcher) stops the run's worker in the middle of
+    embedding: the run is canceled, not retried, and nothing is counted indexed. `hyperion
+    ingest` then runs the day in its own process while the daemon's run monitoring polls every
+    2 s; a run with no launcher-recorded worker is not failed as a dead one, and the index ends
+    exact."""
+    run = daemon_run_embedding(hyperion_env, start_daemon)
+    with DagsterInstance.get() as instance:
+        assert instance.run_launcher.terminate(run.run_id)
+    (canceled,) = wait_for_runs(1, timeout_s=120)
+    assert canceled.run_id == run.run_id and canceled.status == DagsterRunStatus.CANCELED
+    with DagsterInstance.get() as instance:
+        assert not instance.run_launcher.terminate(run.run_id)  # finished: nothing to stop
+    assert indexed_documents(hyperion_env) == {}
+
+    ingest = subprocess.run(
+        [sys.executable, "-m", "hyperion_pipelines.cli", "ingest", "--date", UPLOAD_DAY, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ingest.returncode == 0, ingest.stderr[-2000:]
+    runs = wait_for_runs(2, timeout_s=60)
+    assert [r.status for r in runs] == [DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS]
+    assert PID_TAG not in runs[1].tags  # in-process: monitored all along, never failed
     assert assert_index_matches_uploads(hyperion_env) > 150
     assert len(indexed_documents(hyperion_env)) == 60
 

@@ -25,7 +25,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from hyperion_pipelines.defs.checks import check_spec
-from hyperion_pipelines.defs.execution import REMOTE_RETRY, RUN_EXECUTOR
+from hyperion_pipelines.defs.execution import REMOTE_RETRY, RUN_EXECUTOR, stop_if_terminated
 from hyperion_pipelines.defs.metadata import markdown_preview
 from hyperion_pipelines.embedding.resources import EmbedderResource
 from hyperion_pipelines.embedding.space import space_fingerprint
@@ -92,6 +92,7 @@ def build_evaluation(
         ],
     )
     def retrieval_evaluation(context: AssetExecutionContext) -> MaterializeResult:
+        stop_if_terminated(context)
         queries = load_golden_queries(golden)
         embedder: EmbedderResource = getattr(context.resources, keys.embedder)
         milvus: MilvusResource = getattr(context.resources, keys.milvus)

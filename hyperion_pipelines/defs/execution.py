@@ -2,7 +2,17 @@
 
 import warnings
 
-from dagster import BackfillPolicy, Backoff, BetaWarning, Jitter, RetryPolicy, in_process_executor
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Backoff,
+    BetaWarning,
+    DagsterRunStatus,
+    Failure,
+    Jitter,
+    RetryPolicy,
+    in_process_executor,
+)
 
 # Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
 # faults; the jitter spreads retries of many partitions so they do not hit the service together.
@@ -26,3 +36,14 @@ MILVUS_WRITE_POOL = "hyperion_milvus_writes"
 # PyTorch and the model again: measured with the daemon, that was most of an upload's wait to
 # become searchable (benchmarks/time_to_searchable.py).
 RUN_EXECUTOR = in_process_executor
+
+
+def stop_if_terminated(context: AssetExecutionContext) -> None:
+    """Called first by every step with a retry policy. Terminating a run interrupts its running
+    step, and the in-process executor treats that interrupt as a failure its retry policy
+    retries (dagster-io/dagster#15026), so the canceled run would carry on to the end. A step
+    attempt that starts in a canceling run fails without retries instead, and the run ends
+    CANCELED."""
+    run = context.instance.get_run_by_id(context.run.run_id)
+    if run is not None and run.status in (DagsterRunStatus.CANCELING, DagsterRunStatus.CANCELED):
+        raise Failure(description="the run was terminated", allow_retries=False)

@@ -60,6 +60,7 @@ from hyperion_pipelines.defs.execution import (
     ONE_DAY_PER_RUN,
     REMOTE_RETRY,
     RUN_EXECUTOR,
+    stop_if_terminated,
 )
 from hyperion_pipelines.defs.metadata import (
     bucket_edges,
@@ -220,6 +221,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         **common,
     )
     def raw_documents(context: AssetExecutionContext):
+        stop_if_terminated(context)
         started = time.perf_counter()
         start, end = _window(context)
         with source_of(context).open() as source:
@@ -312,6 +314,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def quarantined_documents(
         context: AssetExecutionContext, raw_documents: pd.DataFrame, parsed_documents: pd.DataFrame
     ):
+        stop_if_terminated(context)
         started = time.perf_counter()
         ledger = ledger_of(context)
         parsed_ids = parsed_documents.loc[parsed_documents["status"] == "parsed", "document_id"].tolist()
@@ -351,6 +354,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         **common,
     )
     def document_chunks(context: AssetExecutionContext, parsed_documents: pd.DataFrame):
+        stop_if_terminated(context)
         started = time.perf_counter()
         embedder = embedder_of(context).get()
         check_chunk_size(spec, embedder.identity)
@@ -421,6 +425,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         **common,
     )
     def chunk_embeddings(context: AssetExecutionContext, document_chunks: pd.DataFrame):
+        stop_if_terminated(context)
         started = time.perf_counter()
         embedder = embedder_of(context).get()
         identity = embedder.identity
@@ -499,6 +504,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         document_chunks: pd.DataFrame,
         chunk_embeddings: pd.DataFrame,
     ) -> MaterializeResult:
+        stop_if_terminated(context)
         started = time.perf_counter()
         identity = embedder_of(context).get().identity
         # The upstream checks block this asset in a run that includes them; this guard also
