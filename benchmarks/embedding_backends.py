@@ -2,13 +2,14 @@
 
     .venv/bin/python benchmarks/embedding_backends.py [--corpus DIR]... [--queries FILE]... [--json PATH]
 
-Texts: the chunks of the bundled sample corpus (parsed and chunked as the pipeline does, 200/32
-tokens) plus those of every ``--corpus`` folder. Throughput: ``embed`` of those texts (repeated
-up to ``--min-texts``, so that batches are full), batch size 64, after one untimed warm-up pass;
-the backends take turns within each of the 3 rounds (so load from other processes hits all of
-them alike) and the median round counts. Quality: document-level nDCG@10 (plus recall and MRR)
-of brute-force cosine search over each backend's own chunk vectors, on the golden queries
-(default: the sample corpus' set), a document ranked by its best chunk.
+Texts: the model inputs (context line and chunk text) of the bundled sample corpus (parsed and
+chunked as the pipeline does, 200/32 tokens) plus those of every ``--corpus`` folder.
+Throughput: ``embed`` of those texts (repeated up to ``--min-texts``, so that batches are full),
+batch size 64, after one untimed warm-up pass; the backends take turns within each of the 3
+rounds (so load from other processes hits all of them alike) and the median round counts.
+Quality: document-level nDCG@10 (plus recall and MRR) of brute-force cosine search over each
+backend's own chunk vectors, on the golden queries (default: the sample corpus' set), a document
+ranked by its best chunk.
 
 A backend is worth recommending when it is at least 1.5x as fast as torch and loses at most 2 %
 of torch's nDCG@10 (relative). The ONNX files are exported offline into a scratch folder first
@@ -313,22 +314,11 @@ def measure_from_index(workspace: Any, queries: Path, **options: Any) -> dict[st
 
 
 def indexed_chunks(home: str) -> dict[str, list[str]]:
-    """Texts and sources of the live collection under ``home``'s milvus-lite file, in id order."""
-    from hyperion_pipelines.index.milvus_index import MilvusIndex
-    from hyperion_pipelines.index.resources import connect
-    from hyperion_pipelines.spec import IndexSpec
+    """The model inputs (context line and text, as the pipeline embedded them) and sources of the
+    live collection under ``home``'s milvus-lite file, in id order."""
+    from pipeline_bench import read_model_inputs
 
-    client = connect(str(Path(home) / "milvus.db"))
-    try:
-        index = MilvusIndex(client, IndexSpec(alias="hyperion_documents"))
-        collection = index.live_collection()
-        if collection is None:
-            raise RuntimeError(f"nothing is indexed under {home}")
-        index.ensure_loaded(collection)
-        rows = sorted(index._iterate(collection, 'id != ""', ["id", "text", "source"]), key=lambda r: r["id"])  # noqa: SLF001
-    finally:
-        client.close()
-    return {"texts": [row["text"] for row in rows], "sources": [row["source"] for row in rows]}
+    return read_model_inputs(Path(home))
 
 
 # --- command line --------------------------------------------------------------------------------

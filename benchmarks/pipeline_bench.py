@@ -91,8 +91,14 @@ def indexed_texts(workspace: Workspace) -> list[str]:
 
 
 def read_texts(workspace: Workspace) -> list[str]:
-    """What the model embedded for each chunk in the live collection (context line and text,
-    the context rebuilt from the stored title and heading path), in id order."""
+    """What the model embedded for each chunk in the live collection, in id order."""
+    return read_model_inputs(workspace.home)["texts"]
+
+
+def read_model_inputs(home: Path) -> dict[str, list[str]]:
+    """The model's input for each chunk in the live collection under ``home`` (context line and
+    text, the context rebuilt from the stored title and heading path) and the chunk's source, in
+    id order."""
     from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
     from hyperion_pipelines.chunking.stage import HEADING_SEPARATOR
     from hyperion_pipelines.definitions import default_spec
@@ -103,14 +109,14 @@ def read_texts(workspace: Workspace) -> list[str]:
     from hyperion_pipelines.settings import Settings
     from hyperion_pipelines.spec import IndexSpec
 
-    client = connect(str(workspace.home / "milvus.db"))
+    client = connect(str(Path(home) / "milvus.db"))
     try:
         index = MilvusIndex(client, IndexSpec(alias="hyperion_documents"))
         collection = index.live_collection()
-        assert collection is not None, "nothing was indexed"
+        assert collection is not None, f"nothing is indexed under {home}"
         index.ensure_loaded(collection)
-        fields = ["id", "text", "title", "heading_path"]
-        rows = list(index._iterate(collection, 'id != ""', fields))  # noqa: SLF001 - read-only scan
+        fields = ["id", "text", "title", "heading_path", "source"]
+        rows = sorted(index._iterate(collection, 'id != ""', fields), key=lambda row: row["id"])  # noqa: SLF001
     finally:
         client.close()
     embedder = SentenceTransformerResource().get()
@@ -120,7 +126,7 @@ def read_texts(workspace: Workspace) -> list[str]:
         path = row["heading_path"].split(HEADING_SEPARATOR) if row["heading_path"] else []
         return embedding_input(fit_context(context_line(row["title"], path), embedder.tokenizer, room), row["text"])
 
-    return [model_input(row) for row in sorted(rows, key=lambda row: row["id"])]
+    return {"texts": [model_input(row) for row in rows], "sources": [row["source"] for row in rows]}
 
 
 def raw_encode_seconds(texts: list[str], batch_size: int = 64) -> float:
