@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import yaml
@@ -20,6 +21,7 @@ from hyperion_pipelines.instance.run_launcher import (
     PID_TAG,
     STARTED_TAG,
     LocalRunLauncher,
+    _kill_if_lingering,
     process_start_ticks,
     worker_status,
 )
@@ -81,3 +83,21 @@ def test_the_embedded_instance_uses_it_with_run_monitoring_on(hyperion_env: Sett
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
     config = yaml.safe_load(EMBEDDED_INSTANCE_YAML)
     assert config["run_monitoring"]["max_resume_run_attempts"] == 0  # retried as a new run, from failure
+
+
+def test_a_terminated_worker_that_does_not_stop_is_killed_after_the_grace_period() -> None:
+    ignores_sigterm = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", ignores_sigterm], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        started = process_start_ticks(process.pid)
+        os.kill(process.pid, signal.SIGTERM)  # ignored
+        time.sleep(0.5)
+        assert process.poll() is None
+        _kill_if_lingering(process.pid, started, grace_s=1.0)
+        assert process.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        process.kill()
+        process.wait()

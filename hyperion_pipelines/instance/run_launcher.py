@@ -20,6 +20,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +99,20 @@ def local_worker_state(tags: Mapping[str, str], this_host: str) -> ProcessState 
     return process_state(int(tags[PID_TAG]), int(started) if started else None)
 
 
+#: Seconds a terminated run worker has to stop by itself before it is sent SIGKILL.
+TERMINATE_GRACE_S = 30.0
+
+
+def _kill_if_lingering(pid: int, started: int | None, grace_s: float) -> None:
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not process_state(pid, started).alive:
+            return
+        time.sleep(0.5)
+    if process_state(pid, started).alive:
+        os.kill(pid, signal.SIGKILL)
+
+
 class LocalRunLauncher(RunLauncher, ConfigurableClass):
     """Each run in its own ``dagster api execute_run`` process on this machine, watched by run
     monitoring (``run_monitoring: enabled: true`` in ``dagster.yaml``)."""
@@ -169,7 +185,17 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
             )
             return False
         # The run worker turns SIGTERM into an interrupt: its steps stop and it marks the run canceled.
-        os.kill(int(run.tags[PID_TAG]), signal.SIGTERM)
+        pid, started = int(run.tags[PID_TAG]), run.tags.get(STARTED_TAG)
+        os.kill(pid, signal.SIGTERM)
+        # A worker interrupted in the middle of starting milvus-lite's embedded server was seen
+        # to mark its run canceled and then never exit, keeping the database file locked; one
+        # still there after the grace period is killed, as a container runtime's stop does.
+        threading.Thread(
+            target=_kill_if_lingering,
+            args=(pid, int(started) if started else None, TERMINATE_GRACE_S),
+            name=f"hyperion-terminate-{pid}",
+            daemon=True,
+        ).start()
         return True
 
     def dispose(self) -> None:
