@@ -187,9 +187,9 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         # The run worker turns SIGTERM into an interrupt: its steps stop and it marks the run canceled.
         pid, started = int(run.tags[PID_TAG]), run.tags.get(STARTED_TAG)
         os.kill(pid, signal.SIGTERM)
-        # A worker interrupted in the middle of starting milvus-lite's embedded server was seen
-        # to mark its run canceled and then never exit, keeping the database file locked; one
-        # still there after the grace period is killed, as a container runtime's stop does.
+        # A terminated worker was once seen to mark its run canceled and not exit for minutes,
+        # keeping milvus-lite's database file locked (cause not found); one still there after
+        # the grace period is killed, as a container runtime's stop does.
         threading.Thread(
             target=_kill_if_lingering,
             args=(pid, int(started) if started else None, TERMINATE_GRACE_S),
