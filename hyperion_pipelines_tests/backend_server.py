@@ -46,6 +46,10 @@ class FakeBackend:
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, auth header)
     page_size_cap: int = 2  # small pages, so pagination is always exercised
+    # Served as they are, after the documents of a listing's first page: entries that break the
+    # contract (a size that is no number, no upload time, ...) beside good ones.
+    raw_entries: list[Any] = field(default_factory=list)
+    raw_deletions: list[Any] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, doc: StoredDocument) -> None:
@@ -69,19 +73,19 @@ class FakeBackend:
         )
         page = matching[offset : offset + limit]
         more = offset + limit < len(matching)
-        return {
-            "documents": [
-                {
-                    "id": d.id,
-                    "name": d.name,
-                    "size": len(d.content),
-                    "uploaded_at": d.uploaded_at.isoformat(),
-                    **({"path": d.path} if d.path else {}),
-                }
-                for d in page
-            ],  # fmt: skip
-            "next_page_token": str(offset + limit) if more else None,
-        }
+        documents: list[Any] = [
+            {
+                "id": d.id,
+                "name": d.name,
+                "size": len(d.content),
+                "uploaded_at": d.uploaded_at.isoformat(),
+                **({"path": d.path} if d.path else {}),
+            }
+            for d in page
+        ]
+        if offset == 0:
+            documents.extend(self.raw_entries)
+        return {"documents": documents, "next_page_token": str(offset + limit) if more else None}
 
     def deleted(self, query: dict[str, list[str]]) -> dict[str, Any]:
         after = datetime.fromisoformat(query["deleted_after"][0].replace("Z", "+00:00"))
@@ -91,7 +95,10 @@ class FakeBackend:
         matching = sorted((when, i) for i, when in self.deletions if after <= when < before)
         page = matching[offset : offset + limit]
         return {
-            "deletions": [{"id": i, "deleted_at": when.isoformat()} for when, i in page],
+            "deletions": [
+                *({"id": i, "deleted_at": when.isoformat()} for when, i in page),
+                *(self.raw_deletions if offset == 0 else []),
+            ],
             "next_page_token": str(offset + limit) if offset + limit < len(matching) else None,
         }
 

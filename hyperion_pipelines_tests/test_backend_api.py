@@ -172,3 +172,42 @@ def test_a_document_listed_twice_lands_once(tmp_path) -> None:
 
     frame = land_documents(Twice(), BlobStore(tmp_path), DAY_START, DAY_END, max_bytes=100)
     assert len(frame) == 1 and frame["uploaded_at"][0] == UPLOAD_TIME + timedelta(minutes=2)
+
+
+def test_entries_that_break_the_contract_are_flagged_or_skipped_and_the_rest_listed(backend: FakeBackend) -> None:
+    when = UPLOAD_TIME.isoformat()
+    backend.raw_entries = [
+        {"id": "bad-size", "name": "s.txt", "size": "many", "uploaded_at": when},
+        {"id": "x" * 600, "name": "long.txt", "size": 5, "uploaded_at": when},
+        {"id": "\ud800", "name": "surrogate.txt", "size": 5, "uploaded_at": when},
+        {"id": "no-time", "name": "t.txt", "size": 5},
+        {"id": "bad-time", "name": "t.txt", "size": 5, "uploaded_at": "yesterday"},
+        7,
+    ]
+    backend.raw_deletions = [{"id": "", "deleted_at": when}, {"id": "doc-0"}, ["doc-1"]]
+    backend.delete("doc-2", UPLOAD_TIME + timedelta(hours=1))
+    with BackendServer(backend) as url, client(url) as api:
+        refs = list(api.list_documents(DAY_START, DAY_END))
+        again = list(api.list_documents(DAY_START, DAY_END))
+        deleted, _ = api.deleted_page(DAY_START, DAY_END)
+        skipped = api.skipped_entries
+    good = [r for r in refs if r.defect is None]
+    assert [r.key for r in good] == ["doc-0", "doc-1"]
+    flagged = {r.name: r for r in refs if r.defect}
+    assert set(flagged) == {"s.txt", "long.txt", "surrogate.txt"}
+    assert flagged["s.txt"].key == "bad-size" and flagged["s.txt"].defect == "size is not a number: 'many'"
+    assert flagged["long.txt"].defect == "id is empty or over 512 characters (600)"
+    assert "surrogates not allowed" in flagged["surrogate.txt"].defect
+    # An unusable id gets a key hashed from the entry: the same entry is the same document each time.
+    for name in ("long.txt", "surrogate.txt"):
+        assert flagged[name].key.startswith("invalid-entry-")
+    assert [r.key for r in refs] == [r.key for r in again]
+    assert [d.key for d in deleted] == ["doc-2"]
+    assert len(skipped) == 2 * 3 + 3  # each listing skipped its 3 entries without a time, the feed 3
+    assert skipped[0] == "listing entry skipped, no upload day can be given to it: uploaded_at is missing"
+    assert any("entry is not an object: 7" in line for line in skipped)
+    assert [line for line in skipped if line.startswith("deletion")] == [
+        "deletion entry skipped: id is empty or over 512 characters (0)",
+        "deletion entry skipped: deleted_at is missing",
+        "deletion entry skipped: id is missing",
+    ]

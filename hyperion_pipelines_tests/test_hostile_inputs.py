@@ -152,3 +152,45 @@ def test_hostile_backend_ids_stay_inside_the_api_and_hyperion_home(
     # (beside them, the parse and chunk caches' entries, under their own folders)
     caches = ("_parsed", "_chunks")
     assert all(len(p.name) == 64 or p.relative_to(blobs).parts[0] in caches for p in files_under(blobs))
+
+
+def test_listing_entries_that_break_the_contract_are_quarantined_and_the_rest_indexed_exactly(
+    hyperion_env: Settings, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = FakeBackend(token=TOKEN)
+    for i in range(3):
+        text = f"Document {i}: razor clams dig down through wet sand faster than most people can dig after them.\n"
+        backend.add(StoredDocument(f"doc-{i}", f"doc-{i}.txt", text.encode() * 3, UPLOAD_TIME))
+    when = UPLOAD_TIME.isoformat()
+    backend.raw_entries = [
+        {"id": "doc-size", "name": "size.txt", "size": -3, "uploaded_at": when},
+        {"id": "y" * 513, "name": "long-id.txt", "size": 10, "uploaded_at": when},
+        {"id": "doc-untimed", "name": "untimed.txt", "size": 10, "uploaded_at": "1st of never"},
+    ]
+    with BackendServer(backend) as url:
+        monkeypatch.setenv("HYPERION_BACKEND_URL", url)
+        monkeypatch.setenv("HYPERION_BACKEND_TOKEN", TOKEN)
+        settings = Settings.from_env()
+        spec = default_spec(settings).model_copy(update={"source": BackendApiSource(kind="backend_api")})
+        result = materialize_partition(settings, spec, instance)
+        again = materialize_partition(settings, spec, instance)
+
+    # The two entries that name a document are quarantined unread, with what was wrong; the one
+    # that cannot be placed in a day is skipped and counted; nothing of them was downloaded.
+    quarantined = result.output_for_node("quarantined_documents")
+    assert dict(zip(quarantined["source"], quarantined["reason"], strict=True)) == {
+        "size.txt": "invalid_listing", "long-id.txt": "invalid_listing",
+    }  # fmt: skip
+    messages = dict(zip(quarantined["source"], quarantined["message"], strict=True))
+    assert messages["size.txt"] == "size is not a non-negative whole number: -3"
+    assert messages["long-id.txt"] == "id is empty or over 512 characters (513)"
+    landed = result.asset_materializations_for_node("raw_documents")[0]
+    assert landed.metadata["listing_entries_skipped"].value == 1
+    assert not [path for path, _ in backend.requests if "doc-size" in path or "y" * 513 in path]
+    # The rest of the day is indexed exactly; a re-run quarantines the same two, no more.
+    documents = {document_id("backend", d.id): (d.name, d.name, d.content) for d in backend.documents.values()}
+    assert set(index_entries(settings)) == expected_chunk_ids(spec, documents)
+    assert sorted(ledger_reasons(settings, spec).items()) == [
+        ("long-id.txt", "invalid_listing"), ("size.txt", "invalid_listing"),
+    ]  # fmt: skip
+    assert len(again.output_for_node("quarantined_documents")) == 2

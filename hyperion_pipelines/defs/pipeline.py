@@ -228,6 +228,9 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             frame = land_documents(
                 source, blobs_of(context), start, end, max_bytes=spec.parsing.limits.max_document_bytes
             )
+            skipped = source.skipped_entries
+        for line in skipped:
+            context.log.warning(line)
         check = schema_check_result(validate_frame(frame, raw_documents_schema(), "document_id"), "RawDocuments")
         seconds = time.perf_counter() - started
         return MaterializeResult(
@@ -238,6 +241,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 "documents": len(frame),
                 "bytes": int(frame["size_bytes"].sum()),
                 "media_types": MetadataValue.json(frame["media_type"].fillna("unread").value_counts().to_dict()),
+                # Entries of the source's listing that named no placeable document (see the log).
+                "listing_entries_skipped": len(skipped),
                 **timing(seconds, len(frame), "documents"),
             },
         )

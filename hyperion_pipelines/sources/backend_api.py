@@ -11,11 +11,20 @@ Both listings are ordered by time, then id, so a page token stays valid while ne
 Every request carries ``Authorization: Bearer <token>``. Timeouts, connection errors, 429 and 5xx
 are retried with exponential backoff and full jitter; other 4xx fail at once. The client only ever
 talks to ``base_url``: an id is percent-quoted into one path segment (the dots of ``.`` and ``..``
-too), never followed as a URL. A listing entry that breaks the contract is a BackendApiError.
+too), never followed as a URL.
+
+One listing entry that breaks the contract does not stop the rest: with a usable upload time it
+becomes a document with a ``defect``, quarantined unread under its id (or, when the id itself is
+unusable, under a key hashed from the entry); without one it cannot be placed in an upload day and
+is skipped, with a warning and a line in ``skipped_entries``, as is a deletion entry without a
+usable id or time. A page that is not the contract's shape at all is retried as a transient
+fault.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -32,6 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_ID_CHARS = 512
 
 
 class BackendApiError(SourceError):
@@ -68,6 +78,8 @@ def _size(value: Any) -> int:
         size = int(value)
     except OverflowError as exc:
         raise ValueError(f"size out of range: {_shown(value)}") from exc
+    except ValueError as exc:  # "many", "1.5"
+        raise ValueError(f"size is not a number: {_shown(value)}") from exc
     if size < 0 or (isinstance(value, float) and size != value):
         raise ValueError(f"size is not a non-negative whole number: {_shown(value)}")
     return size
@@ -81,6 +93,42 @@ def _text(value: Any, field: str) -> str:
     text = str(value)
     text.encode("utf-8")  # UnicodeEncodeError is a ValueError
     return text
+
+
+def _id(value: Any) -> str:
+    doc_id = _text(value, "id")
+    if not doc_id or len(doc_id) > MAX_ID_CHARS:
+        raise ValueError(f"id is empty or over {MAX_ID_CHARS} characters ({len(doc_id)})")
+    return doc_id
+
+
+def _field(fields: dict[str, Any], name: str, convert: Callable[[Any], T]) -> tuple[T | None, str | None]:
+    """One field of a listing entry, converted, or why it breaks the contract."""
+    try:
+        return convert(fields[name]), None
+    except KeyError:
+        return None, f"{name} is missing"
+    except (TypeError, ValueError) as exc:
+        return None, str(exc)
+
+
+def _time(value: Any) -> datetime:
+    return _parse_time(str(value))
+
+
+def _name(value: Any) -> str:
+    return _text(value, "name")
+
+
+def _path(value: Any) -> str:
+    return _text(value, "path")
+
+
+def _entry_key(fields: dict[str, Any]) -> str:
+    """A stable key for an entry whose id is unusable: the same entry listed again (by the sensor,
+    then by the run) is the same quarantined document, not a new one each time."""
+    canonical = json.dumps(fields, sort_keys=True, default=repr, ensure_ascii=True)
+    return "invalid-entry-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
 def _retry_after(value: str) -> float | None:
@@ -139,6 +187,11 @@ class BackendDocumentApi(DocumentSource):
             follow_redirects=False,  # a redirect could lead off the configured host
             transport=transport,
         )
+        self._skipped: list[str] = []
+
+    @property
+    def skipped_entries(self) -> list[str]:
+        return list(self._skipped)
 
     def close(self) -> None:
         self._client.close()
@@ -216,7 +269,8 @@ class BackendDocumentApi(DocumentSource):
         """One page of documents uploaded in ``[start, end)``, and the token of the next (None: last)."""
         params = self._window("uploaded", start, end, page_token)
         body = self._with_retries("listing documents", lambda: self._page("/documents", params, "documents"))
-        return [self._ref(item) for item in body["documents"]], _next_token(body)
+        refs = [ref for ref in (self._ref(item) for item in body["documents"]) if ref is not None]
+        return refs, _next_token(body)
 
     def deleted_page(
         self, start: datetime, end: datetime, page_token: str | None = None
@@ -226,10 +280,14 @@ class BackendDocumentApi(DocumentSource):
         body = self._with_retries("listing deletions", lambda: self._page("/deletions", params, "deletions"))
         deleted = []
         for item in body["deletions"]:
-            try:
-                deleted.append(DeletedRef(key=_text(item["id"], "id"), deleted_at=_parse_time(str(item["deleted_at"]))))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BackendApiError(f"deletion entry does not follow the contract: {exc}") from exc
+            fields = item if isinstance(item, dict) else {}
+            doc_id, id_defect = _field(fields, "id", _id)
+            deleted_at, time_defect = _field(fields, "deleted_at", _time)
+            if doc_id is None or deleted_at is None:  # names no document, or no time to order it by
+                self._skipped.append(f"deletion entry skipped: {id_defect or time_defect}")
+                log.warning("%s", self._skipped[-1])
+                continue
+            deleted.append(DeletedRef(key=doc_id, deleted_at=deleted_at))
         return deleted, _next_token(body)
 
     def list_documents(self, start: datetime, end: datetime) -> Iterator[DocumentRef]:
@@ -244,24 +302,30 @@ class BackendDocumentApi(DocumentSource):
                 raise BackendApiError(f"the listing returned page token {_shown(token)} a second time")
             seen.add(token)
 
-    def _ref(self, item: dict[str, Any]) -> DocumentRef:
-        try:
-            doc_id = _text(item["id"], "id")
-            name = _text(item["name"], "name")
-            display_path = _text(item.get("path") or name, "path")
-            size = _size(item["size"])
-            uploaded_at = _parse_time(str(item["uploaded_at"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BackendApiError(f"listing entry does not follow the contract: {exc}") from exc
-        if not doc_id or len(doc_id) > 512:
-            raise BackendApiError("listing entry has an empty or over-long id")
+    def _ref(self, item: Any) -> DocumentRef | None:
+        """A listing entry as a document; one that breaks the contract carries its ``defect``, and
+        one with no usable upload time is skipped (None)."""
+        fields = item if isinstance(item, dict) else {}
+        uploaded_at, time_defect = _field(fields, "uploaded_at", _time)
+        if uploaded_at is None:
+            reason = time_defect if isinstance(item, dict) else f"entry is not an object: {_shown(item)}"
+            self._skipped.append(f"listing entry skipped, no upload day can be given to it: {reason}")
+            log.warning("%s", self._skipped[-1])
+            return None
+        doc_id, id_defect = _field(fields, "id", _id)
+        name, name_defect = _field(fields, "name", _name)
+        path, path_defect = _field(fields, "path", _path) if fields.get("path") else (None, None)
+        size, size_defect = _field(fields, "size", _size)
+        defects = [d for d in (id_defect, name_defect, path_defect, size_defect) if d]
+        key = doc_id or _entry_key(fields)
         return DocumentRef(
-            key=doc_id,
-            name=name,
-            uri=f"{self.base_url}{document_path(doc_id)}",
-            display_path=display_path,
-            size_bytes=size,
+            key=key,
+            name=name or key,
+            uri=f"{self.base_url}{document_path(key)}",
+            display_path=path or name or key,
+            size_bytes=size or 0,
             uploaded_at=uploaded_at,
+            defect="; ".join(defects) or None,
         )
 
     def read(self, ref: DocumentRef) -> bytes:

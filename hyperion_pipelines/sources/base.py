@@ -32,6 +32,9 @@ class DocumentRef:
     display_path: str  # what users see as the document's source
     size_bytes: int
     uploaded_at: datetime  # timezone-aware, UTC
+    # Why the source's own description of the document breaks its contract (a listing entry
+    # with a size that is no number, say): such a document is quarantined, never read.
+    defect: str | None = None
 
     @property
     def version(self) -> str:
@@ -51,6 +54,12 @@ class DocumentSource(ABC):
 
     #: Short name that namespaces document ids (two sources never share an id).
     name: str
+
+    @property
+    def skipped_entries(self) -> list[str]:
+        """Listing entries seen so far that name no document this pipeline can place (no usable
+        upload time): why each was skipped. The rest of the listing goes on without them."""
+        return []
 
     @abstractmethod
     def list_documents(self, start: datetime, end: datetime) -> Iterator[DocumentRef]:

@@ -25,8 +25,9 @@ def land_documents(
 ) -> pd.DataFrame:
     """One row per document uploaded in ``[start, end)``.
 
-    Documents over ``max_bytes`` are listed but not read (``landing_error`` says why); a document
-    removed before it could be read is skipped, since it is no longer a current document.
+    Documents over ``max_bytes``, or whose listing entry breaks the source's contract, are listed
+    but not read (``landing_error`` says why); a document removed before it could be read is
+    skipped, since it is no longer a current document.
     """
     rows = []
     for ref in source.list_documents(start, end):
@@ -41,7 +42,9 @@ def land_documents(
             "uploaded_at": ref.uploaded_at,
             "landing_error": None,
         }
-        if ref.size_bytes > max_bytes:
+        if ref.defect:
+            row["landing_error"] = f"invalid_listing: {ref.defect}"
+        elif ref.size_bytes > max_bytes:
             row["landing_error"] = f"too_large: {ref.size_bytes} bytes, limit {max_bytes}"
         else:
             try:
