@@ -189,6 +189,54 @@ def throughput_and_incremental(corpus: Path, scratch: Path, batch_size: int = 64
     }
 
 
+def exactness(workspace: Workspace) -> dict[str, Any]:
+    """Every entry behind the live alias (duplicates kept) against the chunk ids computed from the
+    uploads folder's documents alone, in a child process (milvus-lite serves one process)."""
+    out = workspace.home / "exactness.json"
+    code = "import sys; sys.path.insert(0, 'benchmarks'); from pipeline_bench import check_index; "
+    code += f"check_index({str(out)!r})"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=workspace.env(), check=True)
+    return json.loads(out.read_text())
+
+
+def check_index(out: str) -> None:
+    """``exactness``'s child: compare, and write the figures to ``out``."""
+    from hyperion_pipelines.definitions import default_spec
+    from hyperion_pipelines.settings import Settings
+    from hyperion_pipelines_tests.exact_index import expected_chunk_ids, stored_ids, upload_documents
+
+    settings = Settings.from_env()
+    ids = stored_ids(settings)
+    documents = upload_documents(settings.uploads_dir)
+    expected = expected_chunk_ids(default_spec(settings), documents, skip_unparseable=True)
+    figures = {
+        "documents": len(documents),
+        "stored": len(ids),
+        "expected": len(expected),
+        "duplicates": len(ids) - len(set(ids)),
+        "missing": len(expected - set(ids)),
+        "orphans": len(set(ids) - expected),
+    }
+    figures["exact"] = not (figures["duplicates"] or figures["missing"] or figures["orphans"])
+    Path(out).write_text(json.dumps(figures), encoding="utf-8")
+
+
+def deletions_exact(workspace: Workspace, count: int = 2) -> dict[str, Any]:
+    """Delete ``count`` documents (after the 1 % edits), re-run, and check the index exactly, as
+    the peer's edit and deletion run is checked."""
+    files = sorted(p for p in workspace.uploads.rglob("*") if p.is_file())
+    deleted = files[len(files) // 3 :: max(1, len(files) // (count + 1))][:count]
+    for path in deleted:
+        path.unlink()
+    summary, _, _ = hyperion(workspace, "ingest", "--all")
+    return {
+        "deleted_documents": [str(p.relative_to(workspace.uploads)) for p in deleted],
+        "run_s": summary["seconds"],
+        "embedded": summary["embedded"],
+        "verification": exactness(workspace),
+    }
+
+
 def memory_growth(corpus: Path, scratch: Path, small: int) -> dict[str, Any]:
     """Peak resident memory of one partition's run at ``small`` documents and at ten times that."""
     files = sorted(p for p in corpus.rglob("*") if p.is_file())

@@ -93,6 +93,8 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         row("no-change re-run / full run", pipeline["no_change_ratio"], "", None)
         embedded = pipeline["no_change_embedded"]
         row("no-change re-run: chunks embedded", embedded, "0", embedded == 0)
+    if deletions := results.get("pipeline_deletions"):
+        row("ours edits+deletions exact", float(deletions["verification"]["exact"]), "", None)
     if memory := results.get("memory"):
         row("peak RSS, 10x partition / 1x", memory["ratio"], "< 1.5", memory["ratio"] < 1.5)
     if searchable := results.get("searchable"):
@@ -153,6 +155,8 @@ def main() -> None:
         done("peer", run_peer(docs, queries))
     if "backends" in args.only and workspace is not None:
         done("backends", run_backends(workspace, queries))
+    if "pipeline" in args.only and workspace is not None:  # last: it deletes documents from the workspace
+        done("pipeline_deletions", pipeline_bench.deletions_exact(workspace))
 
     rows = table(results)
     width = max(len(r[0]) for r in rows) if rows else 10

@@ -15,6 +15,7 @@ from hyperion_pipelines.embedding.resources import SentenceTransformerResource
 from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.index.resources import connect
+from hyperion_pipelines.parsing.document import ParseError
 from hyperion_pipelines.parsing.media_type import sniff_media_type
 from hyperion_pipelines.parsing.registry import parse_document
 from hyperion_pipelines.settings import Settings
@@ -24,13 +25,22 @@ from hyperion_pipelines.state.resources import StateDatabaseResource
 from .conftest import set_upload_time
 
 
-def expected_chunk_ids(spec: PipelineSpec, documents: dict[str, tuple[str, str, bytes]]) -> set[str]:
+def expected_chunk_ids(
+    spec: PipelineSpec, documents: dict[str, tuple[str, str, bytes]], *, skip_unparseable: bool = False
+) -> set[str]:
     """The chunk ids the index must hold for ``documents`` (document id -> (source, file name,
-    bytes)), each parsed in this process and chunked with the model's tokenizer."""
+    bytes)), each parsed in this process and chunked with the model's tokenizer. A document that
+    cannot be parsed is an error, unless ``skip_unparseable`` (a corpus that is not hand-picked,
+    whose unparseable documents the pipeline quarantines)."""
     embedder = SentenceTransformerResource().get()
     rows = []
     for doc_id, (source, name, content) in documents.items():
-        parsed = parse_document(content, sniff_media_type(content, name), spec.parsing.accepted_media_types)
+        try:
+            parsed = parse_document(content, sniff_media_type(content, name), spec.parsing.accepted_media_types)
+        except ParseError:
+            if skip_unparseable:
+                continue
+            raise
         rows.append(
             {
                 "document_id": doc_id,

@@ -202,12 +202,28 @@ def test_entries_that_break_the_contract_are_flagged_or_skipped_and_the_rest_lis
     for name in ("long.txt", "surrogate.txt"):
         assert flagged[name].key.startswith("invalid-entry-")
     assert [r.key for r in refs] == [r.key for r in again]
-    assert [d.key for d in deleted] == ["doc-2"]
-    assert len(skipped) == 2 * 3 + 3  # each listing skipped its 3 entries without a time, the feed 3
+    # A deletion with a usable id but no usable time was still deleted, within its window.
+    assert [(d.key, d.deleted_at) for d in deleted] == [("doc-2", UPLOAD_TIME + timedelta(hours=1)), ("doc-0", DAY_END)]
+    assert len(skipped) == 2 * 3 + 2  # each listing skipped its 3 entries without a time, the feed 2
     assert skipped[0] == "listing entry skipped, no upload day can be given to it: uploaded_at is missing"
     assert any("entry is not an object: 7" in line for line in skipped)
     assert [line for line in skipped if line.startswith("deletion")] == [
         "deletion entry skipped: id is empty or over 512 characters (0)",
-        "deletion entry skipped: deleted_at is missing",
         "deletion entry skipped: id is missing",
     ]
+    # A flagged entry's version names its defect: fixed at the source, it is a new version.
+    fixed = DocumentRef(**{**flagged["s.txt"].__dict__, "defect": None})
+    assert flagged["s.txt"].version.startswith(fixed.version + ":invalid-")
+
+
+def test_entry_problems_are_quoted_short_and_sizes_stay_in_range(backend: FakeBackend) -> None:
+    when = UPLOAD_TIME.isoformat()
+    backend.raw_entries = [
+        {"id": "huge", "name": "huge.txt", "size": 10**30, "uploaded_at": when},
+        {"id": "late", "name": "late.txt", "size": 5, "uploaded_at": "x" * 5000},
+    ]
+    with BackendServer(backend) as url, client(url) as api:
+        refs = {r.key: r for r in api.list_documents(DAY_START, DAY_END)}
+        skipped = api.skipped_entries
+    assert refs["huge"].defect == "size out of range: " + repr(10**30)
+    assert len(skipped) == 1 and "'xxx" in skipped[0] and len(skipped[0]) < 200

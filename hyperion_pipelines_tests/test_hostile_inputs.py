@@ -5,11 +5,13 @@ HYPERION_HOME."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, materialize
 
+from hyperion_pipelines.automation.change_feed import scan_feed
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.defs.resources import build_resources
@@ -20,11 +22,12 @@ from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 
 from .backend_server import BackendServer, FakeBackend, StoredDocument
 from .conftest import UPLOAD_DAY, UPLOAD_TIME
-from .exact_index import expected_chunk_ids
+from .exact_index import expected_chunk_ids, stored_ids
 from .hostile_corpus import MAX_DOCUMENT_BYTES, NOT_LISTED, OUTSIDE_SECRET, SCRIPT_MARKERS, write_corpus
 from .test_backend_api import TOKEN
 from .test_pipeline import index_entries
 
+FEED_START = UPLOAD_TIME.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 PARSE_MEMORY_MB = 256  # the smallest limit allowed: a bomb must be stopped by its reason under it
 
 
@@ -51,6 +54,14 @@ def ledger_reasons(settings: Settings, spec: PipelineSpec) -> dict[str, str]:
     resource = build_resources(settings, spec)[spec.resources.state]
     with resource.process_config_and_initialize_cm() as state:
         return {e.source: e.reason for e in state.ledger(spec.name).entries(partition=UPLOAD_DAY)}
+
+
+def backend_pipeline(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, PipelineSpec]:
+    """The default pipeline reading from the backend API served at ``url``."""
+    monkeypatch.setenv("HYPERION_BACKEND_URL", url)
+    monkeypatch.setenv("HYPERION_BACKEND_TOKEN", TOKEN)
+    settings = Settings.from_env()
+    return settings, default_spec(settings).model_copy(update={"source": BackendApiSource(kind="backend_api")})
 
 
 def files_under(root: Path) -> set[Path]:
@@ -127,10 +138,7 @@ def test_hostile_backend_ids_stay_inside_the_api_and_hyperion_home(
         backend.add(StoredDocument(doc_id, name, text.encode() * 3, UPLOAD_TIME, path=f"../../{name}"))
     before = files_under(tmp_path.resolve())
     with BackendServer(backend) as url:
-        monkeypatch.setenv("HYPERION_BACKEND_URL", url)
-        monkeypatch.setenv("HYPERION_BACKEND_TOKEN", TOKEN)
-        settings = Settings.from_env()
-        spec = default_spec(settings).model_copy(update={"source": BackendApiSource(kind="backend_api")})
+        settings, spec = backend_pipeline(url, monkeypatch)
         result = materialize_partition(settings, spec, instance)
 
     # Each id was fetched as one path segment of /documents/{id}/content, never another resource.
@@ -154,6 +162,18 @@ def test_hostile_backend_ids_stay_inside_the_api_and_hyperion_home(
     assert all(len(p.name) == 64 or p.relative_to(blobs).parts[0] in caches for p in files_under(blobs))
 
 
+def pending_days(settings: Settings, spec: PipelineSpec) -> dict[str, list[str]]:
+    """What the upload sensor's scan of the backend's feed finds waiting, from the start: day -> changes."""
+    resources = build_resources(settings, spec)
+    with (
+        resources[spec.resources.state].process_config_and_initialize_cm() as state,
+        resources[spec.resources.source].process_config_and_initialize_cm() as source,
+        source.open() as feed,
+    ):
+        scan = scan_feed(feed, state.manifest(spec.name), {}, start=FEED_START, now=datetime.now(UTC), max_pages=50)
+    return {day: sorted(item.split(":")[0] for item in changes.items) for day, changes in scan.pending.items()}
+
+
 def test_listing_entries_that_break_the_contract_are_quarantined_and_the_rest_indexed_exactly(
     hyperion_env: Settings, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,36 +181,53 @@ def test_listing_entries_that_break_the_contract_are_quarantined_and_the_rest_in
     for i in range(3):
         text = f"Document {i}: razor clams dig down through wet sand faster than most people can dig after them.\n"
         backend.add(StoredDocument(f"doc-{i}", f"doc-{i}.txt", text.encode() * 3, UPLOAD_TIME))
+    named = b"Document named: a lugworm's cast is the sand it has swallowed and passed.\n" * 3
     when = UPLOAD_TIME.isoformat()
     backend.raw_entries = [
         {"id": "doc-size", "name": "size.txt", "size": -3, "uploaded_at": when},
-        {"id": "y" * 513, "name": "long-id.txt", "size": 10, "uploaded_at": when},
+        {"id": "y" * 513, "name": "long-id.txt", "size": 10, "uploaded_at": when, "etag": 1},
+        {"id": "doc-named", "name": None, "path": "named.txt", "size": len(named), "uploaded_at": when},
         {"id": "doc-untimed", "name": "untimed.txt", "size": 10, "uploaded_at": "1st of never"},
     ]
     with BackendServer(backend) as url:
-        monkeypatch.setenv("HYPERION_BACKEND_URL", url)
-        monkeypatch.setenv("HYPERION_BACKEND_TOKEN", TOKEN)
-        settings = Settings.from_env()
-        spec = default_spec(settings).model_copy(update={"source": BackendApiSource(kind="backend_api")})
+        settings, spec = backend_pipeline(url, monkeypatch)
         result = materialize_partition(settings, spec, instance)
+        backend.raw_entries[1]["etag"] = 2  # a field outside the contract changed: the same document
         again = materialize_partition(settings, spec, instance)
+        # The sensor settles: the manifest holds what it sees, nothing is requested again.
+        assert pending_days(settings, spec) == {}
+        # The backend fixes the bad name: a new version of that document, so its day runs again.
+        backend.raw_entries.pop(2)
+        backend.add(StoredDocument("doc-named", "named.txt", named, UPLOAD_TIME, path="named.txt"))
+        assert pending_days(settings, spec) == {UPLOAD_DAY: ["edited"]}
+        fixed = materialize_partition(settings, spec, instance)
+        assert pending_days(settings, spec) == {}
 
-    # The two entries that name a document are quarantined unread, with what was wrong; the one
-    # that cannot be placed in a day is skipped and counted; nothing of them was downloaded.
+    # The entries that name a document are quarantined unread, with what was wrong; the one that
+    # cannot be placed in a day is skipped and counted; none of them was downloaded.
     quarantined = result.output_for_node("quarantined_documents")
     assert dict(zip(quarantined["source"], quarantined["reason"], strict=True)) == {
-        "size.txt": "invalid_listing", "long-id.txt": "invalid_listing",
+        "size.txt": "invalid_listing", "long-id.txt": "invalid_listing", "named.txt": "invalid_listing",
     }  # fmt: skip
     messages = dict(zip(quarantined["source"], quarantined["message"], strict=True))
-    assert messages["size.txt"] == "size is not a non-negative whole number: -3"
-    assert messages["long-id.txt"] == "id is empty or over 512 characters (513)"
+    assert messages == {
+        "size.txt": "size is not a non-negative whole number: -3",
+        "long-id.txt": "id is empty or over 512 characters (513)",
+        "named.txt": "name is not a string: None",
+    }
     landed = result.asset_materializations_for_node("raw_documents")[0]
     assert landed.metadata["listing_entries_skipped"].value == 1
-    assert not [path for path, _ in backend.requests if "doc-size" in path or "y" * 513 in path]
-    # The rest of the day is indexed exactly; a re-run quarantines the same two, no more.
-    documents = {document_id("backend", d.id): (d.name, d.name, d.content) for d in backend.documents.values()}
-    assert set(index_entries(settings)) == expected_chunk_ids(spec, documents)
+    assert len(again.output_for_node("quarantined_documents")) == 3  # the same three, no more
+    fetched = {path for path, _ in backend.requests if path not in ("/documents", "/deletions")}
+    assert fetched == {f"/documents/doc-{i}/content" for i in (0, 1, 2, "named")}  # "named" once fixed
+    # The index holds exactly the chunks of the good documents, each once, the fixed one included.
+    assert fixed.output_for_node("quarantined_documents")["source"].tolist() == ["long-id.txt", "size.txt"]
+    ids = stored_ids(settings)
+    assert len(ids) == len(set(ids))
+    documents = {
+        document_id("backend", d.id): (d.path or d.name, d.name, d.content) for d in backend.documents.values()
+    }
+    assert set(ids) == expected_chunk_ids(spec, documents)
     assert sorted(ledger_reasons(settings, spec).items()) == [
         ("long-id.txt", "invalid_listing"), ("size.txt", "invalid_listing"),
     ]  # fmt: skip
-    assert len(again.output_for_node("quarantined_documents")) == 2

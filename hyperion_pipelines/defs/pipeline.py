@@ -82,7 +82,7 @@ from hyperion_pipelines.parsing.stage import any_to_parse, parse_documents
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
 from hyperion_pipelines.sources.base import document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
-from hyperion_pipelines.sources.landing import land_documents
+from hyperion_pipelines.sources.landing import land_documents, listing_defect
 from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.state.manifest import ManifestRecord
@@ -142,7 +142,7 @@ def manifest_records(raw: pd.DataFrame, parsed: pd.DataFrame) -> list[ManifestRe
         ManifestRecord(
             document_id=row.document_id,
             source_key=row.source,
-            version=document_version(row.size_bytes, row.uploaded_at),
+            version=document_version(row.size_bytes, row.uploaded_at, listing_defect(row.landing_error)),
             status="indexed" if status.get(row.document_id) == "parsed" else "quarantined",
         )
         for row in raw.itertuples(index=False)

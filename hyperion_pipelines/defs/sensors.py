@@ -80,6 +80,8 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
                 )
             else:
                 scan = scan_listing(source, manifest, start, _FAR_FUTURE)
+            for line in source.skipped_entries:
+                context.log.warning(line)
         # Either way, a change stays pending (the same run key) until the manifest shows it done.
         pending = scan.pending
         plan = plan_runs(

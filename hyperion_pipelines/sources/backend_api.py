@@ -15,10 +15,10 @@ too), never followed as a URL.
 
 One listing entry that breaks the contract does not stop the rest: with a usable upload time it
 becomes a document with a ``defect``, quarantined unread under its id (or, when the id itself is
-unusable, under a key hashed from the entry); without one it cannot be placed in an upload day and
-is skipped, with a warning and a line in ``skipped_entries``, as is a deletion entry without a
-usable id or time. A page that is not the contract's shape at all is retried as a transient
-fault.
+unusable, under a key hashed from the entry's contract fields); without one it cannot be placed
+in an upload day and is skipped, with a warning and a line in ``skipped_entries``, as is a
+deletion entry without a usable id (one without a usable time counts as deleted at its window's
+end). A page that is not the contract's shape at all is retried as a transient fault.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_ID_CHARS = 512
+MAX_SIZE = 2**63 - 1
+CONTRACT_FIELDS = ("id", "name", "size", "uploaded_at", "path")
 
 
 class BackendApiError(SourceError):
@@ -61,7 +63,10 @@ def _shown(value: Any, limit: int = 80) -> str:
 
 
 def _parse_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:  # its message quotes the whole value, at any length
+        raise ValueError(f"time is not ISO 8601: {_shown(value)}") from exc
     if parsed.tzinfo is None:
         raise ValueError(f"time has no timezone: {_shown(value)}")
     try:
@@ -82,6 +87,8 @@ def _size(value: Any) -> int:
         raise ValueError(f"size is not a number: {_shown(value)}") from exc
     if size < 0 or (isinstance(value, float) and size != value):
         raise ValueError(f"size is not a non-negative whole number: {_shown(value)}")
+    if size > MAX_SIZE:  # no file is this large, and int64 columns could not hold it
+        raise ValueError(f"size out of range: {_shown(value)}")
     return size
 
 
@@ -127,7 +134,8 @@ def _path(value: Any) -> str:
 def _entry_key(fields: dict[str, Any]) -> str:
     """A stable key for an entry whose id is unusable: the same entry listed again (by the sensor,
     then by the run) is the same quarantined document, not a new one each time."""
-    canonical = json.dumps(fields, sort_keys=True, default=repr, ensure_ascii=True)
+    contract = {name: fields.get(name) for name in CONTRACT_FIELDS}  # not an etag or request id that may change
+    canonical = json.dumps(contract, sort_keys=True, default=repr, ensure_ascii=True)
     return "invalid-entry-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
@@ -282,12 +290,13 @@ class BackendDocumentApi(DocumentSource):
         for item in body["deletions"]:
             fields = item if isinstance(item, dict) else {}
             doc_id, id_defect = _field(fields, "id", _id)
-            deleted_at, time_defect = _field(fields, "deleted_at", _time)
-            if doc_id is None or deleted_at is None:  # names no document, or no time to order it by
-                self._skipped.append(f"deletion entry skipped: {id_defect or time_defect}")
+            if doc_id is None:  # names no document
+                self._skipped.append(f"deletion entry skipped: {id_defect}")
                 log.warning("%s", self._skipped[-1])
                 continue
-            deleted.append(DeletedRef(key=doc_id, deleted_at=deleted_at))
+            deleted_at, _ = _field(fields, "deleted_at", _time)
+            # Listed in this window, so deleted before its end: the document must not stay searchable.
+            deleted.append(DeletedRef(key=doc_id, deleted_at=deleted_at or end))
         return deleted, _next_token(body)
 
     def list_documents(self, start: datetime, end: datetime) -> Iterator[DocumentRef]:

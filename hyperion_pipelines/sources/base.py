@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,14 +13,18 @@ import pandas as pd
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def document_version(size_bytes: int, uploaded_at: datetime) -> str:
+def document_version(size_bytes: int, uploaded_at: datetime, defect: str | None = None) -> str:
     """What identifies one version of a document at its source: size and upload time to the
-    microsecond. The sensors compare it with the index manifest; ``raw_documents`` records it.
-    Plain datetime arithmetic: a file dated beyond pandas' nanosecond range (year 2262) must not
-    break the sensor that lists it."""
+    microsecond, and what is wrong with its listing entry if anything (so that an entry fixed at
+    the source, a name say, is a new version and its day runs again). The sensors compare it with
+    the index manifest; ``raw_documents`` records it. Plain datetime arithmetic: a file dated
+    beyond pandas' nanosecond range (year 2262) must not break the sensor that lists it."""
     if isinstance(uploaded_at, pd.Timestamp):
         uploaded_at = uploaded_at.to_pydatetime()
-    return f"{int(size_bytes)}:{(uploaded_at - _EPOCH) // timedelta(microseconds=1)}"
+    version = f"{int(size_bytes)}:{(uploaded_at - _EPOCH) // timedelta(microseconds=1)}"
+    if defect:
+        version += ":invalid-" + hashlib.sha256(defect.encode()).hexdigest()[:8]
+    return version
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class DocumentRef:
 
     @property
     def version(self) -> str:
-        return document_version(self.size_bytes, self.uploaded_at)
+        return document_version(self.size_bytes, self.uploaded_at, self.defect)
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,9 @@ class DocumentSource(ABC):
 
     @property
     def skipped_entries(self) -> list[str]:
-        """Listing entries seen so far that name no document this pipeline can place (no usable
-        upload time): why each was skipped. The rest of the listing goes on without them."""
+        """Entries of the source's listings seen so far that it could not use (a document with
+        no usable upload time, a deletion naming no usable id): why each was skipped. The rest
+        of the listing goes on without them."""
         return []
 
     @abstractmethod

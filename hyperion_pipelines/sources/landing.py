@@ -20,6 +20,16 @@ RAW_COLUMNS = [
 ]  # fmt: skip
 
 
+INVALID_LISTING = "invalid_listing: "
+
+
+def listing_defect(landing_error: object) -> str | None:
+    """What was wrong with a landed document's listing entry, from its ``landing_error``."""
+    if isinstance(landing_error, str) and landing_error.startswith(INVALID_LISTING):
+        return landing_error.removeprefix(INVALID_LISTING)
+    return None
+
+
 def land_documents(
     source: DocumentSource, blobs: BlobStore, start: datetime, end: datetime, *, max_bytes: int
 ) -> pd.DataFrame:
@@ -43,7 +53,7 @@ def land_documents(
             "landing_error": None,
         }
         if ref.defect:
-            row["landing_error"] = f"invalid_listing: {ref.defect}"
+            row["landing_error"] = INVALID_LISTING + ref.defect
         elif ref.size_bytes > max_bytes:
             row["landing_error"] = f"too_large: {ref.size_bytes} bytes, limit {max_bytes}"
         else:
