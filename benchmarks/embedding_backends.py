@@ -23,8 +23,6 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -302,23 +300,11 @@ def measure_from_index(workspace: Any, queries: Path, **options: Any) -> dict[st
     """:func:`measure_backends` on the chunks a pipeline run indexed in ``workspace`` (see
     ``pipeline_bench.Workspace``), read in a child process: milvus-lite serves a database file
     to one process at a time."""
-    out = Path(workspace.home) / "backend_texts.json"
-    code = (
-        "import json, sys; sys.path.insert(0, 'benchmarks'); from embedding_backends import indexed_chunks; "
-        f"json.dump(indexed_chunks({str(workspace.home)!r}), open({str(out)!r}, 'w'))"
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=workspace.env(), check=True)
-    chunks = json.loads(out.read_text())
+    from pipeline_bench import in_child
+
+    chunks = in_child(workspace, "read_model_inputs")
     options.setdefault("max_timed", 1024)  # the timed passes; quality is judged on every chunk
     return measure_backends(chunks["texts"], chunks["sources"], load_golden_queries(queries), **options)
-
-
-def indexed_chunks(home: str) -> dict[str, list[str]]:
-    """The model inputs (context line and text, as the pipeline embedded them) and sources of the
-    live collection under ``home``'s milvus-lite file, in id order."""
-    from pipeline_bench import read_model_inputs
-
-    return read_model_inputs(Path(home))
 
 
 # --- command line --------------------------------------------------------------------------------

@@ -77,25 +77,20 @@ def hyperion(workspace: Workspace, *args: str) -> tuple[dict[str, Any], float, i
     return json.loads(done.stdout.strip().splitlines()[-1]), wall, peak
 
 
-def indexed_texts(workspace: Workspace) -> list[str]:
-    """The chunk texts the pipeline embedded, read back in a child process: milvus-lite serves a
-    database file to one process, and this one must not keep it from the next run."""
-    out = workspace.home / "indexed_texts.json"
+def in_child(workspace: Workspace, function: str) -> Any:
+    """``function(home)`` of this module run in a child process, its result returned through a
+    JSON file: milvus-lite serves a database file to one process, and this one must not keep it
+    from the next run."""
+    out = workspace.home / f"{function}.json"
     code = (
-        "import json, sys; sys.path.insert(0, 'benchmarks'); from pipeline_bench import Workspace, read_texts; "
-        f"json.dump(read_texts(Workspace(home=__import__('pathlib').Path({str(workspace.home)!r}), uploads=None)), "
-        f"open({str(out)!r}, 'w'))"
+        f"import json, pathlib, sys; sys.path.insert(0, 'benchmarks'); from pipeline_bench import {function}; "
+        f"pathlib.Path({str(out)!r}).write_text(json.dumps({function}({str(workspace.home)!r})), encoding='utf-8')"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=workspace.env(), check=True)
-    return json.loads(out.read_text())
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
-def read_texts(workspace: Workspace) -> list[str]:
-    """What the model embedded for each chunk in the live collection, in id order."""
-    return read_model_inputs(workspace.home)["texts"]
-
-
-def read_model_inputs(home: Path) -> dict[str, list[str]]:
+def read_model_inputs(home: str | Path) -> dict[str, list[str]]:
     """The model's input for each chunk in the live collection under ``home`` (context line and
     text, the context rebuilt from the stored title and heading path) and the chunk's source, in
     id order."""
@@ -161,7 +156,7 @@ def throughput_and_incremental(corpus: Path, scratch: Path, batch_size: int = 64
     """Full run vs raw encode; then a no-change re-run and a re-run after editing 1 % of documents."""
     workspace = Workspace.create(scratch / "throughput", corpus)
     full, full_wall, full_rss = hyperion(workspace, "ingest", "--all")
-    texts = indexed_texts(workspace)
+    texts = in_child(workspace, "read_model_inputs")["texts"]
     encode_s = raw_encode_seconds(texts, batch_size)
     unchanged, _, _ = hyperion(workspace, "ingest", "--all")
     edited = edit_fraction(workspace, 0.01)
@@ -189,27 +184,19 @@ def throughput_and_incremental(corpus: Path, scratch: Path, batch_size: int = 64
     }
 
 
-def exactness(workspace: Workspace) -> dict[str, Any]:
-    """Every entry behind the live alias (duplicates kept) against the chunk ids computed from the
-    uploads folder's documents alone, in a child process (milvus-lite serves one process)."""
-    out = workspace.home / "exactness.json"
-    code = "import sys; sys.path.insert(0, 'benchmarks'); from pipeline_bench import check_index; "
-    code += f"check_index({str(out)!r})"
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=workspace.env(), check=True)
-    return json.loads(out.read_text())
-
-
-def check_index(out: str) -> None:
-    """``exactness``'s child: compare, and write the figures to ``out``."""
+def check_index(home: str) -> dict[str, Any]:
+    """Every entry behind the live alias under ``home`` (duplicates kept) against the chunk ids
+    computed from its uploads folder's documents alone. Run it with ``in_child``."""
     from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.settings import Settings
     from hyperion_pipelines_tests.exact_index import expected_chunk_ids, stored_ids, upload_documents
 
     settings = Settings.from_env()
+    assert settings.home.resolve() == Path(home).resolve(), "the child runs with the workspace's environment"
     ids = stored_ids(settings)
     documents = upload_documents(settings.uploads_dir)
     expected = expected_chunk_ids(default_spec(settings), documents, skip_unparseable=True)
-    figures = {
+    figures: dict[str, Any] = {
         "documents": len(documents),
         "stored": len(ids),
         "expected": len(expected),
@@ -218,7 +205,7 @@ def check_index(out: str) -> None:
         "orphans": len(set(ids) - expected),
     }
     figures["exact"] = not (figures["duplicates"] or figures["missing"] or figures["orphans"])
-    Path(out).write_text(json.dumps(figures), encoding="utf-8")
+    return figures
 
 
 def deletions_exact(workspace: Workspace, count: int = 2) -> dict[str, Any]:
@@ -233,7 +220,7 @@ def deletions_exact(workspace: Workspace, count: int = 2) -> dict[str, Any]:
         "deleted_documents": [str(p.relative_to(workspace.uploads)) for p in deleted],
         "run_s": summary["seconds"],
         "embedded": summary["embedded"],
-        "verification": exactness(workspace),
+        "verification": in_child(workspace, "check_index"),
     }
 
 

@@ -201,6 +201,10 @@ class BackendDocumentApi(DocumentSource):
     def skipped_entries(self) -> list[str]:
         return list(self._skipped)
 
+    def _skip(self, why: str) -> None:
+        self._skipped.append(why)
+        log.warning("%s", why)
+
     def close(self) -> None:
         self._client.close()
 
@@ -291,8 +295,7 @@ class BackendDocumentApi(DocumentSource):
             fields = item if isinstance(item, dict) else {}
             doc_id, id_defect = _field(fields, "id", _id)
             if doc_id is None:  # names no document
-                self._skipped.append(f"deletion entry skipped: {id_defect}")
-                log.warning("%s", self._skipped[-1])
+                self._skip(f"deletion entry skipped: {id_defect}")
                 continue
             deleted_at, _ = _field(fields, "deleted_at", _time)
             # Listed in this window, so deleted before its end: the document must not stay searchable.
@@ -318,8 +321,7 @@ class BackendDocumentApi(DocumentSource):
         uploaded_at, time_defect = _field(fields, "uploaded_at", _time)
         if uploaded_at is None:
             reason = time_defect if isinstance(item, dict) else f"entry is not an object: {_shown(item)}"
-            self._skipped.append(f"listing entry skipped, no upload day can be given to it: {reason}")
-            log.warning("%s", self._skipped[-1])
+            self._skip(f"listing entry skipped, no upload day can be given to it: {reason}")
             return None
         doc_id, id_defect = _field(fields, "id", _id)
         name, name_defect = _field(fields, "name", _name)
