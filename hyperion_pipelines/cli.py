@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperion_pipelines.embedding.space import space_fingerprint
+from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG
 from hyperion_pipelines.settings import Settings, SettingsError
 
 # The same settings as the repository's dagster.yaml (a test keeps the two equal).
@@ -119,10 +121,17 @@ def _days_to_ingest(settings: Settings, spec: Any) -> set[str]:
     resources = build_resources(settings, spec)
     start = datetime.fromisoformat(spec.partitions_start).replace(tzinfo=UTC)
     end = datetime(9999, 12, 31, tzinfo=UTC)  # future-dated files too, so they are reported, not missed
+    from hyperion_pipelines.sources.base import SourceUnavailable
+
     with resources[spec.resources.source].process_config_and_initialize_cm() as source, source.open() as opened:
-        days = {partition_key_for(ref.uploaded_at) for ref in opened.list_documents(start, end)}
+        try:
+            days = {partition_key_for(ref.uploaded_at) for ref in opened.list_documents(start, end)}
+        except SourceUnavailable as exc:
+            # The days the index holds still run, and fail saying so without removing anything.
+            print(f"hyperion: {exc}", file=sys.stderr)
+            days = set()
     with resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus:
-        index = milvus.index(spec.index)
+        index = milvus.index(spec.index, _notice)
         live = index.live_collection()
         if live is not None:
             days |= index.partition_dates(live)
@@ -208,10 +217,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
         if not (args.all or args.from_date):
             return 2
-    log_level = "INFO" if args.verbose else "WARNING"
+    # Quiet by default: warnings and failures are printed below from the run's event log, one
+    # line each, instead of Dagster's console lines with their stack traces.
+    log_level = "INFO" if args.verbose else "CRITICAL"
     started = time.perf_counter()
+    tags = {ALLOW_DELETIONS_TAG: "true"} if args.allow_deletions else {}
     with DagsterInstance.get() as instance:
-        runs = _run_days(job, instance, partitions, log_level)
+        runs = _run_days(job, instance, partitions, log_level, tags)
         evaluation = (
             _evaluate_after_ingest(defs, spec, instance, log_level) if partitions and not runs.failed_days else None
         )
@@ -223,11 +235,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "failed_partitions": failed,
         "skipped_partitions": skipped,
         "run_ids": run_ids,
+        "failures": runs.failures,
         "evaluation": evaluation,
     }
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps({**summary, "warnings": runs.warnings}))
     else:
+        for line in runs.warnings if not args.verbose else []:
+            print(f"warning: {line}", file=sys.stderr)
         print(
             f"Ingested {len(partitions)} partition(s): {totals['documents']} documents, "
             f"{totals['chunks']} chunks, {totals['rejected']} rejected, {totals['embedded']} chunks "
@@ -241,6 +256,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             )
         if failed:
             print(f"FAILED partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
+            for line in runs.failures:
+                print(f"  {line}", file=sys.stderr)
     _hint_if_candidate(runs)
     return 1 if failed else 0
 
@@ -250,12 +267,34 @@ class DayRuns:
     run_ids: list[str] = field(default_factory=list)
     failed_days: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)  # "day: asset.check" with ERROR severity
+    failures: list[str] = field(default_factory=list)  # "day: step: why" of each step that failed for good
+    warnings: list[str] = field(default_factory=list)  # "day: step: message" the steps logged as warnings
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMARY_KEYS, 0))
     # (collection written, collection behind the alias), from vector_index's metadata
     collections: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _run_days(job: Any, instance: Any, partitions: Sequence[str], log_level: str) -> DayRuns:
+def _failure_line(event: Any) -> str:
+    """Why a step failed, in one line: a Failure's description, else the error's last line."""
+    data = event.event_specific_data
+    user = getattr(data, "user_failure_data", None)
+    if user is not None and user.description:
+        return user.description
+    error = data.error
+    while error.cause is not None and "Failure" not in error.cls_name:
+        error = error.cause  # dagster wraps the user's exception; its own message is the useful one
+    return error.message.strip().splitlines()[-1] if error.message.strip() else error.cls_name
+
+
+def _explained(line: str) -> str:
+    from hyperion_pipelines.faults import explain
+
+    return explain(line, Settings.from_env()) or line
+
+
+def _run_days(
+    job: Any, instance: Any, partitions: Sequence[str], log_level: str, tags: dict[str, str] | None = None
+) -> DayRuns:
     """Run the ingest job once per upload day, in this process, recorded in the instance."""
     runs = DayRuns()
     for partition in partitions:
@@ -264,11 +303,21 @@ def _run_days(job: Any, instance: Any, partitions: Sequence[str], log_level: str
             partition_key=partition,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            tags=tags or None,
         )
         runs.run_ids.append(result.run_id)
         if not result.success:
             runs.failed_days.append(partition)
+        for entry in instance.all_logs(result.run_id):
+            # Dagster's own "Dependencies for step ... Not executing" follow from a failure shown below.
+            if entry.is_dagster_event or entry.level < logging.WARNING or "Not executing" in entry.user_message:
+                continue
+            line = f"{partition}: {entry.step_key}: {entry.user_message}"
+            if line not in runs.warnings:  # a retried step logs its warnings again
+                runs.warnings.append(line)
         for event in result.all_events:
+            if event.event_type_value == "STEP_FAILURE":
+                runs.failures.append(f"{partition}: {event.step_key}: {_explained(_failure_line(event))}")
             if event.event_type_value == "ASSET_CHECK_EVALUATION":
                 check = event.event_specific_data
                 if not check.passed and check.severity.value == "ERROR":
@@ -293,16 +342,29 @@ def _hint_if_candidate(runs: DayRuns) -> None:
         )
 
 
+def _notice(message: str) -> None:
+    print(f"hyperion: {message}", file=sys.stderr)
+
+
+# A search or an evaluation waits this long at most for a run holding the embedded index.
+QUERY_LOCK_WAIT_S = 30.0
+
+
 @contextmanager
-def _index_and_embedder(settings: Settings, spec: Any) -> Iterator[tuple[Any, Any]]:
+def _index_and_embedder(settings: Settings, spec: Any, lock_wait_s: float | None = None) -> Iterator[tuple[Any, Any]]:
     from hyperion_pipelines.defs.resources import build_resources
 
     resources = build_resources(settings, spec)
+    milvus_resource = resources[spec.resources.milvus]
+    if lock_wait_s is not None:
+        milvus_resource = milvus_resource.model_copy(
+            update={"lock_wait_s": min(lock_wait_s, milvus_resource.lock_wait_s)}
+        )
     with (
-        resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus,
+        milvus_resource.process_config_and_initialize_cm() as milvus,
         resources[spec.resources.embedder].process_config_and_initialize_cm() as embedder_resource,
     ):
-        yield milvus.index(spec.index), embedder_resource.get()
+        yield milvus.index(spec.index, _notice), embedder_resource.get()
 
 
 def _indexed_documents(settings: Settings, spec: Any) -> tuple[set[str], set[str]]:
@@ -345,7 +407,9 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     valid = set(job.partitions_def.get_partition_keys())
     days = sorted((_days_to_ingest(settings, spec) | _indexed_documents(settings, spec)[1]) & valid)
     print(f"Building {candidate} for {len(days)} upload day(s); searches keep using {live or 'nothing yet'}.")
-    log_level = "INFO" if args.verbose else "WARNING"
+    # Quiet by default: warnings and failures are printed below from the run's event log, one
+    # line each, instead of Dagster's console lines with their stack traces.
+    log_level = "INFO" if args.verbose else "CRITICAL"
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
         runs = _run_days(job, instance, days, log_level)
@@ -403,7 +467,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 def _live_index(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[Any, Any] | None]:
     """The pipeline's index and embedder, or None (with a hint printed) before any ingest."""
     spec = _pipeline(args)
-    with _index_and_embedder(settings, spec) as (index, embedder):
+    with _index_and_embedder(settings, spec, QUERY_LOCK_WAIT_S) as (index, embedder):
         live = index.live_collection()
         if live is None:
             print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
@@ -643,6 +707,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--to", dest="to_date", type=_valid_date, metavar="YYYY-MM-DD", help="last day of --from (default: today)"
     )
+    ingest.add_argument(
+        "--allow-deletions",
+        action="store_true",
+        help="confirm that documents gone from the source may leave the index even where the deletion guard "
+        "would stop the run (most of a day, or a source that lists nothing)",
+    )
     ingest.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ingest.add_argument("-v", "--verbose", action="store_true", help="show Dagster's INFO logs")
     ingest.set_defaults(handler=cmd_ingest)
@@ -723,11 +793,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().error("--to needs --from")
     if not 1 <= getattr(args, "k", 1) <= MAX_K:
         build_parser().error(f"-k must be between 1 and {MAX_K}")
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    from hyperion_pipelines.faults import explain
+    from hyperion_pipelines.index.local_lock import IndexInUse
+
     try:
         return args.handler(args)
     except (CommandError, PipelineDeclarationError, SettingsError) as exc:
         print(f"hyperion: error: {exc}", file=sys.stderr)
         return 2
+    except IndexInUse as exc:
+        print(f"hyperion: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, DatabaseError, OperationalError) as exc:
+        explained = explain(str(exc), Settings.from_env(), errno_value=getattr(exc, "errno", None))
+        if explained is None:
+            raise
+        print(f"hyperion: error: {explained}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

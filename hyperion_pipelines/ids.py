@@ -17,7 +17,9 @@ FINGERPRINT_LENGTH = 12  # hex digits of an embedding-space fingerprint (collect
 
 
 def _digest(*parts: str, length: int = 32) -> str:
-    return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:length]
+    # surrogateescape: a file name that is not UTF-8 reaches Python with its bytes escaped as
+    # surrogates; this hashes those raw bytes (lossless and stable) and every UTF-8 name as before.
+    return hashlib.sha256(_SEP.join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:length]
 
 
 def document_id(source_name: str, source_key: str) -> str:

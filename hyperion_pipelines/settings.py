@@ -77,6 +77,7 @@ class Settings:
     openai_model: str
     milvus_uri: str
     milvus_timeout_s: float
+    milvus_lock_wait_s: float  # milvus-lite: how long to wait for another process to release it
     partitions_start: str
     chunk_max_tokens: int
     chunk_overlap_tokens: int
@@ -134,6 +135,7 @@ class Settings:
             openai_model=_get(env, "OPENAI_MODEL", "all-MiniLM-L6-v2"),
             milvus_uri=_get(env, "MILVUS_URI", str(home / "milvus.db")),
             milvus_timeout_s=float(_get(env, "MILVUS_TIMEOUT_S", "60")),
+            milvus_lock_wait_s=float(_get(env, "MILVUS_LOCK_WAIT_S", "300")),
             partitions_start=_get(env, "PARTITIONS_START", "2020-01-01"),
             chunk_max_tokens=int(_get(env, "CHUNK_MAX_TOKENS", "200")),
             chunk_overlap_tokens=int(_get(env, "CHUNK_OVERLAP_TOKENS", "32")),

@@ -289,6 +289,30 @@ class SchedulesSpec(_Strict):
         return value
 
 
+class DeletionGuardSpec(_Strict):
+    """A run that would remove much of an upload day from the index removes nothing instead, and
+    fails saying so: an unmounted folder, a folder swapped for another, or a backend answering an
+    empty listing by mistake looks exactly like mass deletion. Intended removals are confirmed
+    with the run tag ``hyperion/allow-deletions=true`` (``hyperion ingest --allow-deletions``)."""
+
+    enabled: bool = Field(default=True, description="Whether the guard applies; off: every removal goes through.")
+    max_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Largest share of a day's recorded documents one run may remove without confirmation.",
+    )
+    min_documents: int = Field(
+        default=4,
+        ge=1,
+        description="Days recording fewer documents than this are not held to max_share (one file deleted from "
+        "a day of two is ordinary).",
+    )
+    max_documents: int | None = Field(
+        default=None, ge=1, description="Most documents one run may remove, whatever the share; unset: no limit."
+    )
+
+
 class ExecutionLimits(_Strict):
     """Time limits: a stuck step or run fails (and alerts) instead of holding a pool slot forever."""
 
@@ -356,6 +380,7 @@ class PipelineSpec(_Strict):
     upload_sensor: UploadSensorSpec = UploadSensorSpec()
     schedules: SchedulesSpec = SchedulesSpec()
     limits: ExecutionLimits = ExecutionLimits()
+    deletion_guard: DeletionGuardSpec = DeletionGuardSpec()
 
     @property
     def resources(self) -> ResourceKeys:

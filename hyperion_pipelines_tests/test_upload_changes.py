@@ -86,9 +86,13 @@ def test_the_manifest_follows_each_partition(tmp_path: Path) -> None:
     # "a" edited on a later day moves there; "b" deleted from day 1.
     manifest.record_partition("2026-03-05", [ManifestRecord("a", "a.md", "3:5", "indexed")])
     assert manifest.record_partition("2026-03-02", []) == 1
-    assert manifest.indexed() == {"a": IndexedDocument("2026-03-05", "3:5", "indexed")}
+    assert manifest.indexed() == {"a": IndexedDocument("2026-03-05", "3:5", "indexed", "a.md")}
     assert manifest.partitions() == {"2026-03-05"}
-    assert other.indexed(["a", "zzz"]) == {"a": IndexedDocument("2026-03-02", "9:9", "indexed")}
+    assert other.indexed(["a", "zzz"]) == {"a": IndexedDocument("2026-03-02", "9:9", "indexed", "a.md")}
+    # A document held (its sub-folder could not be listed) keeps its row as it was.
+    manifest.record_partition("2026-03-05", [ManifestRecord("c", "c.md", "4:4", "indexed")], keep=["a"])
+    assert set(manifest.on_partition("2026-03-05")) == {"a", "c"}
+    assert manifest.on_partition("2026-03-05")["a"] == IndexedDocument("2026-03-05", "3:5", "indexed", "a.md")
 
 
 def test_the_parse_cache_is_per_spec_and_survives_damage(tmp_path: Path) -> None:

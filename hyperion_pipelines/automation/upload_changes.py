@@ -148,7 +148,12 @@ def scan_listing(source: DocumentSource, manifest: DocumentManifest, start: date
     """A source cheap to list in full (the uploads folder: one directory walk): compare all of it
     with the manifest, which also reveals deletions."""
     listed = [seen(source, ref) for ref in source.list_documents(start, end)]
-    return Scan(pending_changes(listed, manifest.indexed(), complete=True), len(listed), {})
+    indexed = manifest.indexed()
+    # Documents under a sub-folder the listing could not look into are not deletions.
+    unlisted = tuple(source.unlisted_prefixes)
+    if unlisted:
+        indexed = {doc: known for doc, known in indexed.items() if not known.source_key.startswith(unlisted)}
+    return Scan(pending_changes(listed, indexed, complete=True), len(listed), {})
 
 
 def dumps(cursor: Mapping) -> str:

@@ -25,6 +25,7 @@ from pandera.typing import Series
 
 from hyperion_pipelines.ids import text_sha256
 from hyperion_pipelines.parsing.document import REASONS
+from hyperion_pipelines.sources.landing import HELD
 
 HEX32 = r"^[0-9a-f]{32}$"
 HEX64 = r"^[0-9a-f]{64}$"
@@ -184,8 +185,10 @@ class RawDocuments(pa.DataFrameModel):
 
     @pa.check("landing_error", name="starts with a reason code")
     def landing_reason(cls, series: pd.Series) -> pd.Series:
-        # parse_documents turns "reason: message" into a rejected row with that reason.
-        return series.map(lambda value: isinstance(value, str) and value.partition(": ")[0] in REASONS).astype(bool)
+        # parse_documents turns "reason: message" into a rejected row with that reason; "held: ..."
+        # rows (a sub-folder that could not be listed) are left out of parsing.
+        known = {*REASONS, HELD}
+        return series.map(lambda value: isinstance(value, str) and value.partition(": ")[0] in known).astype(bool)
 
     @_row_check("sha256 is present exactly when the document was read", "sha256", "landing_error")
     def sha256_when_read(cls, frame: pd.DataFrame) -> pd.Series:

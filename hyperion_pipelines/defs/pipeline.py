@@ -75,14 +75,16 @@ from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.embedding.resources import EmbedderResource
 from hyperion_pipelines.embedding.space import check_chunk_size, context_tokens, space_fingerprint
 from hyperion_pipelines.embedding.stage import embed_chunks
+from hyperion_pipelines.ids import document_id
+from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, refusal, removals
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
 from hyperion_pipelines.parsing.stage import any_to_parse, parse_documents
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
-from hyperion_pipelines.sources.base import document_version
+from hyperion_pipelines.sources.base import SourceUnavailable, document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
-from hyperion_pipelines.sources.landing import land_documents, listing_defect
+from hyperion_pipelines.sources.landing import Recorded, is_held, land_documents, listing_defect, raw_frame
 from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.state.manifest import ManifestRecord
@@ -138,6 +140,7 @@ def _schema_spec(
 def manifest_records(raw: pd.DataFrame, parsed: pd.DataFrame) -> list[ManifestRecord]:
     """Each landed document with the version the index now reflects (indexed or quarantined)."""
     status = dict(zip(parsed["document_id"], parsed["status"], strict=True))
+    raw = raw[~is_held(raw)]  # their manifest rows are kept as they are
     return [
         ManifestRecord(
             document_id=row.document_id,
@@ -149,8 +152,17 @@ def manifest_records(raw: pd.DataFrame, parsed: pd.DataFrame) -> list[ManifestRe
     ]
 
 
+_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def held_ids(raw: pd.DataFrame) -> list[str]:
+    """Documents held as indexed: their sub-folder could not be listed."""
+    return raw.loc[is_held(raw), "document_id"].tolist()
+
+
 def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     keys = spec.resources
+    first_day = datetime.fromisoformat(spec.partitions_start).replace(tzinfo=UTC)
     partitions = upload_day_partitions(spec.partitions_start)
     prefix = list(spec.key_prefix)
     common = {
@@ -213,7 +225,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             "sniffed from content, size, sha256 and upload time. Bytes are copied to the blob store."
         ),
         kinds={"python", "pandas"},
-        required_resource_keys={keys.source, keys.blob_store},
+        required_resource_keys={keys.source, keys.blob_store, keys.state},
         retry_policy=REMOTE_RETRY,
         check_specs=[
             _schema_spec(prefix, "raw_documents", partitions, "RawDocuments", "unique ids, hashes of read documents")
@@ -224,13 +236,43 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         stop_if_terminated(context)
         started = time.perf_counter()
         start, end = _window(context)
+        day = context.partition_key
+        recorded = state_of(context).manifest(spec.name).on_partition(day)
         with source_of(context).open() as source:
-            frame = land_documents(
-                source, blobs_of(context), start, end, max_bytes=spec.parsing.limits.max_document_bytes
-            )
+            try:
+                frame = land_documents(
+                    source,
+                    blobs_of(context),
+                    start,
+                    end,
+                    max_bytes=spec.parsing.limits.max_document_bytes,
+                    recorded={doc_id: Recorded(doc.source_key, doc.version) for doc_id, doc in recorded.items()},
+                )
+            except SourceUnavailable as exc:
+                if recorded:  # retried: a mount may come back
+                    raise Failure(
+                        description=f"{exc}; {len(recorded)} documents are indexed on {day} and were left as they "
+                        "are (nothing was removed). Mount or restore the source, or point the pipeline at it.",
+                    ) from exc
+                context.log.warning(f"{exc}: nothing to land on {day}")
+                frame = raw_frame([])
             skipped = source.skipped_entries
+            refused = refusal(
+                removals(day, recorded, set(frame["document_id"])), spec.deletion_guard, source_empty=source.empty
+            )
+            if refused:
+                # Documents that moved to another day (edited) are not removals: look at every day.
+                listed = source.list_documents(first_day, _FAR_FUTURE)
+                everywhere = {document_id(source.name, ref.key) for ref in listed}
+                found = removals(day, recorded, everywhere | set(frame["document_id"]))
+                refused = refusal(found, spec.deletion_guard, source_empty=source.empty)
         for line in skipped:
             context.log.warning(line)
+        if refused and context.run.tags.get(ALLOW_DELETIONS_TAG) != "true":
+            raise Failure(description=refused, allow_retries=False)
+        if refused:
+            context.log.warning(f"{refused.split(':')[0]}: confirmed by the run tag {ALLOW_DELETIONS_TAG}")
+        held = int(is_held(frame).sum())
         check = schema_check_result(validate_frame(frame, raw_documents_schema(), "document_id"), "RawDocuments")
         seconds = time.perf_counter() - started
         return MaterializeResult(
@@ -238,7 +280,9 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             check_results=[check],
             metadata={
                 **table_metadata("raw_documents", frame, ["source", "media_type", "size_bytes", "uploaded_at"]),
-                "documents": len(frame),
+                "documents": len(frame) - held,
+                # Indexed documents under a sub-folder that could not be listed: left as they are.
+                "documents_held": held,
                 "bytes": int(frame["size_bytes"].sum()),
                 "media_types": MetadataValue.json(frame["media_type"].fillna("unread").value_counts().to_dict()),
                 # Entries of the source's listing that named no placeable document (see the log).
@@ -324,7 +368,11 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         ledger = ledger_of(context)
         parsed_ids = parsed_documents.loc[parsed_documents["status"] == "parsed", "document_id"].tolist()
         update = ledger.record_partition(
-            context.partition_key, rejections_in(parsed_documents), parsed_ids, run_id=context.run.run_id
+            context.partition_key,
+            rejections_in(parsed_documents),
+            parsed_ids,
+            run_id=context.run.run_id,
+            kept_document_ids=held_ids(raw_documents),
         )
         frame = quarantine_frame(raw_documents, context.partition_key, ledger.entries(partition=context.partition_key))
         seconds = time.perf_counter() - started
@@ -434,7 +482,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         started = time.perf_counter()
         embedder = embedder_of(context).get()
         identity = embedder.identity
-        index = milvus_of(context).index(spec.index)
+        index = milvus_of(context).index(spec.index, context.log.warning)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
         with step_limit(context) as checkpoint:
             frame, stats = embed_chunks(
@@ -534,9 +582,12 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                     metadata={"failure_cases": MetadataValue.md(report.markdown())},
                     allow_retries=False,
                 )
-        index = milvus_of(context).index(spec.index)
+        index = milvus_of(context).index(spec.index, context.log.warning)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
         document_ids = parsed_documents["document_id"].tolist()
+        held = held_ids(raw_documents)
+        # Entries of documents held as they are (their sub-folder could not be listed) stay.
+        kept_entries = index.ids_of_documents(collection, held) if held else []
         with step_limit(context) as checkpoint:
             report = sync_partition(
                 index,
@@ -546,6 +597,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 partition_date=context.partition_key,
                 document_ids=document_ids,
                 checkpoint=checkpoint,
+                keep_ids=kept_entries,
             )
         live = index.live_collection()
         if live is None:
@@ -567,9 +619,9 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         reconciliation = reconcile_partition(
             index,
             collection,
-            document_chunks["chunk_id"].tolist(),
+            [*document_chunks["chunk_id"].tolist(), *kept_entries],
             partition_date=context.partition_key,
-            document_ids=document_ids,
+            document_ids=[*document_ids, *held],
         )
         # The manifest says "the index reflects these versions": only true when the entries match.
         # Left alone, the sensor still sees the day's changes as pending.
@@ -577,7 +629,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         if reconciliation.passed:
             manifest = state_of(context).manifest(spec.name)
             records = manifest_records(raw_documents, parsed_documents)
-            dropped = manifest.record_partition(context.partition_key, records, run_id=context.run.run_id)
+            dropped = manifest.record_partition(context.partition_key, records, run_id=context.run.run_id, keep=held)
         sampled = sample_ids(document_chunks["chunk_id"].tolist(), spec.index_checks.self_retrieval_sample)
         vectors = chunk_embeddings.set_index("chunk_id").loc[sampled, "vector"].tolist() if sampled else []
         retrieval = self_retrieval(index, collection, sampled, np.asarray(vectors, dtype=np.float32))

@@ -64,6 +64,7 @@ def milvus_resource(spec: PipelineSpec, settings: Settings) -> MilvusResource:
         uri=spec.index.milvus_uri or settings.milvus_uri,
         token=secret(spec.index.token_env),
         timeout_s=settings.milvus_timeout_s,
+        lock_wait_s=settings.milvus_lock_wait_s,
     )
 
 

@@ -24,6 +24,7 @@ from hyperion_pipelines.automation.change_feed import ChangeFeed, scan_feed
 from hyperion_pipelines.automation.upload_changes import dumps, plan_runs, scan_listing
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.defs.pipeline import PipelineDefs
+from hyperion_pipelines.sources.base import SourceUnavailable
 from hyperion_pipelines.sources.resources import DocumentSourceResource
 from hyperion_pipelines.state.resources import StateDatabaseResource
 
@@ -79,7 +80,14 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
                     max_pages=settings.feed_pages_per_tick,
                 )
             else:
-                scan = scan_listing(source, manifest, start, _FAR_FUTURE)
+                try:
+                    scan = scan_listing(source, manifest, start, _FAR_FUTURE)
+                except SourceUnavailable as exc:
+                    # Not "everything was deleted": nothing is requested until the source is back.
+                    context.log.warning(str(exc))
+                    kept = len(manifest.indexed())
+                    reason = f"{exc}; {kept} indexed document(s) left as they are" if kept else str(exc)
+                    return SensorResult(skip_reason=reason, cursor=context.cursor)
             for line in source.skipped_entries:
                 context.log.warning(line)
         # Either way, a change stays pending (the same run key) until the manifest shows it done.

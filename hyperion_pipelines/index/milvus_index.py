@@ -155,6 +155,13 @@ class MilvusIndex:
         finally:
             iterator.close()
 
+    def ids_of_documents(self, collection: str, document_ids: Sequence[str]) -> list[str]:
+        """Ids of the entries of ``document_ids``, on any day."""
+        found: list[str] = []
+        for batch in _batches(list(document_ids), _BATCH):
+            found.extend(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
+        return found
+
     def ids_for(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> set[str]:
         """Ids of entries dated ``partition_date`` or belonging to any of ``document_ids``."""
         found = {

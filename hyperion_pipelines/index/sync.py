@@ -39,11 +39,13 @@ def sync_partition(
     partition_date: str,
     document_ids: Sequence[str],
     checkpoint: Checkpoint = no_deadline,
+    keep_ids: Sequence[str] = (),
 ) -> SyncReport:
     """Upsert first, delete after: a failure part-way never leaves a document without vectors,
-    and a re-run converges to exactly the current chunks."""
+    and a re-run converges to exactly the current chunks. ``keep_ids``: stored entries left as
+    they are (documents held because the source could not list them)."""
     stored = index.stored_rows(collection, partition_date=partition_date, document_ids=document_ids)
-    plan = plan_sync(chunks["chunk_id"], stored)
+    plan = plan_sync([*chunks["chunk_id"], *keep_ids], stored)
     rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, partition_date)]
     changed = rows_to_write(rows, stored, COMPARED_FIELDS)
     upserted = index.upsert(collection, changed, checkpoint) if changed else 0

@@ -27,6 +27,7 @@ class ParsedDocument:
 REASONS: dict[str, str] = {
     "too_large": "the file is over the configured size limit; it was not read",
     "invalid_listing": "the source's listing entry for the document breaks its contract; it was not read",
+    "unreadable": "the source lists the document but it cannot be read (permission denied, an I/O error)",
     "empty": "the file has no bytes, or no text could be extracted",
     "near_empty": "fewer characters of text than the configured minimum",
     "garbage_text": "the text is mostly control, replacement or unassigned characters",

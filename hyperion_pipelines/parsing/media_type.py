@@ -44,15 +44,33 @@ def looks_binary(head: bytes) -> bool:
     return controls / len(head) > 0.05
 
 
+# Office formats that are zip archives too, by the part that names them: refused by their own
+# media type (which the quarantine message shows), not as a plain zip file.
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_OOXML_PARTS = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/workbook.xml": XLSX}
+_ODF_PREFIX = "application/vnd.oasis.opendocument."
+
+
 def _zip_kind(content: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             names = set(archive.namelist())
+            # OpenDocument: an uncompressed "mimetype" part holding the media type
+            odf = ""
+            if "mimetype" in names:
+                with archive.open("mimetype") as part:  # a bounded read: the part may be a bomb
+                    odf = part.read(100).decode("ascii", "replace").strip()
     except ZIP_ERRORS:
         # A broken archive (a truncated upload, say): its first local headers still name the
         # parts, so a damaged Word document is still recognised as one (and found corrupt).
         return DOCX if b"word/" in content[:_SNIFF] or b"[Content_Types].xml" in content[:512] else OCTET
-    return DOCX if "word/document.xml" in names else ZIP
+    for part, media_type in _OOXML_PARTS.items():
+        if part in names:
+            return media_type
+    if odf.startswith(_ODF_PREFIX) and re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+-]+", odf):
+        return odf
+    return ZIP
 
 
 def _as_utf8(head: bytes) -> bytes:

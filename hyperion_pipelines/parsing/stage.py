@@ -11,6 +11,7 @@ from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.parsing.document import ParseError
 from hyperion_pipelines.parsing.sandbox import ParserSandbox
 from hyperion_pipelines.sources.blob_store import BlobStore
+from hyperion_pipelines.sources.landing import is_held
 from hyperion_pipelines.spec import ParsingSpec
 
 PARSED_COLUMNS = [
@@ -41,7 +42,7 @@ def parse_documents(
     the parser process starts only when one is not."""
     rows = []
     with ParserSandbox(spec.limits) as sandbox:
-        for row in raw.itertuples(index=False):
+        for row in raw[~is_held(raw)].itertuples(index=False):
             checkpoint()
             rows.append(_parse_one(row, blobs, spec, sandbox, cache))
     frame = pd.DataFrame(rows, columns=PARSED_COLUMNS)

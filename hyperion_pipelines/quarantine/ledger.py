@@ -129,6 +129,7 @@ class QuarantineLedger:
         *,
         run_id: str | None = None,
         now: datetime | None = None,
+        kept_document_ids: Iterable[str] = (),
     ) -> LedgerUpdate:
         """Bring the partition's open entries in line with its latest parse.
 
@@ -138,7 +139,8 @@ class QuarantineLedger:
         carrying the first ``quarantined_at`` over when version and reason are unchanged. Open
         entries whose document parsed this time, in this partition or any other (a fixed version
         uploaded on a later day), are released as ``parsed``; open entries of documents no longer
-        in the partition as ``removed``.
+        in the partition as ``removed``, except ``kept_document_ids`` (documents held as they were:
+        their sub-folder could not be listed).
         """
         now = now or datetime.now(UTC)
         parsed = set(parsed_document_ids)
@@ -184,7 +186,8 @@ class QuarantineLedger:
                     )  # fmt: skip
                 )
                 new += 1
-            gone = [row.id for doc, row in open_here.items() if doc not in parsed]
+            kept = set(kept_document_ids)
+            gone = [row.id for doc, row in open_here.items() if doc not in parsed and doc not in kept]
             released += self._release(conn, gone, now, "removed")
             fixed = [e.id for entries in self._open_entries_of(conn, sorted(parsed)).values() for e in entries]
             released += self._release(conn, fixed, now, "parsed")

@@ -27,6 +27,12 @@ def document_version(size_bytes: int, uploaded_at: datetime, defect: str | None 
     return version
 
 
+def parse_version(version: str) -> tuple[int, datetime]:
+    """Size and upload time back from a :func:`document_version`."""
+    size, micros = version.split(":")[:2]
+    return int(size), _EPOCH + timedelta(microseconds=int(micros))
+
+
 @dataclass(frozen=True)
 class DocumentRef:
     """A document as a source lists it, before its content is read."""
@@ -38,8 +44,10 @@ class DocumentRef:
     size_bytes: int
     uploaded_at: datetime  # timezone-aware, UTC
     # Why the source's own description of the document breaks its contract (a listing entry
-    # with a size that is no number, say): such a document is quarantined, never read.
+    # with a size that is no number, say), or why it cannot be read (a file the service user
+    # may not read): such a document is quarantined under ``defect_reason``, never read.
     defect: str | None = None
+    defect_reason: str = "invalid_listing"
 
     @property
     def version(self) -> str:
@@ -67,6 +75,19 @@ class DocumentSource(ABC):
         of the listing goes on without them."""
         return []
 
+    @property
+    def unlisted_prefixes(self) -> list[str]:
+        """Key prefixes (sub-folders) the last listing could not look into: documents recorded
+        under them are still at the source as far as anyone knows, so they are held, never
+        treated as deleted."""
+        return []
+
+    @property
+    def empty(self) -> bool:
+        """Whether the last listing found no document at all, on any day (known for a source that
+        lists everything to answer for one day, like a folder walk; False where unknown)."""
+        return False
+
     @abstractmethod
     def list_documents(self, start: datetime, end: datetime) -> Iterator[DocumentRef]:
         """Documents uploaded in ``[start, end)`` (UTC)."""
@@ -78,6 +99,17 @@ class DocumentSource(ABC):
 
 class SourceError(RuntimeError):
     """A source could not be listed or read; retrying may help."""
+
+
+class SourceUnavailable(SourceError):
+    """The source itself is not there (a folder missing or unmounted, not a directory, not
+    readable): not the same as a source that is there and empty."""
+
+
+class DocumentUnreadable(Exception):
+    """One document cannot be read (permission denied, an I/O error): it is quarantined as
+    ``unreadable`` and the rest of its day goes on. Not a :class:`SourceError`: retrying the day
+    would not help."""
 
 
 class DocumentGone(SourceError):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.parsing.media_type import sniff_media_type
-from hyperion_pipelines.sources.base import DocumentGone, DocumentSource
+from hyperion_pipelines.sources.base import DocumentGone, DocumentSource, DocumentUnreadable, parse_version
 from hyperion_pipelines.sources.blob_store import BlobStore
 
 log = logging.getLogger(__name__)
@@ -21,23 +23,70 @@ RAW_COLUMNS = [
 
 
 INVALID_LISTING = "invalid_listing: "
+#: Reasons found in the listing itself: part of the document's version (see ``DocumentRef.defect``).
+LISTING_REASONS = ("invalid_listing", "unreadable")
+#: ``landing_error`` of a document recorded as indexed under a sub-folder the listing could not look
+#: into: not read, not parsed, and its entries, manifest row and quarantine entry left as they are.
+HELD = "held"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A document the index manifest records on this day (what the index reflects)."""
+
+    source_key: str
+    version: str
 
 
 def listing_defect(landing_error: object) -> str | None:
     """What was wrong with a landed document's listing entry, from its ``landing_error``."""
-    if isinstance(landing_error, str) and landing_error.startswith(INVALID_LISTING):
-        return landing_error.removeprefix(INVALID_LISTING)
+    if isinstance(landing_error, str):
+        reason, _, message = landing_error.partition(": ")
+        if reason in LISTING_REASONS:
+            return message
     return None
 
 
+def is_held(raw: pd.DataFrame) -> pd.Series:
+    """Rows of documents held as indexed (see :data:`HELD`)."""
+    return raw["landing_error"].map(lambda value: isinstance(value, str) and value.startswith(HELD + ": ")).astype(bool)
+
+
+def held_rows(
+    recorded: Mapping[str, Recorded], listed_ids: set[str], unlisted_prefixes: list[str], source_name: str
+) -> list[dict]:
+    """Recorded documents the listing did not see because their sub-folder could not be listed."""
+    rows = []
+    for doc_id, record in sorted(recorded.items()):
+        prefix = next((p for p in unlisted_prefixes if record.source_key.startswith(p)), None)
+        if doc_id in listed_ids or prefix is None:
+            continue
+        size, uploaded_at = parse_version(record.version)
+        rows.append({
+            "document_id": doc_id, "source": record.source_key, "source_uri": f"{source_name}:{record.source_key}",
+            "file_name": record.source_key.rsplit("/", 1)[-1], "media_type": None, "size_bytes": size,
+            "sha256": None, "uploaded_at": uploaded_at,
+            "landing_error": f"{HELD}: {prefix} could not be listed; kept as indexed",
+        })  # fmt: skip
+    return rows
+
+
 def land_documents(
-    source: DocumentSource, blobs: BlobStore, start: datetime, end: datetime, *, max_bytes: int
+    source: DocumentSource,
+    blobs: BlobStore,
+    start: datetime,
+    end: datetime,
+    *,
+    max_bytes: int,
+    recorded: Mapping[str, Recorded] | None = None,
 ) -> pd.DataFrame:
     """One row per document uploaded in ``[start, end)``.
 
-    Documents over ``max_bytes``, or whose listing entry breaks the source's contract, are listed
-    but not read (``landing_error`` says why); a document removed before it could be read is
-    skipped, since it is no longer a current document.
+    Documents over ``max_bytes``, whose listing entry breaks the source's contract, or that cannot
+    be read, are listed but not read (``landing_error`` says why); a document removed before it
+    could be read is skipped, since it is no longer a current document. Documents of ``recorded``
+    (the manifest's on this day) under a sub-folder the listing could not look into are kept as
+    :data:`HELD` rows.
     """
     rows = []
     for ref in source.list_documents(start, end):
@@ -53,7 +102,7 @@ def land_documents(
             "landing_error": None,
         }
         if ref.defect:
-            row["landing_error"] = INVALID_LISTING + ref.defect
+            row["landing_error"] = f"{ref.defect_reason}: {ref.defect}"
         elif ref.size_bytes > max_bytes:
             row["landing_error"] = f"too_large: {ref.size_bytes} bytes, limit {max_bytes}"
         else:
@@ -62,10 +111,22 @@ def land_documents(
             except DocumentGone as exc:
                 log.info("skipping %s: %s", ref.display_path, exc)
                 continue
+            except DocumentUnreadable as exc:
+                row["landing_error"] = f"unreadable: {exc}"
+                rows.append(row)
+                continue
             row["sha256"] = blobs.put(content)
             row["size_bytes"] = len(content)
             row["media_type"] = sniff_media_type(content, ref.name)
         rows.append(row)
+    if recorded and source.unlisted_prefixes:
+        listed = {row["document_id"] for row in rows}
+        rows.extend(held_rows(recorded, listed, source.unlisted_prefixes, source.name))
+    return raw_frame(rows)
+
+
+def raw_frame(rows: list[dict]) -> pd.DataFrame:
+    """``raw_documents`` rows as the typed frame the later steps expect (no rows: an empty day)."""
     frame = pd.DataFrame(rows, columns=RAW_COLUMNS)
     frame["uploaded_at"] = pd.to_datetime(frame["uploaded_at"], utc=True)
     # A source may list one document twice (a listing page shifting under paging): keep the latest.

@@ -43,6 +43,7 @@ class IndexedDocument:
     partition: str
     version: str
     status: str = "indexed"
+    source_key: str = ""
 
 
 class DocumentManifest:
@@ -50,11 +51,19 @@ class DocumentManifest:
         self.engine = engine
         self.pipeline = pipeline
 
-    def record_partition(self, partition: str, records: Sequence[ManifestRecord], *, run_id: str | None = None) -> int:
-        """Make ``records`` the partition's documents; returns how many rows of the day were
-        dropped (documents no longer at the source on that day)."""
+    def record_partition(
+        self,
+        partition: str,
+        records: Sequence[ManifestRecord],
+        *,
+        run_id: str | None = None,
+        keep: Iterable[str] = (),
+    ) -> int:
+        """Make ``records`` the partition's documents, leaving the rows of ``keep`` (documents held
+        as indexed) as they are; returns how many rows of the day were dropped (documents no
+        longer at the source on that day)."""
         now = datetime.now(UTC)
-        current = {r.document_id for r in records}
+        current = {r.document_id for r in records} | set(keep)
         mine = documents.c.pipeline == self.pipeline
         with self.engine.begin() as conn:
             on_day = set(
@@ -63,7 +72,7 @@ class DocumentManifest:
             gone = sorted(on_day - current)
             for lo in range(0, len(gone), IN_BATCH):
                 conn.execute(delete(documents).where(mine, documents.c.document_id.in_(gone[lo : lo + IN_BATCH])))
-            ids = sorted(current)
+            ids = sorted({r.document_id for r in records})
             for lo in range(0, len(ids), IN_BATCH):
                 conn.execute(delete(documents).where(mine, documents.c.document_id.in_(ids[lo : lo + IN_BATCH])))
             if records:
@@ -87,9 +96,13 @@ class DocumentManifest:
 
     def indexed(self, document_ids: Iterable[str] | None = None) -> dict[str, IndexedDocument]:
         """Every recorded document, or only ``document_ids``."""
-        query = select(documents.c.document_id, documents.c.partition, documents.c.version, documents.c.status).where(
-            documents.c.pipeline == self.pipeline
-        )
+        query = select(
+            documents.c.document_id,
+            documents.c.partition,
+            documents.c.version,
+            documents.c.status,
+            documents.c.source_key,
+        ).where(documents.c.pipeline == self.pipeline)
         found: dict[str, IndexedDocument] = {}
         with self.engine.connect() as conn:
             if document_ids is None:
@@ -100,8 +113,19 @@ class DocumentManifest:
             for batch in batches:
                 q = query if batch is None else query.where(documents.c.document_id.in_(batch))
                 for row in conn.execute(q):
-                    found[row.document_id] = IndexedDocument(row.partition, row.version, row.status)
+                    found[row.document_id] = IndexedDocument(row.partition, row.version, row.status, row.source_key)
         return found
+
+    def on_partition(self, partition: str) -> dict[str, IndexedDocument]:
+        """The documents recorded on one upload day."""
+        query = select(documents.c.document_id, documents.c.version, documents.c.status, documents.c.source_key).where(
+            documents.c.pipeline == self.pipeline, documents.c.partition == partition
+        )
+        with self.engine.connect() as conn:
+            return {
+                row.document_id: IndexedDocument(partition, row.version, row.status, row.source_key)
+                for row in conn.execute(query)
+            }
 
     def partitions(self) -> set[str]:
         with self.engine.connect() as conn:
