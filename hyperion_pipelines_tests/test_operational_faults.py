@@ -31,8 +31,8 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.base import SourceUnavailable
 from hyperion_pipelines.sources.uploads_folder import UploadsFolder
 from hyperion_pipelines.spec import DeletionGuardSpec
-from hyperion_pipelines.state.manifest import IndexedDocument
 from hyperion_pipelines.state.database import open_engine
+from hyperion_pipelines.state.manifest import IndexedDocument
 
 from .conftest import REPO, UPLOAD_DAY, run_ingest, set_upload_time
 from .test_pipeline import index_entries
