@@ -134,7 +134,7 @@ def test_raw_documents_lands_the_day_from_the_backend(backend: FakeBackend, hype
         result = materialize(
             [pipeline.assets[0]],
             partition_key=UPLOAD_DAY,
-            resources={k: defs.resources[k] for k in ("documents_source", "blob_store")},
+            resources={k: defs.resources[k] for k in ("documents_source", "blob_store", "state_db")},
         )
     assert result.success
     frame = result.output_for_node("raw_documents")

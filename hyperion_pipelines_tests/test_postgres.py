@@ -178,7 +178,7 @@ def test_the_state_database_on_a_throwaway_postgres(tmp_path: Path) -> None:
         engine = open_engine(server.sqlalchemy_url(next(databases)))
         manifest = DocumentManifest(engine, "documents")
         manifest.record_partition("2026-03-02", [ManifestRecord("a", "a.md", "1:1", "indexed")])
-        assert manifest.indexed() == {"a": IndexedDocument("2026-03-02", "1:1", "indexed")}
+        assert manifest.indexed() == {"a": IndexedDocument("2026-03-02", "1:1", "indexed", "a.md")}
         ledger = QuarantineLedger(engine, "documents")
         update = ledger.record_partition("2026-03-02", [Rejection("b", "b.pdf", None, "encrypted", "locked")], ["a"])
         assert update.new == 1 and [e.reason for e in ledger.entries()] == ["encrypted"]
