@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperion_pipelines.embedding.space import space_fingerprint
-from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG
+from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, FAR_FUTURE
 from hyperion_pipelines.settings import Settings, SettingsError
 
 # The same settings as the repository's dagster.yaml (a test keeps the two equal).
@@ -120,7 +120,7 @@ def _days_to_ingest(settings: Settings, spec: Any) -> set[str]:
 
     resources = build_resources(settings, spec)
     start = datetime.fromisoformat(spec.partitions_start).replace(tzinfo=UTC)
-    end = datetime(9999, 12, 31, tzinfo=UTC)  # future-dated files too, so they are reported, not missed
+    end = FAR_FUTURE  # future-dated files too, so they are reported, not missed
     from hyperion_pipelines.sources.base import SourceUnavailable
 
     with resources[spec.resources.source].process_config_and_initialize_cm() as source, source.open() as opened:

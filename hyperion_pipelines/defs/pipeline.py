@@ -75,8 +75,7 @@ from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.embedding.resources import EmbedderResource
 from hyperion_pipelines.embedding.space import check_chunk_size, context_tokens, space_fingerprint
 from hyperion_pipelines.embedding.stage import embed_chunks
-from hyperion_pipelines.ids import document_id
-from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, refusal, removals
+from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_listing
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
@@ -150,9 +149,6 @@ def manifest_records(raw: pd.DataFrame, parsed: pd.DataFrame) -> list[ManifestRe
         )
         for row in raw.itertuples(index=False)
     ]
-
-
-_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def held_ids(raw: pd.DataFrame) -> list[str]:
@@ -257,21 +253,13 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 context.log.warning(f"{exc}: nothing to land on {day}")
                 frame = raw_frame([])
             skipped = source.skipped_entries
-            refused = refusal(
-                removals(day, recorded, set(frame["document_id"])), spec.deletion_guard, source_empty=source.empty
-            )
-            if refused:
-                # Documents that moved to another day (edited) are not removals: look at every day.
-                listed = source.list_documents(first_day, _FAR_FUTURE)
-                everywhere = {document_id(source.name, ref.key) for ref in listed}
-                found = removals(day, recorded, everywhere | set(frame["document_id"]))
-                refused = refusal(found, spec.deletion_guard, source_empty=source.empty)
+            refused = judge_listing(source, day, recorded, set(frame["document_id"]), spec.deletion_guard, first_day)
         for line in skipped:
             context.log.warning(line)
         if refused and context.run.tags.get(ALLOW_DELETIONS_TAG) != "true":
             raise Failure(description=refused, allow_retries=False)
         if refused:
-            context.log.warning(f"{refused.split(':')[0]}: confirmed by the run tag {ALLOW_DELETIONS_TAG}")
+            context.log.warning(f"removals confirmed by the run tag {ALLOW_DELETIONS_TAG}: {refused}")
         held = int(is_held(frame).sum())
         check = schema_check_result(validate_frame(frame, raw_documents_schema(), "document_id"), "RawDocuments")
         seconds = time.perf_counter() - started

@@ -24,12 +24,12 @@ from hyperion_pipelines.automation.change_feed import ChangeFeed, scan_feed
 from hyperion_pipelines.automation.upload_changes import dumps, plan_runs, scan_listing
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.defs.pipeline import PipelineDefs
+from hyperion_pipelines.index.deletion_guard import FAR_FUTURE
 from hyperion_pipelines.sources.base import SourceUnavailable
 from hyperion_pipelines.sources.resources import DocumentSourceResource
 from hyperion_pipelines.state.resources import StateDatabaseResource
 
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 # Dagster stops a sensor evaluation after 60 s by default: a slow or failing source must fail the
 # tick (to be tried again on the next) well before that.
 SOURCE_BUDGET_S = 20.0  # future-dated files are listed, so they are reported
@@ -81,7 +81,7 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
                 )
             else:
                 try:
-                    scan = scan_listing(source, manifest, start, _FAR_FUTURE)
+                    scan = scan_listing(source, manifest, start, FAR_FUTURE)
                 except SourceUnavailable as exc:
                     # Not "everything was deleted": nothing is requested until the source is back.
                     context.log.warning(str(exc))

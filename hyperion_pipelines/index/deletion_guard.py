@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from hyperion_pipelines.ids import document_id
+from hyperion_pipelines.sources.base import DocumentSource
 from hyperion_pipelines.spec import DeletionGuardSpec
 from hyperion_pipelines.state.manifest import IndexedDocument
 
+#: The end of "every day" when a whole source is listed (future-dated documents included).
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 #: The run tag that confirms intended removals.
 ALLOW_DELETIONS_TAG = "hyperion/allow-deletions"
 _SHOWN = 5  # removed documents named in the message
@@ -58,3 +63,21 @@ def refusal(found: Removals, guard: DeletionGuardSpec, *, source_empty: bool = F
         f"the day again with the tag {ALLOW_DELETIONS_TAG}=true ('hyperion ingest --allow-deletions', or the "
         "Launchpad's tags) or change deletion_guard in the pipeline's defs.yaml."
     )
+
+
+def judge_listing(
+    source: DocumentSource,
+    day: str,
+    recorded: Mapping[str, IndexedDocument],
+    current_ids: Collection[str],
+    guard: DeletionGuardSpec,
+    first_day: datetime,
+) -> str | None:
+    """:func:`refusal` for a day just listed from ``source``. Only when the day's listing alone
+    would be refused is the whole source listed, so that documents which moved to another day
+    (an edited file) do not count as removed."""
+    refused = refusal(removals(day, recorded, current_ids), guard, source_empty=source.empty)
+    if refused is None:
+        return None
+    everywhere = {document_id(source.name, ref.key) for ref in source.list_documents(first_day, FAR_FUTURE)}
+    return refusal(removals(day, recorded, everywhere | set(current_ids)), guard, source_empty=source.empty)
