@@ -49,8 +49,8 @@ def load_seconds(count: int, settings: Settings, repeats: int) -> tuple[float, i
         for _ in range(repeats):
             started = time.perf_counter()
             with sandbox.build_component_tree() as tree:
-                declared_pipelines(tree)
-                defs = Definitions.merge(tree.build_defs(), platform_definitions(settings))
+                specs = [p.spec for p in declared_pipelines(tree)]
+                defs = Definitions.merge(tree.build_defs(), platform_definitions(settings, specs))
                 assets = len(list(defs.resolve_asset_graph().get_all_asset_keys()))
                 defs.get_repository_def()
             timings.append(time.perf_counter() - started)

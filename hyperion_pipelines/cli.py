@@ -102,6 +102,10 @@ class CommandError(Exception):
     """A mistake in what was asked; printed without a traceback."""
 
 
+class FaultFound(Exception):
+    """Damage found that the command will not undo by itself; printed in one line, exit status 1."""
+
+
 def _pipeline(args: argparse.Namespace) -> Any:
     """The declared pipeline ``--pipeline`` names (default: the sample pipeline, ``documents``)."""
     from hyperion_pipelines.definitions import pipeline_specs
@@ -277,7 +281,7 @@ class DayRuns:
 def _failure_line(event: Any) -> str:
     """Why a step failed, in one line: a Failure's description, else the error's last line."""
     data = event.event_specific_data
-    user = getattr(data, "user_failure_data", None)
+    user = getattr(data, "user_failure_data", None)  # only a step's failure carries one
     if user is not None and user.description:
         return user.description
     error = data.error
@@ -315,9 +319,15 @@ def _run_days(
             line = f"{partition}: {entry.step_key}: {entry.user_message}"
             if line not in runs.warnings:  # a retried step logs its warnings again
                 runs.warnings.append(line)
+        failures_before = len(runs.failures)
         for event in result.all_events:
             if event.event_type_value == "STEP_FAILURE":
                 runs.failures.append(f"{partition}: {event.step_key}: {_explained(_failure_line(event))}")
+            # A run that failed before any step (its resources could not start) says why here.
+            elif event.event_type_value in ("RESOURCE_INIT_FAILURE", "RUN_FAILURE") and (
+                getattr(event.event_specific_data, "error", None) is not None and len(runs.failures) == failures_before
+            ):
+                runs.failures.append(f"{partition}: run: {_explained(_failure_line(event))}")
             if event.event_type_value == "ASSET_CHECK_EVALUATION":
                 check = event.event_specific_data
                 if not check.passed and check.severity.value == "ERROR":
@@ -632,6 +642,122 @@ def cmd_pipelines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    _ensure_dagster_home(settings)
+    from dagster import DagsterInstance
+
+    from hyperion_pipelines.definitions import pipeline_specs
+    from hyperion_pipelines.defs.housekeeping import reclaim
+    from hyperion_pipelines.defs.resources import shared_resources
+
+    shared = shared_resources(settings)
+    retention = settings.step_output_retention_days if args.retention_days is None else args.retention_days
+    with (
+        shared["blob_store"].process_config_and_initialize_cm() as blob_store,
+        shared["state_db"].process_config_and_initialize_cm() as state,
+        DagsterInstance.get() as instance,
+    ):
+        report = reclaim(
+            instance, blob_store, state, pipeline_specs(settings), retention_days=retention, dry_run=args.dry_run
+        )
+    if args.json:
+        print(json.dumps(report.as_json()))
+        return 0
+    mib = lambda n: f"{n / 2**20:.1f} MiB"  # noqa: E731
+    places = ", ".join(
+        f"{s.place} {mib(s.removed_bytes)} of {mib(s.removed_bytes + s.kept_bytes)}" for s in report.sweeps
+    )
+    print(
+        f"Storage GC {'would free' if args.dry_run else 'freed'} {_mib(report.freed_bytes)} in "
+        f"{report.removed_files} files ({places})."
+    )
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _check_index(settings: Settings, spec: Any, rebuild: bool) -> str:
+    """Open every collection of the pipeline's index; a damaged milvus-lite folder is set aside
+    when ``rebuild``, else named with the way back."""
+    from pymilvus.exceptions import MilvusException
+
+    from hyperion_pipelines.defs.resources import build_resources
+    from hyperion_pipelines.faults import explain
+    from hyperion_pipelines.housekeeping.state_repair import is_index_damage, set_aside
+    from hyperion_pipelines.index.resources import release_local
+
+    uri = spec.index.milvus_uri or settings.milvus_uri
+    try:
+        with build_resources(settings, spec)[spec.resources.milvus].process_config_and_initialize_cm() as milvus:
+            index = milvus.index(spec.index, _notice)
+            for collection in index.collections():
+                index.ensure_loaded(collection)
+        return "sound"
+    except MilvusException as exc:
+        if not is_index_damage(str(exc)):
+            raise
+        if not rebuild:
+            raise FaultFound(explain(str(exc), settings)) from None
+        if "://" in uri:
+            raise CommandError(f"{uri} is a Milvus server: restore its collections from its backups") from None
+        release_local(uri)
+        return f"damaged ({str(exc).strip()[:160]}): set aside as {set_aside(Path(uri))}, rebuilt"
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    _ensure_dagster_home(settings)
+    from dagster import DagsterInstance
+
+    from hyperion_pipelines.definitions import build_definitions, pipeline_specs
+    from hyperion_pipelines.housekeeping.state_repair import set_aside, sqlite_damage, sqlite_file
+
+    path = sqlite_file(os.environ.get("HYPERION_STATE_DB_URL") or settings.state_db_url)
+    if path is None:
+        state = "a database server: not checked (restore it from its backups if damaged); rebuilt"
+    elif damage := sqlite_damage(path):
+        state = f"damaged ({damage}): set aside as {set_aside(path)}, rebuilt"
+    else:
+        state = "rebuilt" if path.exists() else "missing: rebuilt"
+    specs = pipeline_specs(settings)
+    indexes = {spec.name: _check_index(settings, spec, args.rebuild_index) for spec in specs}
+    defs = build_definitions(settings)
+    log_level = "INFO" if args.verbose else "CRITICAL"
+    summary: dict[str, Any] = {"state_database": state, "indexes": indexes, "pipelines": {}}
+    failed = False
+    with DagsterInstance.get() as instance:
+        for spec in specs:
+            days = sorted(_days_to_ingest(settings, spec))
+            runs = _run_days(defs.resolve_job_def(f"ingest_{spec.name}"), instance, days, log_level)
+            failed = failed or bool(runs.failed_days)
+            summary["pipelines"][spec.name] = {
+                **runs.totals,
+                "partitions": days,
+                "failed_partitions": runs.failed_days,
+                "failures": runs.failures,
+                "run_ids": runs.run_ids,
+            }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"State database: {state}.")
+        for spec in specs:
+            done = summary["pipelines"][spec.name]
+            print(
+                f"{spec.name}: index {indexes[spec.name]}; {len(done['partitions'])} day(s) run again: "
+                f"{done['documents']} documents, {done['rejected']} quarantined, {done['embedded']} chunks "
+                f"embedded, {done['reused']} reused."
+            )
+            for line in done["failures"]:
+                print(f"  {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     """Export the model to ONNX (and int8) for the onnx embedding backend, offline, once."""
     from hyperion_pipelines.embedding.onnx_export import FP32_FILE, default_export_dir, models_dir, quantized_file_name
@@ -763,6 +889,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quarantine.set_defaults(handler=cmd_quarantine)
 
+    gc = commands.add_parser(
+        "gc",
+        help="remove blobs and cache entries no recorded document needs, and old Dagster step outputs",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="count what would be removed; remove nothing")
+    gc.add_argument(
+        "--retention-days",
+        type=float,
+        metavar="DAYS",
+        help="step outputs and logs older than this go (default: HYPERION_STEP_OUTPUT_RETENTION_DAYS, 7)",
+    )
+    gc.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    gc.set_defaults(handler=cmd_gc)
+
+    repair = commands.add_parser(
+        "repair",
+        help="set a damaged state database aside and rebuild the manifest and the quarantine from the source "
+        "and the index (stored vectors are reused)",
+    )
+    repair.add_argument(
+        "--rebuild-index",
+        action="store_true",
+        help="also set a damaged milvus-lite index aside and embed every document again",
+    )
+    repair.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    repair.add_argument("-v", "--verbose", action="store_true", help="show Dagster's INFO logs")
+    repair.set_defaults(handler=cmd_repair)
+
     export = commands.add_parser(
         "export-onnx", help="export the local model to ONNX (optionally int8) for the onnx embedding backend"
     )
@@ -789,10 +943,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hyperion_pipelines.components.declaration import PipelineDeclarationError
 
     args = build_parser().parse_args(argv)
+    # pymilvus (client) and milvus-lite (its in-process server) log each failed call with a stack
+    # trace before it is raised; the command reports it in one line (-v shows them).
+    for noisy in ("pymilvus", "milvus_lite"):
+        logging.getLogger(noisy).setLevel(logging.INFO if getattr(args, "verbose", False) else logging.CRITICAL)
     if getattr(args, "to_date", None) and not args.from_date:
         build_parser().error("--to needs --from")
     if not 1 <= getattr(args, "k", 1) <= MAX_K:
         build_parser().error(f"-k must be between 1 and {MAX_K}")
+    from pymilvus.exceptions import MilvusException
     from sqlalchemy.exc import DatabaseError, OperationalError
 
     from hyperion_pipelines.faults import explain
@@ -803,8 +962,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, PipelineDeclarationError, SettingsError) as exc:
         print(f"hyperion: error: {exc}", file=sys.stderr)
         return 2
-    except IndexInUse as exc:
+    except (IndexInUse, FaultFound) as exc:
         print(f"hyperion: error: {exc}", file=sys.stderr)
+        return 1
+    except MilvusException as exc:
+        explained = explain(str(exc), Settings.from_env())
+        if explained is None:
+            raise
+        print(f"hyperion: error: {explained}", file=sys.stderr)
         return 1
     except (OSError, DatabaseError, OperationalError) as exc:
         explained = explain(str(exc), Settings.from_env(), errno_value=getattr(exc, "errno", None))

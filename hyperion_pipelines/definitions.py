@@ -109,7 +109,7 @@ def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec
     if specs is None:
         with loading_with(settings):
             tree = pipeline_tree()
-            declared_pipelines(tree)
+            specs = [pipeline.spec for pipeline in declared_pipelines(tree)]
             try:
                 with _quiet_components():
                     pipelines = tree.build_defs()
@@ -117,7 +117,7 @@ def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec
                 raise _clear(exc) from exc.__cause__
     else:
         pipelines = Definitions.merge(*(pipeline_definitions(spec, settings) for spec in specs))
-    return Definitions.merge(pipelines, platform_definitions(settings))
+    return Definitions.merge(pipelines, platform_definitions(settings, specs))
 
 
 defs = build_definitions()

@@ -90,6 +90,8 @@ class Settings:
     step_timeout_s: float
     run_timeout_s: int
     prometheus_pushgateway: str | None
+    # HYPERION_STEP_OUTPUT_RETENTION_DAYS: storage GC removes Dagster step outputs and step logs older
+    step_output_retention_days: float = 7.0
     # HYPERION_EMBEDDING_BACKEND: "torch", "onnx" or "onnx:<file>" (an int8 file of the export)
     embedding_backend: EmbeddingBackend = "torch"
     embedding_onnx_file: str | None = None
@@ -148,6 +150,7 @@ class Settings:
             step_timeout_s=float(_get(env, "STEP_TIMEOUT_S", "3600")),
             run_timeout_s=int(_get(env, "RUN_TIMEOUT_S", str(4 * 3600))),
             prometheus_pushgateway=_get(env, "PROMETHEUS_PUSHGATEWAY", "") or None,
+            step_output_retention_days=float(_get(env, "STEP_OUTPUT_RETENTION_DAYS", "7")),
             embedding_backend=backend,
             embedding_onnx_file=onnx_file,
         )

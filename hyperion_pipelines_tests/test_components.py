@@ -100,8 +100,8 @@ def defs_folder(pipelines: dict[str, dict[str, Any]]) -> Iterator[Any]:
 
 def load(sandbox: Any, settings: Settings) -> Definitions:
     with sandbox.build_component_tree() as tree:
-        declared_pipelines(tree)
-        return Definitions.merge(tree.build_defs(), platform_definitions(settings))
+        specs = [p.spec for p in declared_pipelines(tree)]
+        return Definitions.merge(tree.build_defs(), platform_definitions(settings, specs))
 
 
 def upload(folder: Path, *relative: str) -> None:

@@ -149,10 +149,14 @@ def scan_listing(source: DocumentSource, manifest: DocumentManifest, start: date
     with the manifest, which also reveals deletions."""
     listed = [seen(source, ref) for ref in source.list_documents(start, end)]
     indexed = manifest.indexed()
-    # Documents under a sub-folder the listing could not look into are not deletions.
     unlisted = tuple(source.unlisted_prefixes)
-    if unlisted:
-        indexed = {doc: known for doc, known in indexed.items() if not known.source_key.startswith(unlisted)}
+    # Documents under a sub-folder that could not be listed, or listed from another source the
+    # pipeline no longer reads, are not deletions: the run would keep them (see ``held_rows``).
+    indexed = {
+        doc: known
+        for doc, known in indexed.items()
+        if known.listed_by(source.identity) and not (unlisted and known.source_key.startswith(unlisted))
+    }
     return Scan(pending_changes(listed, indexed, complete=True), len(listed), {})
 
 

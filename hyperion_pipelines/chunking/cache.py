@@ -26,14 +26,15 @@ class ChunkCache:
         self.hits = 0  # documents whose chunks were read back, this instance's lifetime
 
     @staticmethod
-    def _key(text: str, headings: Sequence[Heading]) -> str:
+    def key(text: str, headings: Sequence[Heading]) -> str:
+        """The entry name of a text (what storage GC keeps for the texts of recorded documents)."""
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\x1f")
         digest.update(json.dumps([[h.level, h.text, h.offset] for h in headings]).encode())
         return digest.hexdigest()
 
     def get(self, text: str, headings: Sequence[Heading]) -> list[Chunk] | None:
-        data = self._entries.get(self._key(text, headings))
+        data = self._entries.get(self.key(text, headings))
         if data is None:
             return None
         try:
@@ -47,4 +48,4 @@ class ChunkCache:
 
     def put(self, text: str, headings: Sequence[Heading], chunks: Sequence[Chunk]) -> None:
         data = [[c.char_start, c.char_end, c.token_count, list(c.heading_path)] for c in chunks]
-        self._entries.put(self._key(text, headings), data)
+        self._entries.put(self.key(text, headings), data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 from dagster import BetaWarning, Definitions, with_source_code_references
 
@@ -13,6 +14,7 @@ from hyperion_pipelines.defs.automation import (
     build_schedules,
 )
 from hyperion_pipelines.defs.execution import RUN_EXECUTOR
+from hyperion_pipelines.defs.housekeeping import build_housekeeping
 from hyperion_pipelines.defs.monitoring import METRICS_RESOURCE_KEY, PrometheusPushResource, build_metrics_sensors
 from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.defs.resources import pipeline_resources, secret, shared_resources
@@ -36,10 +38,15 @@ def pipeline_definitions(spec: PipelineSpec, settings: Settings) -> Definitions:
     )
 
 
-def platform_definitions(settings: Settings) -> Definitions:
-    """What every pipeline shares: run-failure alerts, metrics, the raw zone and the state database."""
+def platform_definitions(settings: Settings, specs: Sequence[PipelineSpec]) -> Definitions:
+    """What every pipeline shares: run-failure alerts, metrics, storage GC, the raw zone and the
+    state database."""
+    gc_assets, gc_jobs, gc_schedules = build_housekeeping(specs, settings.step_output_retention_days)
     return Definitions(
         executor=RUN_EXECUTOR,  # also for assets materialised from the UI outside the jobs
+        assets=gc_assets,
+        jobs=gc_jobs,
+        schedules=gc_schedules,
         sensors=[build_alert_sensor(), *build_metrics_sensors()],
         resources={
             **shared_resources(settings),

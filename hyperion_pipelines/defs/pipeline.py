@@ -83,7 +83,7 @@ from hyperion_pipelines.parsing.stage import any_to_parse, parse_documents
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
 from hyperion_pipelines.sources.base import SourceUnavailable, document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
-from hyperion_pipelines.sources.landing import Recorded, is_held, land_documents, listing_defect, raw_frame
+from hyperion_pipelines.sources.landing import HELD, Recorded, is_held, land_documents, listing_defect, raw_frame
 from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.state.manifest import ManifestRecord
@@ -146,6 +146,8 @@ def manifest_records(raw: pd.DataFrame, parsed: pd.DataFrame) -> list[ManifestRe
             source_key=row.source,
             version=document_version(row.size_bytes, row.uploaded_at, listing_defect(row.landing_error)),
             status="indexed" if status.get(row.document_id) == "parsed" else "quarantined",
+            sha256=row.sha256 if isinstance(row.sha256, str) else None,
+            media_type=row.media_type if isinstance(row.media_type, str) else None,
         )
         for row in raw.itertuples(index=False)
     ]
@@ -234,6 +236,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         start, end = _window(context)
         day = context.partition_key
         recorded = state_of(context).manifest(spec.name).on_partition(day)
+        allow_deletions = context.run.tags.get(ALLOW_DELETIONS_TAG) == "true"
         with source_of(context).open() as source:
             try:
                 frame = land_documents(
@@ -242,7 +245,11 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                     start,
                     end,
                     max_bytes=spec.parsing.limits.max_document_bytes,
-                    recorded={doc_id: Recorded(doc.source_key, doc.version) for doc_id, doc in recorded.items()},
+                    recorded={
+                        doc_id: Recorded(doc.source_key, doc.version, doc.source_identity)
+                        for doc_id, doc in recorded.items()
+                    },
+                    keep_other_sources=not allow_deletions,
                 )
             except SourceUnavailable as exc:
                 if recorded:  # retried: a mount may come back
@@ -256,11 +263,13 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             refused = judge_listing(source, day, recorded, set(frame["document_id"]), spec.deletion_guard, first_day)
         for line in skipped:
             context.log.warning(line)
-        if refused and context.run.tags.get(ALLOW_DELETIONS_TAG) != "true":
+        if refused and not allow_deletions:
             raise Failure(description=refused, allow_retries=False)
         if refused:
             context.log.warning(f"removals confirmed by the run tag {ALLOW_DELETIONS_TAG}: {refused}")
         held = int(is_held(frame).sum())
+        for why, count in frame.loc[is_held(frame), "landing_error"].value_counts().items():
+            context.log.warning(f"{count} document(s) of {day} not listed now: {str(why).removeprefix(HELD + ': ')}")
         check = schema_check_result(validate_frame(frame, raw_documents_schema(), "document_id"), "RawDocuments")
         seconds = time.perf_counter() - started
         return MaterializeResult(
@@ -518,7 +527,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             "document_chunks": upstream("document_chunks"),
             "chunk_embeddings": upstream("chunk_embeddings"),
         },
-        required_resource_keys={keys.embedder, keys.milvus, keys.state},
+        required_resource_keys={keys.source, keys.embedder, keys.milvus, keys.state},
         retry_policy=REMOTE_RETRY,
         pool=MILVUS_WRITE_POOL,
         check_specs=[
@@ -617,7 +626,13 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         if reconciliation.passed:
             manifest = state_of(context).manifest(spec.name)
             records = manifest_records(raw_documents, parsed_documents)
-            dropped = manifest.record_partition(context.partition_key, records, run_id=context.run.run_id, keep=held)
+            dropped = manifest.record_partition(
+                context.partition_key,
+                records,
+                run_id=context.run.run_id,
+                keep=held,
+                source_identity=source_of(context).identity(),
+            )
         sampled = sample_ids(document_chunks["chunk_id"].tolist(), spec.index_checks.self_retrieval_sample)
         vectors = chunk_embeddings.set_index("chunk_id").loc[sampled, "vector"].tolist() if sampled else []
         retrieval = self_retrieval(index, collection, sampled, np.asarray(vectors, dtype=np.float32))

@@ -31,6 +31,14 @@ def _served_here(path: Path) -> bool:
     return os.path.abspath(path) in server_manager_instance._servers
 
 
+def release_local(uri: str) -> None:
+    """Stop this process's milvus-lite server of ``uri`` (its files may then be moved)."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    if "://" not in uri and not uri.startswith("unix:"):
+        server_manager_instance.release_server(str(Path(uri).expanduser().resolve()))
+
+
 def connect(
     uri: str,
     token: str | None = None,

@@ -25,14 +25,15 @@ class ParseCache:
         self._entries = JsonEntries(self.root)
 
     @staticmethod
-    def _key(sha256: str, media_type: str) -> str:
+    def key(sha256: str, media_type: str) -> str:
+        """The entry name of a document version (what storage GC keeps for recorded documents)."""
         return hashlib.sha256(f"{sha256}\x1f{media_type}".encode()).hexdigest()
 
     def has(self, sha256: str, media_type: str) -> bool:
-        return self._entries.has(self._key(sha256, media_type))
+        return self._entries.has(self.key(sha256, media_type))
 
     def get(self, sha256: str, media_type: str) -> ParsedDocument | None:
-        data = self._entries.get(self._key(sha256, media_type))
+        data = self._entries.get(self.key(sha256, media_type))
         if data is None:
             return None
         try:
@@ -54,4 +55,4 @@ class ParseCache:
             "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
             "page_offsets": list(parsed.page_offsets),
         }
-        self._entries.put(self._key(sha256, media_type), data)
+        self._entries.put(self.key(sha256, media_type), data)

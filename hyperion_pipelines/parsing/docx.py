@@ -9,6 +9,7 @@ import zipfile
 import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
+from lxml import etree
 
 from hyperion_pipelines.parsing.document import (
     Heading,
@@ -20,6 +21,31 @@ from hyperion_pipelines.parsing.document import (
 )
 
 _HEADING_STYLE = re.compile(r"^Heading (\d)$")
+#: Longest declared entity value put back into the text (one level, never expanded further).
+_ENTITY_VALUE_LIMIT = 1000
+
+
+def _inline_entities(root: etree._Element) -> int:
+    """Put entity references back into the text around them; returns how many there were.
+
+    python-docx parses without resolving entities (no external fetches, no expansion bombs), which
+    leaves each reference as a node whose following text python-docx never reads: the rest of the
+    paragraph vanished. A literal entity declared in the document's own DTD becomes its value (one
+    level, bounded); an external or undeclared one stays visible as ``&name;``.
+    """
+    dtd = root.getroottree().docinfo.internalDTD
+    declared = {e.name: e.content for e in dtd.iterentities() if e.content is not None} if dtd is not None else {}
+    references = list(root.iter(etree.Entity))
+    for entity in references:
+        value = declared.get(entity.name)
+        text = (value[:_ENTITY_VALUE_LIMIT] if value is not None else f"&{entity.name};") + (entity.tail or "")
+        parent, previous = entity.getparent(), entity.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + text
+        else:
+            parent.text = (parent.text or "") + text
+        parent.remove(entity)  # lxml removes the node with its tail, which now sits in front of it
+    return len(references)
 
 
 def _heading_level(paragraph: Paragraph) -> int | None:
@@ -34,8 +60,9 @@ def _heading_level(paragraph: Paragraph) -> int | None:
 def parse_docx(content: bytes) -> ParsedDocument:
     try:
         document = docx.Document(io.BytesIO(content))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, etree.XMLSyntaxError) as exc:
         raise ParseError("corrupt", f"unreadable DOCX: {describe_exception(exc)}") from exc
+    _inline_entities(document.element)
     blocks: list[str] = []
     headings: list[Heading] = []
     position = 0

@@ -165,6 +165,10 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def api_identity(base_url: str) -> str:
+    return f"backend_api:{base_url.rstrip('/')}"
+
+
 class BackendDocumentApi(DocumentSource):
     name = "backend"
 
@@ -196,6 +200,10 @@ class BackendDocumentApi(DocumentSource):
             transport=transport,
         )
         self._skipped: list[str] = []
+
+    @property
+    def identity(self) -> str:
+        return api_identity(self.base_url)
 
     @property
     def skipped_entries(self) -> list[str]:

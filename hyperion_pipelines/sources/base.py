@@ -69,6 +69,13 @@ class DocumentSource(ABC):
     name: str
 
     @property
+    def identity(self) -> str:
+        """Which source this is (a folder, an API's base URL): the index manifest records it per
+        document, so a pipeline pointed elsewhere keeps the first source's documents instead of
+        taking them for deleted."""
+        return self.name
+
+    @property
     def skipped_entries(self) -> list[str]:
         """Entries of the source's listings seen so far that it could not use (a document with
         no usable upload time, a deletion naming no usable id): why each was skipped. The rest

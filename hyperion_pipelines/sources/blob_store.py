@@ -31,6 +31,9 @@ class BlobStore:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
             os.replace(tmp, path)
+        else:
+            # Landed again: fresh, so storage GC (which spares what unfinished runs wrote) keeps it.
+            os.utime(path)
         return sha256
 
     def get(self, sha256: str) -> bytes:

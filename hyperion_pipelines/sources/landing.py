@@ -36,6 +36,7 @@ class Recorded:
 
     source_key: str
     version: str
+    identity: str | None = None  # the source it was listed from (None: recorded before that was kept)
 
 
 def listing_defect(landing_error: object) -> str | None:
@@ -53,20 +54,31 @@ def is_held(raw: pd.DataFrame) -> pd.Series:
 
 
 def held_rows(
-    recorded: Mapping[str, Recorded], listed_ids: set[str], unlisted_prefixes: list[str], source_name: str
+    recorded: Mapping[str, Recorded],
+    listed_ids: set[str],
+    unlisted_prefixes: list[str],
+    source_name: str,
+    identity: str | None = None,
 ) -> list[dict]:
-    """Recorded documents the listing did not see because their sub-folder could not be listed."""
+    """Recorded documents the listing did not see but that are not known to be gone: under a
+    sub-folder that could not be listed, or listed from another source than ``identity`` (the
+    pipeline was pointed elsewhere; None: every recorded document is this source's)."""
     rows = []
     for doc_id, record in sorted(recorded.items()):
+        if doc_id in listed_ids:
+            continue
         prefix = next((p for p in unlisted_prefixes if record.source_key.startswith(p)), None)
-        if doc_id in listed_ids or prefix is None:
+        if prefix is not None:
+            why = f"{prefix} could not be listed; kept as indexed"
+        elif identity is not None and record.identity not in (None, identity):
+            why = f"listed from {record.identity}, which this pipeline no longer reads; kept as indexed"
+        else:
             continue
         size, uploaded_at = parse_version(record.version)
         rows.append({
             "document_id": doc_id, "source": record.source_key, "source_uri": f"{source_name}:{record.source_key}",
             "file_name": record.source_key.rsplit("/", 1)[-1], "media_type": None, "size_bytes": size,
-            "sha256": None, "uploaded_at": uploaded_at,
-            "landing_error": f"{HELD}: {prefix} could not be listed; kept as indexed",
+            "sha256": None, "uploaded_at": uploaded_at, "landing_error": f"{HELD}: {why}",
         })  # fmt: skip
     return rows
 
@@ -79,14 +91,15 @@ def land_documents(
     *,
     max_bytes: int,
     recorded: Mapping[str, Recorded] | None = None,
+    keep_other_sources: bool = True,
 ) -> pd.DataFrame:
     """One row per document uploaded in ``[start, end)``.
 
     Documents over ``max_bytes``, whose listing entry breaks the source's contract, or that cannot
     be read, are listed but not read (``landing_error`` says why); a document removed before it
     could be read is skipped, since it is no longer a current document. Documents of ``recorded``
-    (the manifest's on this day) under a sub-folder the listing could not look into are kept as
-    :data:`HELD` rows.
+    (the manifest's on this day) under a sub-folder the listing could not look into, or (unless
+    ``keep_other_sources`` is off) listed from another source, are kept as :data:`HELD` rows.
     """
     rows = []
     for ref in source.list_documents(start, end):
@@ -119,9 +132,10 @@ def land_documents(
             row["size_bytes"] = len(content)
             row["media_type"] = sniff_media_type(content, ref.name)
         rows.append(row)
-    if recorded and source.unlisted_prefixes:
+    if recorded:
         listed = {row["document_id"] for row in rows}
-        rows.extend(held_rows(recorded, listed, source.unlisted_prefixes, source.name))
+        identity = source.identity if keep_other_sources else None
+        rows.extend(held_rows(recorded, listed, source.unlisted_prefixes, source.name, identity))
     return raw_frame(rows)
 
 

@@ -12,10 +12,10 @@ from pydantic import Field
 
 from hyperion_pipelines.chunking.cache import ChunkCache
 from hyperion_pipelines.parsing.cache import ParseCache
-from hyperion_pipelines.sources.backend_api import BackendDocumentApi
+from hyperion_pipelines.sources.backend_api import BackendDocumentApi, api_identity
 from hyperion_pipelines.sources.base import DocumentSource
 from hyperion_pipelines.sources.blob_store import BlobStore
-from hyperion_pipelines.sources.uploads_folder import UploadsFolder
+from hyperion_pipelines.sources.uploads_folder import UploadsFolder, folder_identity
 from hyperion_pipelines.spec import ParsingSpec
 
 
@@ -28,6 +28,10 @@ class DocumentSourceResource(ConfigurableResource):
         """A ready source for the duration of a step. ``budget_s``: roughly how long the caller
         can wait on a failing source in total (a sensor tick must end well within its timeout)."""
 
+    @abstractmethod
+    def identity(self) -> str:
+        """The opened source's :attr:`DocumentSource.identity`, without opening it."""
+
 
 class UploadsFolderResource(DocumentSourceResource):
     """Documents dropped into a local folder (``HYPERION_UPLOADS_DIR``); sub-folders included."""
@@ -37,6 +41,9 @@ class UploadsFolderResource(DocumentSourceResource):
     @contextmanager
     def open(self, budget_s: float | None = None) -> Iterator[DocumentSource]:
         yield UploadsFolder(Path(self.path))
+
+    def identity(self) -> str:
+        return folder_identity(Path(self.path))
 
 
 class BackendApiResource(DocumentSourceResource):
@@ -49,6 +56,9 @@ class BackendApiResource(DocumentSourceResource):
     timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(default=4, ge=0, description="Retries on 5xx, 429 and timeouts.")
     backoff_base_s: float = Field(default=0.5, ge=0, description="First backoff; doubles per retry.")
+
+    def identity(self) -> str:
+        return api_identity(self.base_url)
 
     @contextmanager
     def open(self, budget_s: float | None = None) -> Iterator[DocumentSource]:

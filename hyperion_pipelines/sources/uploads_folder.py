@@ -36,6 +36,10 @@ def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def folder_identity(root: Path) -> str:
+    return f"uploads_folder:{Path(root).resolve()}"
+
+
 class UploadsFolder(DocumentSource):
     name = "uploads"
 
@@ -44,6 +48,10 @@ class UploadsFolder(DocumentSource):
         self._skipped: list[str] = []
         self._unlisted: list[str] = []
         self._files_seen = 0
+
+    @property
+    def identity(self) -> str:
+        return folder_identity(self.root)
 
     @property
     def skipped_entries(self) -> list[str]:

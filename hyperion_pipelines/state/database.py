@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, inspect
 
 IN_BATCH = 500  # ids per IN (...) clause, well inside every database's parameter limit
 
@@ -38,4 +38,25 @@ def open_engine(url: str) -> Engine:
         # state one after the other instead of both reading, then both writing.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     metadata.create_all(engine)
+    add_missing_columns(engine)
     return engine
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add the nullable columns a newer release declares to tables an older one created; returns
+    ``table.column`` of each added. Rows written before read NULL there, which every reader takes
+    as "not known" (the state of a database from before the column)."""
+    added = []
+    with engine.begin() as conn:  # one connection: SQLite's write lock is taken when it begins
+        existing = inspect(conn)
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable:
+                    raise RuntimeError(f"{table.name}.{column.name} is missing and cannot be added to existing rows")
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                added.append(f"{table.name}.{column.name}")
+    return added

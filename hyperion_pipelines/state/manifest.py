@@ -26,6 +26,12 @@ documents = Table(
     Column("status", String(16), nullable=False),  # indexed | quarantined
     Column("run_id", String(64)),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    # Added later (NULL in rows written before): where the document was listed (a folder, an API's
+    # base URL), so a pipeline pointed elsewhere never takes the first source's documents for
+    # deleted; and its content and media type, which name its blob and cache entries (storage GC).
+    Column("source_identity", Text),
+    Column("sha256", String(64)),
+    Column("media_type", String(128)),
     Index("ix_hyperion_manifest_partition", "pipeline", "partition"),
 )
 
@@ -36,6 +42,8 @@ class ManifestRecord:
     source_key: str
     version: str
     status: str
+    sha256: str | None = None  # None: the document was not read (a listing defect, too large)
+    media_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,32 @@ class IndexedDocument:
     version: str
     status: str = "indexed"
     source_key: str = ""
+    source_identity: str | None = None  # None: recorded before identities were kept
+    sha256: str | None = None
+    media_type: str | None = None
+
+    def listed_by(self, identity: str) -> bool:
+        """Whether a source with ``identity`` is the one this document was listed from (a row
+        from before identities were kept belongs to whichever source lists its day now)."""
+        return self.source_identity is None or self.source_identity == identity
+
+
+_COLUMNS = (
+    documents.c.document_id,
+    documents.c.partition,
+    documents.c.version,
+    documents.c.status,
+    documents.c.source_key,
+    documents.c.source_identity,
+    documents.c.sha256,
+    documents.c.media_type,
+)
+
+
+def _indexed(row) -> IndexedDocument:  # noqa: ANN001 - a SQLAlchemy row of _COLUMNS
+    return IndexedDocument(
+        row.partition, row.version, row.status, row.source_key, row.source_identity, row.sha256, row.media_type
+    )
 
 
 class DocumentManifest:
@@ -58,6 +92,7 @@ class DocumentManifest:
         *,
         run_id: str | None = None,
         keep: Iterable[str] = (),
+        source_identity: str | None = None,
     ) -> int:
         """Make ``records`` the partition's documents, leaving the rows of ``keep`` (documents held
         as indexed) as they are; returns how many rows of the day were dropped (documents no
@@ -88,6 +123,9 @@ class DocumentManifest:
                             "status": r.status,
                             "run_id": run_id,
                             "recorded_at": now,
+                            "source_identity": source_identity,
+                            "sha256": r.sha256,
+                            "media_type": r.media_type,
                         }
                         for r in records
                     ],
@@ -96,13 +134,7 @@ class DocumentManifest:
 
     def indexed(self, document_ids: Iterable[str] | None = None) -> dict[str, IndexedDocument]:
         """Every recorded document, or only ``document_ids``."""
-        query = select(
-            documents.c.document_id,
-            documents.c.partition,
-            documents.c.version,
-            documents.c.status,
-            documents.c.source_key,
-        ).where(documents.c.pipeline == self.pipeline)
+        query = select(*_COLUMNS).where(documents.c.pipeline == self.pipeline)
         found: dict[str, IndexedDocument] = {}
         with self.engine.connect() as conn:
             if document_ids is None:
@@ -113,19 +145,14 @@ class DocumentManifest:
             for batch in batches:
                 q = query if batch is None else query.where(documents.c.document_id.in_(batch))
                 for row in conn.execute(q):
-                    found[row.document_id] = IndexedDocument(row.partition, row.version, row.status, row.source_key)
+                    found[row.document_id] = _indexed(row)
         return found
 
     def on_partition(self, partition: str) -> dict[str, IndexedDocument]:
         """The documents recorded on one upload day."""
-        query = select(documents.c.document_id, documents.c.version, documents.c.status, documents.c.source_key).where(
-            documents.c.pipeline == self.pipeline, documents.c.partition == partition
-        )
+        query = select(*_COLUMNS).where(documents.c.pipeline == self.pipeline, documents.c.partition == partition)
         with self.engine.connect() as conn:
-            return {
-                row.document_id: IndexedDocument(partition, row.version, row.status, row.source_key)
-                for row in conn.execute(query)
-            }
+            return {row.document_id: _indexed(row) for row in conn.execute(query)}
 
     def partitions(self) -> set[str]:
         with self.engine.connect() as conn:

@@ -1,0 +1,115 @@
+"""Storage GC in Dagster: the ``reclaimed_storage`` asset, its job and its nightly schedule.
+
+The sweeping itself is pure (``housekeeping.storage_gc``); this layer finds what only the Dagster
+instance knows (which runs are unfinished, where step outputs live) and reports the bytes freed
+as materialisation metadata, so the UI shows the history of what was reclaimed.
+"""
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunsFilter,
+    ScheduleDefinition,
+    asset,
+    define_asset_job,
+)
+
+from hyperion_pipelines.housekeeping.storage_gc import GcReport, collect, references
+from hyperion_pipelines.sources.resources import BlobStoreResource
+from hyperion_pipelines.spec import PipelineSpec
+from hyperion_pipelines.state.resources import StateDatabaseResource
+
+UNFINISHED = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+#: Files written this long before the oldest unfinished run started are its predecessors', not its own.
+_CLOCK_MARGIN_S = 60.0
+GC_JOB = "reclaim_storage"
+
+
+def reclaim(
+    instance: DagsterInstance,
+    blob_store: BlobStoreResource,
+    state: StateDatabaseResource,
+    specs: Sequence[PipelineSpec],
+    *,
+    retention_days: float,
+    dry_run: bool,
+    own_run_id: str | None = None,
+) -> GcReport:
+    """One GC pass over the raw zone, the caches and the instance's step outputs."""
+    now = time.time()
+    unfinished = [
+        r for r in instance.get_run_records(RunsFilter(statuses=UNFINISHED)) if r.dagster_run.run_id != own_run_id
+    ]
+    started = [r.start_time or r.create_timestamp.timestamp() for r in unfinished]
+    storage = instance.storage_directory()
+    return collect(
+        blob_root=Path(blob_store.path),
+        parse_caches=[blob_store.parse_cache(spec.parsing) for spec in specs],
+        refs=references(state.engine()),
+        storage=Path(storage) if storage else None,
+        older_than=now - retention_days * 86400,
+        unfinished_runs={r.dagster_run.run_id for r in unfinished},
+        protect_after=min([now, *started]) - _CLOCK_MARGIN_S,
+        dry_run=dry_run,
+    )
+
+
+def report_metadata(report: GcReport) -> dict:
+    return {
+        "freed_bytes": report.freed_bytes,
+        "freed": MetadataValue.text(f"{report.freed_bytes / 2**20:.1f} MiB"),
+        "removed_files": report.removed_files,
+        **{f"{s.place}_freed_bytes": s.removed_bytes for s in report.sweeps},
+        **{f"{s.place}_kept_bytes": s.kept_bytes for s in report.sweeps},
+        "places": MetadataValue.json(report.as_json()["places"]),
+        "notes": MetadataValue.md("\n".join(f"- {n}" for n in report.notes) or "none"),
+    }
+
+
+def build_housekeeping(specs: Sequence[PipelineSpec], retention_days: float) -> tuple[list, list, list]:
+    """The GC asset, its job and its schedule (every night; stopped or started in the UI)."""
+
+    @asset(
+        name="reclaimed_storage",
+        group_name="housekeeping",
+        kinds={"python"},
+        description=(
+            "Storage GC: removes blobs and parse/chunk cache entries no recorded document version needs, "
+            f"and Dagster step outputs and step logs older than {retention_days:g} days (HYPERION_STEP_"
+            "OUTPUT_RETENTION_DAYS). Metadata: bytes freed and kept per place. 'hyperion gc --dry-run' "
+            "counts without removing."
+        ),
+        required_resource_keys={"blob_store", "state_db"},
+    )
+    def reclaimed_storage(context: AssetExecutionContext):
+        report = reclaim(
+            context.instance,
+            context.resources.blob_store,
+            context.resources.state_db,
+            specs,
+            retention_days=retention_days,
+            dry_run=False,
+            own_run_id=context.run.run_id,
+        )
+        for note in report.notes:
+            context.log.warning(note)
+        return MaterializeResult(metadata=report_metadata(report))
+
+    job = define_asset_job(GC_JOB, AssetSelection.assets(reclaimed_storage), description="Storage GC.")
+    schedule = ScheduleDefinition(
+        name=f"{GC_JOB}_nightly",
+        job=job,
+        cron_schedule="30 3 * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+    )
+    return [reclaimed_storage], [job], [schedule]
