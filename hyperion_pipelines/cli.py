@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -300,6 +300,8 @@ def _run_days(
     job: Any, instance: Any, partitions: Sequence[str], log_level: str, tags: dict[str, str] | None = None
 ) -> DayRuns:
     """Run the ingest job once per upload day, in this process, recorded in the instance."""
+    from hyperion_pipelines.instance.run_launcher import worker_tags
+
     runs = DayRuns()
     for partition in partitions:
         result = job.execute_in_process(
@@ -307,7 +309,8 @@ def _run_days(
             partition_key=partition,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            tags=tags or None,
+            # This process is the run's worker: run monitoring and storage GC can tell when it died.
+            tags={**(tags or {}), **worker_tags(os.getpid())},
         )
         runs.run_ids.append(result.run_id)
         if not result.success:
@@ -650,20 +653,31 @@ def cmd_gc(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _ensure_dagster_home(settings)
     from dagster import DagsterInstance
+    from sqlalchemy.exc import DatabaseError
 
     from hyperion_pipelines.definitions import pipeline_specs
     from hyperion_pipelines.defs.housekeeping import reclaim
     from hyperion_pipelines.defs.resources import shared_resources
+    from hyperion_pipelines.faults import explain
 
     shared = shared_resources(settings)
     retention = settings.step_output_retention_days if args.retention_days is None else args.retention_days
-    with (
-        shared["blob_store"].process_config_and_initialize_cm() as blob_store,
-        shared["state_db"].process_config_and_initialize_cm() as state,
-        DagsterInstance.get() as instance,
-    ):
+    state_url = os.environ.get("HYPERION_STATE_DB_URL") or settings.state_db_url
+    with ExitStack() as stack:
+        try:
+            instance = stack.enter_context(DagsterInstance.get())
+        except (OSError, DatabaseError) as exc:
+            # Its SQLite storage writes when it opens; on a full disk the raw zone is swept without it.
+            if explain(str(exc), settings) is None:
+                raise
+            instance = None
         report = reclaim(
-            instance, blob_store, state, pipeline_specs(settings), retention_days=retention, dry_run=args.dry_run
+            instance,
+            shared["blob_store"],
+            state_url,
+            pipeline_specs(settings),
+            retention_days=retention,
+            dry_run=args.dry_run,
         )
     if args.json:
         print(json.dumps(report.as_json()))

@@ -55,7 +55,8 @@ def explain(message: str, settings: Settings, *, errno_value: int | None = None)
     from hyperion_pipelines.housekeeping.state_repair import is_index_damage
 
     home = settings.home
-    last = message.strip().splitlines()[-1][:300] if message.strip() else message
+    lines = [line for line in message.strip().splitlines() if not line.startswith("(Background on this error")]
+    last = lines[-1][:300] if lines else message
     if any(text in message for text in _MALFORMED):
         return (
             f"a database under {home} is damaged ({last}). If it is the state database ({home / 'state.db'}), "

@@ -351,4 +351,4 @@ def test_a_damaged_state_database_is_named_in_one_line_with_the_recovery(hyperio
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "is damaged" in lines[0] and "move it aside and run 'hyperion ingest --all'" in lines[0]
+    assert "is damaged" in lines[0] and "run 'hyperion repair'" in lines[0]

@@ -130,3 +130,42 @@ def test_promotion_needs_clean_runs_checks_coverage_and_evaluation() -> None:
         "1 document(s) in the candidate are not indexed: x",
         "the retrieval evaluation on the candidate is below its fail thresholds",
     ]
+
+
+def test_documents_of_another_source_are_neither_deletions_nor_removed_by_landing(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from hyperion_pipelines.automation.upload_changes import scan_listing
+    from hyperion_pipelines.ids import document_id
+    from hyperion_pipelines.sources.blob_store import BlobStore
+    from hyperion_pipelines.sources.landing import HELD, Recorded, land_documents
+    from hyperion_pipelines.sources.uploads_folder import UploadsFolder
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, name in ((first, "a.md"), (second, "b.md")):
+        folder.mkdir()
+        (folder / name).write_text("# Notes\n\nSomething worth keeping.\n")
+    day, start, end = "2026-03-02", datetime(2000, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+    manifest = DocumentManifest(open_engine(f"sqlite:///{tmp_path / 'state.db'}"), "documents")
+    a = document_id("uploads", "a.md")
+    manifest.record_partition(
+        day, [ManifestRecord(a, "a.md", "1:1", "indexed")], source_identity=UploadsFolder(first).identity
+    )
+    now_reading = UploadsFolder(second)
+    pending = scan_listing(now_reading, manifest, start, end).pending
+    assert day not in pending and sum(c.deleted for c in pending.values()) == 0  # not a deletion
+    assert sum(c.added for c in pending.values()) == 1  # b.md
+    recorded = {a: Recorded("a.md", "1:1", was)}
+    frame = land_documents(now_reading, BlobStore(tmp_path / "blobs"), start, end, max_bytes=10**6, recorded=recorded)
+    [held] = frame[frame["document_id"] == a]["landing_error"].tolist()
+    assert held.startswith(HELD) and str(first) in held
+    purged = land_documents(
+        now_reading,
+        BlobStore(tmp_path / "blobs"),
+        start,
+        end,
+        max_bytes=10**6,
+        recorded=recorded,
+        keep_other_sources=False,
+    )
+    assert a not in set(purged["document_id"])  # --allow-deletions: the first folder's document may go

@@ -23,13 +23,15 @@ from dagster import (
     define_asset_job,
 )
 
-from hyperion_pipelines.housekeeping.storage_gc import GcReport, collect, references
+from hyperion_pipelines.housekeeping.storage_gc import GcReport, References, collect, references
+from hyperion_pipelines.instance.run_launcher import worker_gone
 from hyperion_pipelines.sources.resources import BlobStoreResource
 from hyperion_pipelines.spec import PipelineSpec
-from hyperion_pipelines.state.resources import StateDatabaseResource
+from hyperion_pipelines.state.database import readable_engine
 
 UNFINISHED = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-#: Files written this long before the oldest unfinished run started are its predecessors', not its own.
+#: Clocks of hosts sharing the storage may differ: files written this long before the oldest
+#: unfinished run started are still kept.
 _CLOCK_MARGIN_S = 60.0
 GC_JOB = "reclaim_storage"
 
@@ -37,30 +39,45 @@ GC_JOB = "reclaim_storage"
 def reclaim(
     instance: DagsterInstance,
     blob_store: BlobStoreResource,
-    state: StateDatabaseResource,
+    state_url: str,
     specs: Sequence[PipelineSpec],
     *,
     retention_days: float,
     dry_run: bool,
     own_run_id: str | None = None,
 ) -> GcReport:
-    """One GC pass over the raw zone, the caches and the instance's step outputs."""
+    """One GC pass over the raw zone, the caches and the instance's step outputs. Without an
+    instance (a disk too full to open it), step outputs are left alone and no run is known to be
+    unfinished: on a full disk no run makes progress anyway."""
     now = time.time()
-    unfinished = [
-        r for r in instance.get_run_records(RunsFilter(statuses=UNFINISHED)) if r.dagster_run.run_id != own_run_id
-    ]
-    started = [r.start_time or r.create_timestamp.timestamp() for r in unfinished]
-    storage = instance.storage_directory()
-    return collect(
+    unfinished = []
+    if instance is not None:
+        records = instance.get_run_records(RunsFilter(statuses=UNFINISHED))
+        # A run whose worker died (a full disk can stop it before it records its failure) is over.
+        unfinished = [r for r in records if r.dagster_run.run_id != own_run_id and not worker_gone(r.dagster_run.tags)]
+    started = [(r.start_time or r.create_timestamp.timestamp()) - _CLOCK_MARGIN_S for r in unfinished]
+    storage = instance.storage_directory() if instance is not None else None
+    report = collect(
         blob_root=Path(blob_store.path),
         parse_caches=[blob_store.parse_cache(spec.parsing) for spec in specs],
-        refs=references(state.engine()),
+        refs=state_references(state_url),
         storage=Path(storage) if storage else None,
         older_than=now - retention_days * 86400,
         unfinished_runs={r.dagster_run.run_id for r in unfinished},
-        protect_after=min([now, *started]) - _CLOCK_MARGIN_S,
+        protect_after=min([now, *started]),
         dry_run=dry_run,
     )
+    if instance is None:
+        report.notes.append("the Dagster instance could not be opened: step outputs were left alone")
+    return report
+
+
+def state_references(url: str) -> References:
+    engine = readable_engine(url)  # a full disk is when GC is needed most
+    try:
+        return references(engine)
+    finally:
+        engine.dispose()
 
 
 def report_metadata(report: GcReport) -> dict:
@@ -94,7 +111,7 @@ def build_housekeeping(specs: Sequence[PipelineSpec], retention_days: float) -> 
         report = reclaim(
             context.instance,
             context.resources.blob_store,
-            context.resources.state_db,
+            context.resources.state_db.url,
             specs,
             retention_days=retention_days,
             dry_run=False,

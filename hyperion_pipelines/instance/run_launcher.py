@@ -91,6 +91,21 @@ def worker_status(tags: Mapping[str, str], this_host: str) -> CheckRunHealthResu
     return CheckRunHealthResult(WorkerStatus.RUNNING if state.alive else WorkerStatus.FAILED, msg=state.detail)
 
 
+def worker_tags(pid: int) -> dict[str, str]:
+    """The tags that name a run's worker process on this machine (see :func:`local_worker_state`)."""
+    tags = {PID_TAG: str(pid), HOST_TAG: socket.gethostname()}
+    started = process_start_ticks(pid)
+    if started is not None:
+        tags[STARTED_TAG] = str(started)
+    return tags
+
+
+def worker_gone(tags: Mapping[str, str]) -> bool:
+    """Whether the run's worker is known to have died (a process of this machine that is gone)."""
+    state = local_worker_state(tags, socket.gethostname())
+    return state is not None and not state.alive
+
+
 def local_worker_state(tags: Mapping[str, str], this_host: str) -> ProcessState | None:
     """The recorded worker's state, or None when no worker of this machine is recorded."""
     if PID_TAG not in tags or tags.get(HOST_TAG) != this_host:
@@ -148,10 +163,7 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         process = subprocess.Popen(command)
         self._reap()
         self._children[process.pid] = process
-        started = process_start_ticks(process.pid)
-        tags = {PID_TAG: str(process.pid), HOST_TAG: socket.gethostname()}
-        if started is not None:
-            tags[STARTED_TAG] = str(started)
+        tags = worker_tags(process.pid)
         self._instance.add_run_tags(run.run_id, tags)
         self._instance.report_engine_event(
             message=f"Launched the run worker, process {process.pid} on {tags[HOST_TAG]}",

@@ -28,9 +28,15 @@ class BlobStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Write then rename, so a crash never leaves a truncated blob under a valid name.
             fd, tmp = tempfile.mkstemp(dir=path.parent)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            os.replace(tmp, path)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(content)
+                os.replace(tmp, path)
+            except BaseException:
+                # A full disk: give the partial copy's space back at once, so the run can still
+                # record why it failed (its event log may be on the same disk).
+                Path(tmp).unlink(missing_ok=True)
+                raise
         else:
             # Landed again: fresh, so storage GC (which spares what unfinished runs wrote) keeps it.
             os.utime(path)

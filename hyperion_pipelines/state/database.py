@@ -7,9 +7,14 @@ readers; milvus-lite, which allows one process per file, could not serve that ro
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+
+_log = logging.getLogger(__name__)
 
 IN_BATCH = 500  # ids per IN (...) clause, well inside every database's parameter limit
 
@@ -40,6 +45,23 @@ def open_engine(url: str) -> Engine:
     metadata.create_all(engine)
     add_missing_columns(engine)
     return engine
+
+
+def readable_engine(url: str) -> Engine:
+    """An engine for reading, that works on a full disk too: when the database cannot be opened
+    for writing (SQLite must create its shared-memory file), a SQLite file whose journal was
+    checkpointed is read as it is on disk. Used to find what may be freed."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return open_engine(url)
+    except OperationalError as exc:
+        path = make_url(url).database if url.startswith("sqlite") else None
+        wal = Path(f"{path}-wal") if path else None
+        if path is None or not Path(path).exists() or (wal is not None and wal.exists() and wal.stat().st_size):
+            raise  # not SQLite, or changes still in the journal that a read-only open would miss
+        _log.warning("state database opened read-only as it is on disk: %s", exc.orig)
+        return create_engine(f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true", future=True)
 
 
 def add_missing_columns(engine: Engine) -> list[str]:
