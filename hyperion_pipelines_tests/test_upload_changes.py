@@ -148,9 +148,8 @@ def test_documents_of_another_source_are_neither_deletions_nor_removed_by_landin
     day, start, end = "2026-03-02", datetime(2000, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
     manifest = DocumentManifest(open_engine(f"sqlite:///{tmp_path / 'state.db'}"), "documents")
     a = document_id("uploads", "a.md")
-    manifest.record_partition(
-        day, [ManifestRecord(a, "a.md", "1:1", "indexed")], source_identity=UploadsFolder(first).identity
-    )
+    was = UploadsFolder(first).identity
+    manifest.record_partition(day, [ManifestRecord(a, "a.md", "1:1", "indexed")], source_identity=was)
     now_reading = UploadsFolder(second)
     pending = scan_listing(now_reading, manifest, start, end).pending
     assert day not in pending and sum(c.deleted for c in pending.values()) == 0  # not a deletion
