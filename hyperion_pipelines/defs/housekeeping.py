@@ -26,7 +26,7 @@ from dagster import (
 from hyperion_pipelines.housekeeping.storage_gc import GcReport, References, collect, references
 from hyperion_pipelines.instance.run_launcher import worker_gone
 from hyperion_pipelines.sources.resources import BlobStoreResource
-from hyperion_pipelines.spec import PipelineSpec
+from hyperion_pipelines.spec import DEFAULT_OWNERS, PipelineSpec
 from hyperion_pipelines.state.database import readable_engine
 
 UNFINISHED = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -99,6 +99,8 @@ def build_housekeeping(specs: Sequence[PipelineSpec], retention_days: float) -> 
         name="reclaimed_storage",
         group_name="housekeeping",
         kinds={"python"},
+        owners=list(DEFAULT_OWNERS),
+        tags={"hyperion/stage": "housekeeping"},
         description=(
             "Storage GC: removes blobs and parse/chunk cache entries no recorded document version needs, "
             f"and Dagster step outputs and step logs older than {retention_days:g} days (HYPERION_STEP_"
@@ -121,12 +123,19 @@ def build_housekeeping(specs: Sequence[PipelineSpec], retention_days: float) -> 
             context.log.warning(note)
         return MaterializeResult(metadata=report_metadata(report))
 
-    job = define_asset_job(GC_JOB, AssetSelection.assets(reclaimed_storage), description="Storage GC.")
+    job = define_asset_job(
+        GC_JOB,
+        AssetSelection.assets(reclaimed_storage),
+        description="Storage GC: reclaims blobs, cache entries and step outputs no document needs any more.",
+        owners=list(DEFAULT_OWNERS),
+    )
     schedule = ScheduleDefinition(
         name=f"{GC_JOB}_nightly",
         job=job,
         cron_schedule="30 3 * * *",
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,
+        description="Every night at 03:30 UTC, storage GC (the reclaimed_storage asset); stop it in the UI.",
+        owners=list(DEFAULT_OWNERS),
     )
     return [reclaimed_storage], [job], [schedule]
