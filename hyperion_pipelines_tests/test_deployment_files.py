@@ -201,7 +201,8 @@ def published_ports(service: dict[str, Any]) -> list[tuple[str, int]]:
         if isinstance(entry, dict):
             ports.append((entry.get("host_ip", ""), int(entry["target"])))
             continue
-        parts = str(entry).split("/")[0].split(":")
+        # A host port may be a variable with a default ("${HYPERION_UI_PORT:-3000}"), colon included.
+        parts = re.sub(r"\$\{[^}]*\}", "PORT", str(entry)).split("/")[0].split(":")
         host_ip = parts[0] if len(parts) == 3 else ""
         ports.append((host_ip, int(parts[-1])))
     return ports
@@ -518,7 +519,10 @@ def test_a_misspelt_instance_config_is_rejected(pg_env: None, tmp_path: Path, or
 
 def test_dockerfile_installs_cpu_torch_first_and_runs_as_non_root() -> None:
     instructions = dockerfile_instructions()
-    assert instructions[0][0] == "FROM" and instructions[0][1].startswith("python:3.11-slim")
+    # The base is a build argument whose default is what users get (deploy/compose.local.yml builds
+    # with a local one).
+    assert instructions[0] == ("ARG", "PYTHON_IMAGE=python:3.11-slim-bookworm")
+    assert instructions[1] == ("FROM", "${PYTHON_IMAGE}")
     runs = [(index, args) for index, (keyword, args) in enumerate(instructions) if keyword == "RUN"]
     torch = [index for index, args in runs if "pip install torch==2.13.0" in args]
     package = [index for index, args in runs if re.search(r"pip install (\S+ )*'?\.(\[onnx\])?'?( |$)", args)]
