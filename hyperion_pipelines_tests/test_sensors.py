@@ -235,3 +235,29 @@ def test_a_failing_api_fails_the_tick_quickly_and_the_next_tick_resumes(
         tick_with_pages(settings, instance, None, pages=5)
     requests, _, _ = tick_with_pages(settings, instance, None, pages=5)
     assert [r.partition_key for r in requests] == ["2026-03-02"]
+
+
+def test_a_backfill_from_the_asset_graph_holds_its_days_like_a_job_run() -> None:
+    """An asset backfill runs as Dagster's asset job, tagged with a partition range, not the job's
+    name and partition: the upload sensor must still wait for those days."""
+    from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from hyperion_pipelines.defs.sensors import active_days
+
+    ours = frozenset({AssetKey("raw_documents"), AssetKey("vector_index")})
+    with DagsterInstance.ephemeral() as instance:
+        runs = [
+            ("ingest_documents", {"dagster/partition": "2026-03-01"}, None, DagsterRunStatus.STARTED),
+            ("__ASSET_JOB", {"dagster/asset_partition_range_start": "2026-03-02",
+                             "dagster/asset_partition_range_end": "2026-03-03"}, ours, DagsterRunStatus.STARTING),
+            ("__ASSET_JOB", {"dagster/asset_partition_range_start": "2026-03-09",
+                             "dagster/asset_partition_range_end": "2026-03-09"},
+             frozenset({AssetKey(["legal", "raw_documents"])}), DagsterRunStatus.STARTED),  # another pipeline
+            ("ingest_documents", {"dagster/partition": "2026-03-10"}, None, DagsterRunStatus.SUCCESS),  # over
+        ]  # fmt: skip
+        for n, (job, tags, selection, status) in enumerate(runs):
+            instance.add_run(
+                DagsterRun(job_name=job, run_id=f"run-{n}", tags=tags, asset_selection=selection, status=status)
+            )
+        assert active_days(instance, "ingest_documents", ours) == {"2026-03-01", "2026-03-02", "2026-03-03"}

@@ -6,7 +6,7 @@ and returns the run requests.
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     DagsterInstance,
@@ -29,16 +29,31 @@ from hyperion_pipelines.sources.base import SourceUnavailable
 from hyperion_pipelines.sources.resources import DocumentSourceResource
 from hyperion_pipelines.state.resources import StateDatabaseResource
 
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 # Dagster stops a sensor evaluation after 60 s by default: a slow or failing source must fail the
 # tick (to be tried again on the next) well before that.
 SOURCE_BUDGET_S = 20.0  # future-dated files are listed, so they are reported
 
 
-def active_days(instance: DagsterInstance, job_name: str) -> set[str]:
-    """Upload days with a run of the job queued or in progress (sensor, schedule, backfill or UI)."""
-    runs = instance.get_runs(filters=RunsFilter(job_name=job_name, statuses=IN_FLIGHT))
-    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+def active_days(instance: DagsterInstance, job_name: str, asset_keys: frozenset | None = None) -> set[str]:
+    """Upload days with a run of the job queued or in progress (sensor, schedule, job backfill or
+    UI), and with an asset run of ``asset_keys`` in progress: a backfill launched from the asset
+    graph runs as Dagster's asset job, tagged with its partition range instead of the partition."""
+    days = set()
+    for run in instance.get_runs(filters=RunsFilter(statuses=IN_FLIGHT)):
+        ours = run.job_name == job_name or bool(asset_keys and run.asset_selection and run.asset_selection & asset_keys)
+        if not ours:
+            continue
+        if "dagster/partition" in run.tags:
+            days.add(run.tags["dagster/partition"])
+        first, last = run.tags.get(RANGE_START), run.tags.get(RANGE_END)
+        if first and last:
+            day, end = date.fromisoformat(first), date.fromisoformat(last)
+            while day <= end:
+                days.add(day.isoformat())
+                day += timedelta(days=1)
+    return days
 
 
 def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
@@ -94,7 +109,7 @@ def build_upload_sensor(pipeline: PipelineDefs) -> SensorDefinition:
         pending = scan.pending
         plan = plan_runs(
             pending,
-            active_days=active_days(context.instance, pipeline.job.name),
+            active_days=active_days(context.instance, pipeline.job.name, frozenset(a.key for a in pipeline.assets)),
             is_partition=partitions.has_partition_key,
             max_runs=settings.max_runs_per_tick,
             held_days=scan.open_days,

@@ -1,0 +1,325 @@
+"""The production stack's scenario, against the running Compose project (driven by deploy/smoke.sh).
+
+Standard library only: it talks to the webserver's GraphQL API and Prometheus over HTTP, as a
+user's script would, and to Docker and the containers through the `docker` command. Every step
+asserts against the real parts; the first failed expectation stops the scenario, names itself and
+exits 1. The last line printed is one JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "hyperion_pipelines" / "sample_corpus"
+INGEST_ASSETS = ["raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings"]
+LOCATION, REPOSITORY = "hyperion_pipelines", "__repository__"
+
+
+class Expectation(Exception):
+    """A step whose expectation failed."""
+
+
+class Stack:
+    def __init__(self, compose: list[str], ui: str, prometheus: str):
+        self.compose, self.ui, self.prometheus = compose, ui.rstrip("/"), prometheus.rstrip("/")
+        self.summary: dict[str, Any] = {"steps": {}, "runs": {}}
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def docker(self, *args: str, input: bytes | None = None, check: bool = True) -> str:
+        done = subprocess.run(["docker", *args], input=input, capture_output=True, timeout=600)
+        if check and done.returncode != 0:
+            raise Expectation(f"docker {' '.join(args[:3])} failed: {done.stderr.decode()[-500:]}")
+        return done.stdout.decode()
+
+    def compose_cmd(self, *args: str, check: bool = True) -> str:
+        done = subprocess.run([*self.compose, *args], capture_output=True, timeout=900, text=True)
+        if check and done.returncode != 0:
+            raise Expectation(f"docker compose {' '.join(args[:2])} failed: {done.stderr[-800:]}")
+        return done.stdout
+
+    def container(self, service: str) -> str:
+        return self.compose_cmd("ps", "-q", service).strip()
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(f"{self.ui}/graphql", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.load(response)
+        if answer.get("errors"):
+            raise Expectation(f"GraphQL errors: {answer['errors']}")
+        return answer["data"]
+
+    def in_code_location(self, *command: str) -> str:
+        return self.docker("exec", self.container("code-location"), *command)
+
+    def upload(self, files: dict[str, bytes], day: datetime) -> None:
+        """Files into the uploads volume through the code-location container, owned by its user,
+        with their modification time (the upload day) set to ``day``."""
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(content), day.timestamp(), 0o644
+                tar.addfile(info, io.BytesIO(content))
+        self.docker("exec", "-i", self.container("code-location"), "tar", "-x", "-C", "/data/uploads",
+                    input=archive.getvalue())  # fmt: skip
+
+    def step(self, name: str, action: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        print(f"smoke: {name} ...", file=sys.stderr, flush=True)
+        try:
+            result = action()
+        except Expectation as exc:
+            raise Expectation(f"{name}: {exc}") from None
+        self.summary["steps"][name] = round(time.monotonic() - started, 1)
+        return result
+
+    # -- queries ----------------------------------------------------------------------------------
+    def runs(self, tags: dict[str, str] | None = None) -> list[dict]:
+        data = self.graphql(
+            """query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results {
+                runId status startTime endTime tags { key value } } } } }""",
+            {"filter": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}},
+        )
+        return data["runsOrError"]["results"]
+
+    def wait_for(self, what: str, probe: Callable[[], Any], timeout_s: float, every_s: float = 3.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise Expectation(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            time.sleep(every_s)
+
+    def index_counts(self) -> dict[str, int]:
+        """Entries behind the live alias, read from Milvus inside the code-location container."""
+        out = self.in_code_location("hyperion", "collections", "--json")
+        live = [c for c in json.loads(out)["collections"] if c["live"]]
+        return {"entries": live[0]["entries"] if live else 0}
+
+    def manifest_chunks(self) -> int:
+        """Chunks of the documents indexed, from each day's latest vector_index materialisation."""
+        data = self.graphql(
+            """{ assetOrError(assetKey: {path: ["vector_index"]}) { ... on Asset {
+                assetMaterializations(limit: 1000) { partition runId metadataEntries {
+                  label ... on IntMetadataEntry { intValue } } } } } }"""
+        )
+        latest: dict[str, int] = {}
+        for event in data["assetOrError"]["assetMaterializations"]:  # newest first
+            entries = {m["label"]: m.get("intValue") for m in event["metadataEntries"]}
+            latest.setdefault(event["partition"], entries.get("collection_entries") or 0)
+        return max(latest.values(), default=0)
+
+    def prometheus_query(self, query: str) -> list[dict]:
+        url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.load(response)["data"]["result"]
+
+    def psql(self, sql: str) -> str:
+        return self.docker("exec", self.container("postgres"), "psql", "-U", "hyperion", "-d", "hyperion",
+                           "-At", "-c", sql).strip()  # fmt: skip
+
+
+def check_services(stack: Stack) -> dict[str, str]:
+    states = {}
+    for line in stack.compose_cmd("ps", "--format", "json").splitlines():
+        if line.strip().startswith("["):
+            entries = json.loads(line)
+        else:
+            entries = [json.loads(line)] if line.strip() else []
+        for entry in entries:
+            states[entry["Service"]] = entry.get("Health") or entry.get("State")
+    unhealthy = {s: h for s, h in states.items() if h != "healthy"}
+    if unhealthy or len(states) < 7:
+        raise Expectation(f"services not all healthy: {states}")
+    return states
+
+
+def check_definitions(stack: Stack) -> dict[str, int]:
+    data = stack.graphql(
+        """{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
+             repositoriesOrError { ... on RepositoryConnection { nodes { name sensors { name } schedules { name } } } } }"""
+    )
+    assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
+    checks = [c for n in data["assetNodes"] for c in (n["assetChecksOrError"].get("checks") or [])]
+    [repo] = data["repositoriesOrError"]["nodes"]
+    sensors, schedules = {s["name"] for s in repo["sensors"]}, {s["name"] for s in repo["schedules"]}
+    missing = [a for a in [*INGEST_ASSETS, "vector_index", "reclaimed_storage"] if a not in assets]
+    if missing or not checks or "documents_uploads" not in sensors or "reconcile_documents_daily" not in schedules:
+        raise Expectation(
+            f"code location incomplete: assets {sorted(assets)}, sensors {sensors}, schedules {schedules}"
+        )
+    return {"assets": len(assets), "checks": len(checks), "sensors": len(sensors), "schedules": len(schedules)}
+
+
+def sample_files() -> dict[str, bytes]:
+    return {str(p.relative_to(SAMPLE)): p.read_bytes() for p in sorted(SAMPLE.rglob("*")) if p.is_file()}
+
+
+def sensor_run(stack: Stack, day: datetime) -> dict:
+    """Uploads picked up by the sensor with no click; the run in its own container; in PostgreSQL."""
+    before = {r["runId"] for r in stack.runs()}
+    uploaded = time.time()
+    stack.upload(sample_files(), day)
+    run = stack.wait_for(
+        "the upload sensor's run to succeed",
+        lambda: next((r for r in stack.runs() if r["runId"] not in before and r["status"] == "SUCCESS"), None),
+        timeout_s=600,
+    )
+    failed = [r for r in stack.runs() if r["runId"] not in before and r["status"] == "FAILURE"]
+    if failed:
+        raise Expectation(f"runs failed: {[r['runId'] for r in failed]}")
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    if tags.get("dagster/sensor_name") != "documents_uploads":
+        raise Expectation(f"run {run['runId']} was not started by the upload sensor: {tags}")
+    containers = stack.docker("ps", "-a", "--filter", f"label=dagster/run_id={run['runId']}", "--format",
+                              "{{.ID}} {{.Image}} {{.Status}}").strip().splitlines()  # fmt: skip
+    if len(containers) != 1 or "hyperion-pipelines:" not in containers[0] or "Exited (0)" not in containers[0]:
+        raise Expectation(f"run {run['runId']} did not run in its own container: {containers}")
+    in_pg = stack.psql(f"select count(*) from runs where run_id = '{run['runId']}'")
+    events = int(stack.psql(f"select count(*) from event_logs where run_id = '{run['runId']}'"))
+    if in_pg != "1" or events < 20:
+        raise Expectation(f"run {run['runId']} not in PostgreSQL (runs {in_pg}, events {events})")
+    return {
+        "run_id": run["runId"],
+        "container": containers[0].split()[0],
+        "upload_to_searchable_s": round(run["endTime"] - uploaded, 1),
+        "run_seconds": round(run["endTime"] - run["startTime"], 1),
+        "events_in_postgres": events,
+    }
+
+
+def search_inside(stack: Stack) -> dict:
+    hits = json.loads(stack.in_code_location("hyperion", "search", "how do honeybees survive the winter", "--json"))
+    if not hits or not hits[0]["source"].startswith("reports/honeybee"):
+        raise Expectation(f"search did not find the honeybee report first: {hits[:2]}")
+    entries, chunks = stack.index_counts()["entries"], stack.manifest_chunks()
+    if entries != chunks:
+        raise Expectation(f"entries {entries} != chunks {chunks}")
+    return {"top_hit": hits[0]["source"], "entries": entries, "chunks": chunks}
+
+
+def metrics_scraped(stack: Stack, run_id: str) -> dict:
+    series = stack.wait_for(
+        "Prometheus to scrape the run's metrics from the push gateway",
+        lambda: stack.prometheus_query('hyperion_check_passed{pipeline="documents"}'),
+        timeout_s=120,
+        every_s=5,
+    )
+    return {"series": len(series)}
+
+
+def backfill_three_days(stack: Stack, days: list[str]) -> dict:
+    data = stack.graphql(
+        """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+        {"params": {"assetSelection": [{"path": [a]} for a in INGEST_ASSETS], "partitionNames": days}},
+    )["launchPartitionBackfill"]
+    if data["__typename"] != "LaunchBackfillSuccess":
+        raise Expectation(f"backfill not launched: {data}")
+    backfill = data["backfillId"]
+
+    def finished() -> list[dict] | None:
+        runs = stack.runs({"dagster/backfill": backfill})
+        done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
+        return runs if len(runs) == len(days) and len(done) == len(days) else None
+
+    runs = stack.wait_for(f"backfill {backfill} to finish", finished, timeout_s=900, every_s=5)
+    if any(r["status"] != "SUCCESS" for r in runs):
+        raise Expectation(f"backfill runs failed: {[(r['runId'], r['status']) for r in runs]}")
+    containers = {
+        r["runId"]: stack.docker("ps", "-aq", "--filter", f"label=dagster/run_id={r['runId']}").split() for r in runs
+    }
+    if any(len(c) != 1 for c in containers.values()):
+        raise Expectation(f"backfill runs not one container each: {containers}")
+    spans = sorted((r["startTime"], r["endTime"]) for r in runs)
+    most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    if most > 2:  # deploy/dagster.yaml: hyperion/heavy runs, 2 at once
+        raise Expectation(f"{most} ingest runs ran at once, above the limit of 2")
+    return {"backfill_id": backfill, "runs": len(runs), "most_at_once": most}
+
+
+def survives_down_up(stack: Stack, before: dict, day: datetime) -> dict:
+    runs_before = len(stack.runs())
+    stack.compose_cmd("down")
+    stack.compose_cmd("up", "-d", "--wait")
+    if len(stack.runs()) != runs_before:
+        raise Expectation("runs lost across down/up")
+    kept = search_inside(stack)
+    if kept["entries"] != before["entries"]:
+        raise Expectation(f"index changed across down/up: {kept['entries']} != {before['entries']}")
+    quarantined = int(stack.psql("select count(*) from hyperion_quarantine where released_at is null"))
+    manifest = int(stack.psql("select count(*) from hyperion_document_manifest"))
+    new = sensor_run_for_one(stack, day)
+    return {"runs_kept": runs_before, "manifest_rows": manifest, "quarantined": quarantined, "new_upload_run": new}
+
+
+def sensor_run_for_one(stack: Stack, day: datetime) -> str:
+    before = {r["runId"] for r in stack.runs()}
+    stack.upload({"after-restart.md": b"# Kept across restarts\n\nLanterns of the harbour are lit at dusk.\n"}, day)
+    run = stack.wait_for(
+        "a run for the upload after the restart",
+        lambda: next((r for r in stack.runs() if r["runId"] not in before and r["status"] == "SUCCESS"), None),
+        timeout_s=600,
+    )
+    hits = json.loads(stack.in_code_location("hyperion", "search", "harbour lanterns at dusk", "-k", "1", "--json"))
+    if not hits or hits[0]["source"] != "after-restart.md":
+        raise Expectation(f"the new upload is not searchable: {hits}")
+    return run["runId"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--compose", required=True, help="the docker compose command line, as one string")
+    parser.add_argument("--ui", required=True)
+    parser.add_argument("--prometheus", required=True)
+    args = parser.parse_args()
+    stack = Stack(args.compose.split(), args.ui, args.prometheus)
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    days = [today - timedelta(days=n) for n in (3, 2, 1)]
+    try:
+        stack.summary["services"] = stack.step("services healthy", lambda: check_services(stack))
+        stack.summary["definitions"] = stack.step("definitions over GraphQL", lambda: check_definitions(stack))
+        first = stack.step("sensor run in its own container", lambda: sensor_run(stack, days[0]))
+        stack.summary["runs"]["sensor"] = first
+        index = stack.step("search inside the code location", lambda: search_inside(stack))
+        stack.summary["index"] = index
+        stack.summary["metrics"] = stack.step("metrics in Prometheus", lambda: metrics_scraped(stack, first["run_id"]))
+        for day in days[1:]:  # two more upload days, for the backfill of three
+            stack.upload({f"day-{day:%m%d}.md": f"# Notes of {day:%d %B}\n\nTide tables and moorings.\n".encode()}, day)
+        stack.wait_for("the sensor's runs of the other days", lambda: len([r for r in stack.runs()
+                       if r["status"] == "SUCCESS"]) >= 3, timeout_s=600)  # fmt: skip
+        stack.summary["runs"]["backfill"] = stack.step(
+            "backfill of three days over GraphQL", lambda: backfill_three_days(stack, [f"{d:%Y-%m-%d}" for d in days])
+        )
+        index = search_inside(stack)
+        stack.summary["restart"] = stack.step(
+            "down and up, volumes kept", lambda: survives_down_up(stack, index, today)
+        )
+    except Expectation as exc:
+        print(f"smoke: FAILED: {exc}", file=sys.stderr)
+        stack.summary["failed"] = str(exc)
+        print(json.dumps(stack.summary))
+        return 1
+    stack.summary["passed"] = True
+    print(json.dumps(stack.summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
