@@ -112,18 +112,18 @@ class Stack:
         live = [c for c in json.loads(out)["collections"] if c["live"]]
         return {"entries": live[0]["entries"] if live else 0}
 
-    def manifest_chunks(self) -> int:
-        """Chunks of the documents indexed, from each day's latest vector_index materialisation."""
+    def manifest_chunks_total(self) -> int:
+        """Chunks of every upload day, from each day's latest document_chunks materialisation."""
         data = self.graphql(
-            """{ assetOrError(assetKey: {path: ["vector_index"]}) { ... on Asset {
-                assetMaterializations(limit: 1000) { partition runId metadataEntries {
+            """{ assetOrError(assetKey: {path: ["document_chunks"]}) { ... on Asset {
+                assetMaterializations(limit: 1000) { partition metadataEntries {
                   label ... on IntMetadataEntry { intValue } } } } } }"""
         )
         latest: dict[str, int] = {}
         for event in data["assetOrError"]["assetMaterializations"]:  # newest first
             entries = {m["label"]: m.get("intValue") for m in event["metadataEntries"]}
-            latest.setdefault(event["partition"], entries.get("collection_entries") or 0)
-        return max(latest.values(), default=0)
+            latest.setdefault(event["partition"], entries.get("chunks") or 0)
+        return sum(latest.values())
 
     def prometheus_query(self, query: str) -> list[dict]:
         url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
@@ -137,11 +137,9 @@ class Stack:
 
 def check_services(stack: Stack) -> dict[str, str]:
     states = {}
-    for line in stack.compose_cmd("ps", "--format", "json").splitlines():
-        if line.strip().startswith("["):
-            entries = json.loads(line)
-        else:
-            entries = [json.loads(line)] if line.strip() else []
+    for line in filter(str.strip, stack.compose_cmd("ps", "--format", "json").splitlines()):
+        # Compose prints one JSON object per line (older releases: one array).
+        entries = json.loads(line) if line.strip().startswith("[") else [json.loads(line)]
         for entry in entries:
             states[entry["Service"]] = entry.get("Health") or entry.get("State")
     unhealthy = {s: h for s, h in states.items() if h != "healthy"}
@@ -153,7 +151,8 @@ def check_services(stack: Stack) -> dict[str, str]:
 def check_definitions(stack: Stack) -> dict[str, int]:
     data = stack.graphql(
         """{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
-             repositoriesOrError { ... on RepositoryConnection { nodes { name sensors { name } schedules { name } } } } }"""
+             repositoriesOrError { ... on RepositoryConnection {
+               nodes { name sensors { name } schedules { name } } } } }"""
     )
     assets = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
     checks = [c for n in data["assetNodes"] for c in (n["assetChecksOrError"].get("checks") or [])]
@@ -208,7 +207,7 @@ def search_inside(stack: Stack) -> dict:
     hits = json.loads(stack.in_code_location("hyperion", "search", "how do honeybees survive the winter", "--json"))
     if not hits or not hits[0]["source"].startswith("reports/honeybee"):
         raise Expectation(f"search did not find the honeybee report first: {hits[:2]}")
-    entries, chunks = stack.index_counts()["entries"], stack.manifest_chunks()
+    entries, chunks = stack.index_counts()["entries"], stack.manifest_chunks_total()
     if entries != chunks:
         raise Expectation(f"entries {entries} != chunks {chunks}")
     return {"top_hit": hits[0]["source"], "entries": entries, "chunks": chunks}
@@ -254,6 +253,142 @@ def backfill_three_days(stack: Stack, days: list[str]) -> dict:
     return {"backfill_id": backfill, "runs": len(runs), "most_at_once": most}
 
 
+def long_documents(prefix: str, count: int) -> dict[str, bytes]:
+    """Enough text that embedding takes a while on a CPU (the window a fault is injected in)."""
+    words = [
+        "harbour",
+        "tide",
+        "mooring",
+        "lantern",
+        "keeper",
+        "chart",
+        "beacon",
+        "current",
+        "shoal",
+        "channel",
+        "buoy",
+        "pier",
+        "ledger",
+        "storm",
+    ]
+    files = {}
+    for n in range(count):
+        body = " ".join(words[(n * 7 + i) % len(words)] + (f" {n}-{i}." if i % 12 == 11 else "") for i in range(1500))
+        files[f"{prefix}/note-{n:03d}.txt"] = f"Harbour note {prefix} {n}\n\n{body}\n".encode()
+    return files
+
+
+def step_status(stack: Stack, run_id: str) -> dict[str, str]:
+    data = stack.graphql(
+        """query($id: ID!) { runOrError(runId: $id) { ... on Run { status stepStats { stepKey status } } } }""",
+        {"id": run_id},
+    )["runOrError"]
+    return {"run": data["status"], **{s["stepKey"]: s["status"] for s in data["stepStats"]}}
+
+
+def new_run(stack: Stack, before: set[str], day: str) -> dict | None:
+    return next(
+        (
+            r
+            for r in stack.runs()
+            if r["runId"] not in before and {"key": "dagster/partition", "value": day} in r["tags"]
+        ),
+        None,
+    )
+
+
+def embedding_step(status: dict[str, str]) -> bool:
+    return any(key.endswith("chunk_embeddings") and value == "IN_PROGRESS" for key, value in status.items())
+
+
+def exact_index(stack: Stack) -> dict:
+    entries, chunks = stack.index_counts()["entries"], stack.manifest_chunks_total()
+    if entries != chunks:
+        raise Expectation(f"index not exact: {entries} entries, {chunks} chunks recorded by the days' runs")
+    return {"entries": entries}
+
+
+def run_container_killed(stack: Stack, day: datetime) -> dict:
+    """`docker kill` of a run's container mid-embedding: run monitoring fails it, run retries
+    re-execute it, the index ends exact."""
+    key = f"{day:%Y-%m-%d}"
+    before = {r["runId"] for r in stack.runs()}
+    stack.upload(long_documents("killed", 40), day)
+    run = stack.wait_for("the sensor's run of the long documents", lambda: new_run(stack, before, key), 300)
+    stack.wait_for("embedding to start", lambda: embedding_step(step_status(stack, run["runId"])), 600, every_s=1)
+    [container] = stack.docker("ps", "-q", "--filter", f"label=dagster/run_id={run['runId']}").split()
+    stack.docker("kill", container)
+    killed_at = time.time()
+    failed = stack.wait_for(
+        "run monitoring to mark the killed run failed",
+        lambda: step_status(stack, run["runId"])["run"] in ("FAILURE", "CANCELED") or None,
+        300,
+    )
+    retry = stack.wait_for(
+        "run retries to re-execute it",
+        lambda: next((r for r in stack.runs({"dagster/parent_run_id": run["runId"]})), None),
+        300,
+    )
+    done = stack.wait_for(
+        "the retried run to succeed",
+        lambda: (
+            step_status(stack, retry["runId"])["run"] in ("SUCCESS", "FAILURE") and step_status(stack, retry["runId"])
+        ),
+        900,
+    )
+    if done["run"] != "SUCCESS":
+        raise Expectation(f"the retry {retry['runId']} ended {done['run']}")
+    return {
+        "run_id": run["runId"],
+        "retry_run_id": retry["runId"],
+        "marked_failed": bool(failed),
+        "recovered_s": round(time.time() - killed_at, 1),
+        **exact_index(stack),
+    }
+
+
+def milvus_stopped(stack: Stack, day: datetime) -> dict:
+    """The Milvus service stopped during a run: the step retries, the run fails cleanly past its
+    limit; a re-run after the service returns leaves the index exact."""
+    key = f"{day:%Y-%m-%d}"
+    before = {r["runId"] for r in stack.runs()}
+    stack.upload(long_documents("outage", 20), day)
+    run = stack.wait_for("the sensor's run of the outage day", lambda: new_run(stack, before, key), 300)
+    stack.wait_for("embedding to start", lambda: embedding_step(step_status(stack, run["runId"])), 600, every_s=1)
+    stack.compose_cmd("stop", "milvus")
+    status = stack.wait_for(
+        "the run to fail past its retries",
+        lambda: (s := step_status(stack, run["runId"]))["run"] in ("FAILURE", "SUCCESS") and s,
+        900,
+        every_s=5,
+    )
+    stack.compose_cmd("start", "milvus")
+    stack.compose_cmd("up", "-d", "--wait", "milvus")
+    if status["run"] != "FAILURE":
+        raise Expectation(f"the run with Milvus stopped ended {status['run']}")
+    retries = int(stack.psql(
+        f"select count(*) from event_logs where run_id = '{run['runId']}' and dagster_event_type = 'STEP_UP_FOR_RETRY'"
+    ))  # fmt: skip
+    before = {r["runId"] for r in stack.runs()}
+    data = stack.graphql(
+        """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+             __typename ... on LaunchBackfillSuccess { backfillId } } }""",
+        {"params": {"assetSelection": [{"path": [a]} for a in INGEST_ASSETS], "partitionNames": [key]}},
+    )["launchPartitionBackfill"]
+    rerun = stack.wait_for(
+        "the re-run after Milvus returned",
+        lambda: next(
+            (r for r in stack.runs({"dagster/backfill": data["backfillId"]}) if r["status"] in ("SUCCESS", "FAILURE")),
+            None,
+        ),  # fmt: skip
+        900,
+        every_s=5,
+    )
+    if rerun["status"] != "SUCCESS":
+        raise Expectation(f"the re-run {rerun['runId']} ended {rerun['status']}")
+    return {"run_id": run["runId"], "step_retries": retries, "rerun_id": rerun["runId"], **exact_index(stack)}
+
+
 def survives_down_up(stack: Stack, before: dict, day: datetime) -> dict:
     runs_before = len(stack.runs())
     stack.compose_cmd("down")
@@ -288,8 +423,10 @@ def main() -> int:
     parser.add_argument("--compose", required=True, help="the docker compose command line, as one string")
     parser.add_argument("--ui", required=True)
     parser.add_argument("--prometheus", required=True)
+    parser.add_argument("--timings", default="{}", help="JSON object of smoke.sh's own timings")
     args = parser.parse_args()
     stack = Stack(args.compose.split(), args.ui, args.prometheus)
+    stack.summary["timings"] = json.loads(args.timings)
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     days = [today - timedelta(days=n) for n in (3, 2, 1)]
     try:
