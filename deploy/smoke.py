@@ -158,8 +158,9 @@ def check_definitions(stack: Stack) -> dict[str, int]:
     checks = [c for n in data["assetNodes"] for c in (n["assetChecksOrError"].get("checks") or [])]
     [repo] = data["repositoriesOrError"]["nodes"]
     sensors, schedules = {s["name"] for s in repo["sensors"]}, {s["name"] for s in repo["schedules"]}
-    missing = [a for a in [*INGEST_ASSETS, "vector_index", "reclaimed_storage"] if a not in assets]
-    if missing or not checks or "documents_uploads" not in sensors or "reconcile_documents_daily" not in schedules:
+    missing = [a for a in [*INGEST_ASSETS, "vector_index"] if a not in assets]
+    wanted = {"reconcile_documents_daily", "reclaim_storage_nightly"}
+    if missing or not checks or "documents_uploads" not in sensors or not wanted <= schedules:
         raise Expectation(
             f"code location incomplete: assets {sorted(assets)}, sensors {sensors}, schedules {schedules}"
         )
@@ -443,6 +444,12 @@ def main() -> int:
                        if r["status"] == "SUCCESS"]) >= 3, timeout_s=600)  # fmt: skip
         stack.summary["runs"]["backfill"] = stack.step(
             "backfill of three days over GraphQL", lambda: backfill_three_days(stack, [f"{d:%Y-%m-%d}" for d in days])
+        )
+        stack.summary["runs"]["killed"] = stack.step(
+            "run container killed mid-embedding", lambda: run_container_killed(stack, today - timedelta(days=4))
+        )
+        stack.summary["runs"]["milvus_outage"] = stack.step(
+            "Milvus stopped during a run", lambda: milvus_stopped(stack, today - timedelta(days=5))
         )
         index = search_inside(stack)
         stack.summary["restart"] = stack.step(

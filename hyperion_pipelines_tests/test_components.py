@@ -147,9 +147,8 @@ def test_two_pipelines_side_by_side_fill_separate_collections(hyperion_env: Sett
     with defs_folder(pipelines) as sandbox:
         defs = load(sandbox, hyperion_env)
         graph = defs.resolve_asset_graph()
-        pipeline_keys = {key for key in graph.get_all_asset_keys() if graph.get(key).group_name != "housekeeping"}
-        assert {key.path[0] for key in pipeline_keys} == {"handbook", "legal"}
-        assert {graph.get(key).group_name for key in pipeline_keys} == {"handbook", "legal"}
+        assert {key.path[0] for key in graph.get_all_asset_keys()} == {"handbook", "legal"}
+        assert {graph.get(key).group_name for key in graph.get_all_asset_keys()} == {"handbook", "legal"}
         assert {s.name for s in defs.sensors} >= {"handbook_uploads", "legal_uploads", "alert_on_run_failure"}
         assert {s.name for s in defs.schedules} == {
             "reconcile_handbook_daily", "reconcile_legal_daily", "reclaim_storage_nightly",

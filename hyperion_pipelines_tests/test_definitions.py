@@ -16,20 +16,16 @@ from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 
 from .conftest import REPO
 
-GC_ASSET = "reclaimed_storage"
-
 
 def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> None:
     defs = build_definitions(hyperion_env)
     graph = defs.resolve_asset_graph()
-    assert {key.path[-1] for key in graph.get_all_asset_keys()} == {*ASSET_NAMES, GC_ASSET}
-    gc = graph.get(AssetKey(GC_ASSET))
-    assert gc.group_name == "housekeeping" and gc.partitions_def is None and not gc.parent_keys
+    assert {key.path[-1] for key in graph.get_all_asset_keys()} == set(ASSET_NAMES)
     assert graph.get(AssetKey("vector_index")).parent_keys == {
         AssetKey("raw_documents"), AssetKey("parsed_documents"), AssetKey("document_chunks"),
         AssetKey("chunk_embeddings"),
     }  # fmt: skip
-    for key in graph.get_all_asset_keys() - {AssetKey(GC_ASSET)}:
+    for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.group_name == "documents"
         assert node.description and len(node.description) > 40
@@ -50,14 +46,13 @@ def test_every_definition_says_what_it_does_and_who_owns_it(hyperion_env: Settin
     defs = build_definitions(Settings.from_env())
     owners = ["team:document-platform"]
     graph = defs.resolve_asset_graph()
-    stages = {**STAGES, "retrieval_evaluation": "evaluate", GC_ASSET: "housekeeping"}
+    stages = {**STAGES, "retrieval_evaluation": "evaluate"}
     assert {key.path[-1] for key in graph.get_all_asset_keys()} == set(stages)
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.owners == owners, key
         assert node.tags["hyperion/stage"] == stages[key.path[-1]], key
-        assert node.group_name == ("housekeeping" if key.path[-1] == GC_ASSET else "documents"), key
-        assert node.description, key
+        assert node.group_name == "documents" and node.description, key
     jobs = {job.name: job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
     assert set(jobs) == {"ingest_documents", "evaluate_documents", "reclaim_storage"}
     schedules = list(defs.schedules)

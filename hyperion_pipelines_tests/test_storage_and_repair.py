@@ -309,3 +309,29 @@ def test_a_full_disk_is_named_and_after_gc_a_rerun_recovers_an_exact_index(
     entries = index_entries(Settings.from_env(env))
     release_local(str(home / "milvus.db"))
     assert {source for source, _ in entries.values()} == set(five_documents) and len(entries) == first["chunks"]
+
+
+def test_the_nightly_gc_job_frees_a_deleted_documents_blob_and_reports_it(
+    hyperion_env: Settings, five_documents: list[str]
+) -> None:
+    from dagster import DagsterInstance
+
+    from hyperion_pipelines.definitions import build_definitions
+
+    from .conftest import run_ingest
+
+    defs = build_definitions(hyperion_env)
+    gone = hyperion_env.uploads_dir / five_documents[0]
+    size = gone.stat().st_size
+    with DagsterInstance.get() as instance:
+        assert run_ingest(defs, instance).success
+        gone.unlink()
+        assert run_ingest(defs, instance).success  # the manifest no longer names its version
+        assert {s.name for s in defs.schedules} >= {"reclaim_storage_nightly"}
+        result = defs.resolve_job_def("reclaim_storage").execute_in_process(instance=instance)
+    assert result.success
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = {key: value.value for key, value in output.event_specific_data.metadata.items()}
+    assert metadata["blobs_freed_bytes"] == size and metadata["removed_files"] >= 1
+    assert metadata["freed_bytes"] >= size
+    release_local(hyperion_env.milvus_uri)

@@ -41,10 +41,9 @@ def pipeline_definitions(spec: PipelineSpec, settings: Settings) -> Definitions:
 def platform_definitions(settings: Settings, specs: Sequence[PipelineSpec]) -> Definitions:
     """What every pipeline shares: run-failure alerts, metrics, storage GC, the raw zone and the
     state database."""
-    gc_assets, gc_jobs, gc_schedules = build_housekeeping(specs, settings.step_output_retention_days)
+    gc_jobs, gc_schedules = build_housekeeping(specs, settings.step_output_retention_days)
     return Definitions(
         executor=RUN_EXECUTOR,  # also for assets materialised from the UI outside the jobs
-        assets=gc_assets,
         jobs=gc_jobs,
         schedules=gc_schedules,
         sensors=[build_alert_sensor(), *build_metrics_sensors()],

@@ -1,8 +1,8 @@
-"""Storage GC in Dagster: the ``reclaimed_storage`` asset, its job and its nightly schedule.
+"""Storage GC in Dagster: the ``reclaim_storage`` job and its nightly schedule.
 
 The sweeping itself is pure (``housekeeping.storage_gc``); this layer finds what only the Dagster
 instance knows (which runs are unfinished, where step outputs live) and reports the bytes freed
-as materialisation metadata, so the UI shows the history of what was reclaimed.
+as the op's output metadata, so each run's page shows what was reclaimed.
 """
 
 import time
@@ -10,17 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dagster import (
-    AssetExecutionContext,
-    AssetSelection,
     DagsterInstance,
     DagsterRunStatus,
     DefaultScheduleStatus,
-    MaterializeResult,
+    JobDefinition,
     MetadataValue,
+    OpExecutionContext,
     RunsFilter,
     ScheduleDefinition,
-    asset,
-    define_asset_job,
+    job,
+    op,
 )
 
 from hyperion_pipelines.housekeeping.storage_gc import GcReport, References, collect, references
@@ -92,24 +91,20 @@ def report_metadata(report: GcReport) -> dict:
     }
 
 
-def build_housekeeping(specs: Sequence[PipelineSpec], retention_days: float) -> tuple[list, list, list]:
-    """The GC asset, its job and its schedule (every night; stopped or started in the UI)."""
+def build_housekeeping(specs: Sequence[PipelineSpec], retention_days: float) -> tuple[list[JobDefinition], list]:
+    """The GC job and its nightly schedule (stopped or started in the UI). A job of one op, not an
+    asset: reclaiming space makes no data, and the asset graph stays the pipelines' own."""
 
-    @asset(
-        name="reclaimed_storage",
-        group_name="housekeeping",
-        kinds={"python"},
-        owners=list(DEFAULT_OWNERS),
-        tags={"hyperion/stage": "housekeeping"},
-        description=(
-            "Storage GC: removes blobs and parse/chunk cache entries no recorded document version needs, "
-            f"and Dagster step outputs and step logs older than {retention_days:g} days (HYPERION_STEP_"
-            "OUTPUT_RETENTION_DAYS). Metadata: bytes freed and kept per place. 'hyperion gc --dry-run' "
-            "counts without removing."
-        ),
+    @op(
+        name="sweep_storage",
         required_resource_keys={"blob_store", "state_db"},
+        description=(
+            "Removes blobs and parse/chunk cache entries no recorded document version needs, and Dagster "
+            f"step outputs and step logs older than {retention_days:g} days (HYPERION_STEP_OUTPUT_"
+            "RETENTION_DAYS). Output metadata: bytes freed and kept per place."
+        ),
     )
-    def reclaimed_storage(context: AssetExecutionContext):
+    def sweep_storage(context: OpExecutionContext) -> None:
         report = reclaim(
             context.instance,
             context.resources.blob_store,
@@ -121,21 +116,26 @@ def build_housekeeping(specs: Sequence[PipelineSpec], retention_days: float) -> 
         )
         for note in report.notes:
             context.log.warning(note)
-        return MaterializeResult(metadata=report_metadata(report))
+        context.add_output_metadata(report_metadata(report))
 
-    job = define_asset_job(
-        GC_JOB,
-        AssetSelection.assets(reclaimed_storage),
-        description="Storage GC: reclaims blobs, cache entries and step outputs no document needs any more.",
+    @job(
+        name=GC_JOB,
+        description=(
+            "Storage GC: reclaims blobs, cache entries and step outputs no document needs any more "
+            "('hyperion gc --dry-run' counts them without removing)."
+        ),
         owners=list(DEFAULT_OWNERS),
     )
+    def reclaim_storage() -> None:
+        sweep_storage()
+
     schedule = ScheduleDefinition(
         name=f"{GC_JOB}_nightly",
-        job=job,
+        job=reclaim_storage,
         cron_schedule="30 3 * * *",
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,
-        description="Every night at 03:30 UTC, storage GC (the reclaimed_storage asset); stop it in the UI.",
+        description="Every night at 03:30 UTC, storage GC (the reclaim_storage job); stop it in the UI.",
         owners=list(DEFAULT_OWNERS),
     )
-    return [reclaimed_storage], [job], [schedule]
+    return [reclaim_storage], [schedule]
