@@ -24,7 +24,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "hyperion_pipelines" / "sample_corpus"
-INGEST_ASSETS = ["raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings"]
+INGEST_ASSETS = [
+    "raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings", "vector_index",
+]  # fmt: skip
 LOCATION, REPOSITORY = "hyperion_pipelines", "__repository__"
 
 
@@ -158,7 +160,7 @@ def check_definitions(stack: Stack) -> dict[str, int]:
     checks = [c for n in data["assetNodes"] for c in (n["assetChecksOrError"].get("checks") or [])]
     [repo] = data["repositoriesOrError"]["nodes"]
     sensors, schedules = {s["name"] for s in repo["sensors"]}, {s["name"] for s in repo["schedules"]}
-    missing = [a for a in [*INGEST_ASSETS, "vector_index"] if a not in assets]
+    missing = [a for a in INGEST_ASSETS if a not in assets]
     wanted = {"reconcile_documents_daily", "reclaim_storage_nightly"}
     if missing or not checks or "documents_uploads" not in sensors or not wanted <= schedules:
         raise Expectation(
@@ -195,9 +197,13 @@ def sensor_run(stack: Stack, day: datetime) -> dict:
     events = int(stack.psql(f"select count(*) from event_logs where run_id = '{run['runId']}'"))
     if in_pg != "1" or events < 20:
         raise Expectation(f"run {run['runId']} not in PostgreSQL (runs {in_pg}, events {events})")
+    created = stack.docker("inspect", "-f", "{{.Created}}", containers[0].split()[0]).strip()
+    created_at = datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00").timestamp()
     return {
         "run_id": run["runId"],
         "container": containers[0].split()[0],
+        # From the launcher creating the run's container to the run starting inside it.
+        "container_start_s": round(run["startTime"] - created_at, 1),
         "upload_to_searchable_s": round(run["endTime"] - uploaded, 1),
         "run_seconds": round(run["endTime"] - run["startTime"], 1),
         "events_in_postgres": events,
