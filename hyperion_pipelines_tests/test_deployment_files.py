@@ -576,3 +576,29 @@ def test_embedded_default_is_untouched(instance_config: dict[str, Any]) -> None:
         if limit["key"] == "dagster/partition"
     ]
     assert partition_limit and partition_limit[0] in instance_config["concurrency"]["runs"]["tag_concurrency_limits"]
+
+
+# 9. the local override (deploy/compose.local.yml, used by deploy/smoke.sh)
+
+
+def test_the_local_override_replaces_images_only() -> None:
+    """The override swaps what cannot be pulled here; settings, volumes, networks and the run
+    launcher of the app services stay the production file's."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # Compose's `!reset` tag empties a merged key; read it as a marker.
+    Loader.add_constructor("!reset", lambda loader, node: "!reset")
+    override = yaml.load((DEPLOY / "compose.local.yml").read_text(encoding="utf-8"), Loader=Loader)["services"]
+    production = load_yaml(COMPOSE)["services"]
+    assert set(override) <= set(production)
+    for name in (CODE_LOCATION, "webserver", "daemon"):
+        extra = set(override.get(name, {})) - {"build"}
+        assert not extra, f"{name}: the override changes {extra}"
+    assert override[CODE_LOCATION]["build"] == {"args": {"PYTHON_IMAGE": "hyperion-local/python:3.11"}}
+    for name, service in override.items():
+        if "build" in service and name != CODE_LOCATION:
+            assert (DEPLOY / "local" / service["build"]["dockerfile"]).is_file(), name
+    assert override["etcd"] == {"profiles": ["production-milvus"]} == override["minio"]  # not started
+    assert override["milvus"]["depends_on"] == "!reset"
