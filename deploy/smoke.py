@@ -189,8 +189,15 @@ def sensor_run(stack: Stack, day: datetime) -> dict:
     tags = {t["key"]: t["value"] for t in run["tags"]}
     if tags.get("dagster/sensor_name") != "documents_uploads":
         raise Expectation(f"run {run['runId']} was not started by the upload sensor: {tags}")
-    containers = stack.docker("ps", "-a", "--filter", f"label=dagster/run_id={run['runId']}", "--format",
-                              "{{.ID}} {{.Image}} {{.Status}}").strip().splitlines()  # fmt: skip
+
+    def run_containers() -> list[str]:
+        return stack.docker("ps", "-a", "--filter", f"label=dagster/run_id={run['runId']}", "--format",
+                            "{{.ID}} {{.Image}} {{.Status}}").strip().splitlines()  # fmt: skip
+
+    # The run is recorded as a success a few seconds before its process (the container) exits.
+    containers = stack.wait_for(
+        "the run's container to exit", lambda: (c := run_containers()) and all("Exited" in x for x in c) and c, 120
+    )
     if len(containers) != 1 or "hyperion-pipelines:" not in containers[0] or "Exited (0)" not in containers[0]:
         raise Expectation(f"run {run['runId']} did not run in its own container: {containers}")
     in_pg = stack.psql(f"select count(*) from runs where run_id = '{run['runId']}'")
