@@ -30,9 +30,6 @@ class StateDatabaseResource(ConfigurableResource):
             self._engine = open_engine(self.url)
         return self._engine
 
-    def engine(self) -> Engine:
-        return self._ready()
-
     def ledger(self, pipeline: str) -> QuarantineLedger:
         return QuarantineLedger(self._ready(), pipeline)
 
