@@ -18,9 +18,15 @@ MediaType = Literal[
     "text/html",
     "application/pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "image/png",
+    "image/jpeg",
+    "image/tiff",
 ]
 
 SUPPORTED_MEDIA_TYPES: tuple[str, ...] = get_args(MediaType)
+#: Raised with every change to the extractors that alters the text they give (2: pdfium for PDF,
+#: margins dropped, headings inferred, tables as Markdown rows, OCR). Part of the fingerprint.
+EXTRACTION_VERSION = "2"
 
 # What Dagster accepts as an owner: a team ("team:" and a name) or an email address.
 OWNER_PATTERN = r"^(team:[A-Za-z0-9][A-Za-z0-9_.-]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$"
@@ -147,6 +153,15 @@ class ParsingLimits(_Strict):
     max_garbage_ratio: float = Field(
         default=0.1, gt=0, le=1, description="Largest share of control, replacement or unassigned characters."
     )
+    min_fidelity: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Lowest parse-fidelity score (0-1, see parsing.fidelity) a document's best extraction may have; "
+            "below it the document is quarantined as low_fidelity. 0 turns the gate off."
+        ),
+    )
 
 
 class ParsingSpec(_Strict):
@@ -161,8 +176,9 @@ class ParsingSpec(_Strict):
     limits: ParsingLimits = ParsingLimits()
 
     def fingerprint_fields(self) -> dict[str, str]:
-        """What changes the text of a parsed document (and so its vectors)."""
-        return {"parser_version": self.parser_version}
+        """What changes the text of a parsed document (and so its vectors): the user's version and
+        the extractors' own, so an upgrade that reads documents differently re-indexes blue/green."""
+        return {"parser_version": self.parser_version, "extraction": EXTRACTION_VERSION}
 
 
 class ChunkingSpec(_Strict):

@@ -56,6 +56,11 @@ def _png() -> bytes:
     return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + random.Random(4).randbytes(512)
 
 
+def _gif() -> bytes:
+    """A picture in a format the pipeline does not read (PNG, JPEG and TIFF go to OCR)."""
+    return b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + random.Random(5).randbytes(64)
+
+
 def _zip_bytes(entries: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", method) as archive:
@@ -179,8 +184,9 @@ def _binaries() -> dict[str, Entry]:
         "binary/garbage.html": Entry(rng.randbytes(8192), "mislabelled_type"),
         "binary/high-bytes.txt": Entry(random_high_bytes(6000, seed=9), "undecodable"),
         "binary/program.pdf": Entry(_elf(), "mislabelled_type"),
-        "binary/photo.pdf": Entry(_png(), "mislabelled_type"),
-        "binary/photo.docx": Entry(_png(), "mislabelled_type"),
+        "binary/photo.pdf": Entry(_gif(), "mislabelled_type"),
+        "binary/photo.docx": Entry(_gif(), "mislabelled_type"),
+        "binary/broken-scan.png": Entry(_png(), "corrupt"),
     }
 
 

@@ -72,7 +72,7 @@ def test_html_keeps_visible_text_and_headings_only() -> None:
 
 def test_pdf_text_pages_and_title() -> None:
     doc = parse(corpus("reports/honeybee-winter-survival.pdf"))
-    assert doc.parser == "pdf"
+    assert doc.parser == "pdfium"
     assert doc.title == "How Honeybee Colonies Survive the Winter"
     assert len(doc.page_offsets) == 2 and doc.page_offsets[0] == 0
     assert "winter cluster" in doc.text
@@ -136,10 +136,10 @@ def test_html_table_cells_stay_apart() -> None:
 
 
 def test_pdf_outline_heading_is_placed_on_its_own_line_not_an_earlier_mention() -> None:
-    from hyperion_pipelines.parsing.pdf import _place
+    from hyperion_pipelines.parsing.pdf_layout import place_heading
 
     text = "Overview\nAs shown in Results below, bees survive.\nResults\nThey do."
-    assert text[_place(text, "Results", 0, len(text), 0) :].startswith("Results\nThey do.")
+    assert text[place_heading(text, "Results", 0, len(text), 0) :].startswith("Results\nThey do.")
 
 
 def test_docx_entity_references_keep_the_text_after_them() -> None:

@@ -215,6 +215,8 @@ class ParsedDocuments(pa.DataFrameModel):
     char_count: Series[int] = pa.Field(ge=0)
     headings: Series[Any]
     page_offsets: Series[Any]
+    fidelity: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    ocr_pages: Series[int] = pa.Field(ge=0)
 
     class Config:
         name = "ParsedDocuments"
@@ -241,6 +243,10 @@ class ParsedDocuments(pa.DataFrameModel):
         status, has_reason = frame["status"], frame["reason"].notna()
         # Rows with an unknown status are the status check's failure.
         return ((status == "rejected") & has_reason) | ((status == "parsed") & ~has_reason) | ~status.isin(STATUSES)
+
+    @_row_check("parsed rows have a fidelity score, rejected rows none", "status", "fidelity")
+    def fidelity_when_parsed(cls, frame: pd.DataFrame) -> pd.Series:
+        return (frame["status"] == "parsed") == frame["fidelity"].notna()
 
     @_row_check("parsed rows have non-blank text", "status", "text")
     def parsed_have_text(cls, frame: pd.DataFrame) -> pd.Series:
@@ -412,8 +418,10 @@ def raw_documents_schema() -> pa.DataFrameSchema:
     return _extended(RawDocuments)
 
 
-def parsed_documents_schema() -> pa.DataFrameSchema:
-    return _extended(ParsedDocuments)
+def parsed_documents_schema(min_fidelity: float = 0.0) -> pa.DataFrameSchema:
+    """Parsed documents; every one kept scores at least the pipeline's ``min_fidelity``."""
+    gate = pa.Check.ge(min_fidelity, ignore_na=True, error=f"fidelity at least min_fidelity {min_fidelity:g}")
+    return _extended(ParsedDocuments, {"fidelity": [gate]})
 
 
 def document_chunks_schema(max_tokens: int) -> pa.DataFrameSchema:

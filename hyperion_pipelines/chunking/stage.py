@@ -10,6 +10,7 @@ import pandas as pd
 from hyperion_pipelines.chunking.cache import ChunkCache
 from hyperion_pipelines.chunking.chunker import Chunk, chunk_text
 from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
+from hyperion_pipelines.chunking.tables import table_header
 from hyperion_pipelines.chunking.tokenizer import TokenSpans
 from hyperion_pipelines.ids import chunk_id, text_sha256
 from hyperion_pipelines.parsing.document import Heading
@@ -36,6 +37,7 @@ def chunk_documents(
 
     ``context`` is the chunk's title and heading line, at most ``context_tokens`` tokens, which
     the model embeds in front of its text (see ``chunking.context``); the chunk id covers both.
+    A chunk that starts in the body of a table gets the table's header row there too.
     """
     rows = []
     for doc in parsed[parsed["status"] == "parsed"].itertuples(index=False):
@@ -48,6 +50,10 @@ def chunk_documents(
                 line = context_line(doc.title, chunk.heading_path)
                 contexts[chunk.heading_path] = fit_context(line, tokenizer, context_tokens)
             context = contexts[chunk.heading_path]
+            header = table_header(doc.text, chunk.char_start)
+            if header is not None:  # a table split across chunks: its header row comes along
+                line = context_line(doc.title, chunk.heading_path)
+                context = fit_context(f"{line}\n{header}" if line else header, tokenizer, context_tokens)
             digest = text_sha256(chunk.text)
             input_digest = text_sha256(embedding_input(context, chunk.text)) if context else digest
             occurrence = seen[input_digest]

@@ -129,3 +129,17 @@ def timing(seconds: float, count: int, unit: str) -> dict[str, Any]:
         "seconds": MetadataValue.float(round(seconds, 3)),
         f"{unit}_per_second": MetadataValue.float(round(count / seconds, 2) if seconds > 0 else 0.0),
     }
+
+
+def fidelity_metadata(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``parsing.stage.fidelity_summary`` as metadata: floats the UI plots across partitions
+    (``fidelity_min``, ``fidelity_p10``, ``fidelity_median``), counts and JSON tables."""
+    values: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            values[key] = MetadataValue.json(dict(value))
+        elif isinstance(value, float):
+            values[key] = MetadataValue.float(value)
+        else:
+            values[key] = MetadataValue.int(int(value))
+    return values

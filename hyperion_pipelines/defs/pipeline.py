@@ -64,6 +64,7 @@ from hyperion_pipelines.defs.execution import (
 )
 from hyperion_pipelines.defs.metadata import (
     bucket_edges,
+    fidelity_metadata,
     column_lineage,
     frame_metadata,
     histogram,
@@ -79,7 +80,7 @@ from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_l
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
-from hyperion_pipelines.parsing.stage import any_to_parse, parse_documents
+from hyperion_pipelines.parsing.stage import any_to_parse, fidelity_summary, parse_documents
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
 from hyperion_pipelines.sources.base import SourceUnavailable, document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
@@ -316,7 +317,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             embedder_of(context).get().preload()
         with step_limit(context) as checkpoint:
             frame = parse_documents(raw_documents, blobs_of(context), spec.parsing, cache, checkpoint)
-        check = schema_check_result(validate_frame(frame, parsed_documents_schema(), "document_id"), "ParsedDocuments")
+        check = schema_check_result(validate_frame(frame, parsed_documents_schema(spec.parsing.limits.min_fidelity), "document_id"), "ParsedDocuments")
         seconds = time.perf_counter() - started
         rejected = frame[frame["status"] == "rejected"]
         parsed_chars = frame.loc[frame["status"] == "parsed", "char_count"]
@@ -327,7 +328,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             check_results=[check],
             metadata={
                 **table_metadata(
-                    "parsed_documents", frame, ["source", "status", "parser", "title", "char_count", "reason"]
+                    "parsed_documents", frame, ["source", "status", "parser", "fidelity", "title", "char_count", "reason"]
                 ),
                 "parsed": int((frame["status"] == "parsed").sum()),
                 "parse_reused": int(frame["reused"].sum()),
@@ -338,6 +339,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 # Of the documents parsed: a drop can mean a parser that now misses text.
                 "characters_mean": MetadataValue.float(mean(parsed_chars)),
                 "characters_p95": MetadataValue.float(percentile(parsed_chars, 95)),
+                **fidelity_metadata(fidelity_summary(frame)),
                 **timing(seconds, len(frame), "documents"),
             },
         )

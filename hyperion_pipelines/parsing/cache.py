@@ -43,6 +43,8 @@ class ParseCache:
                 parser=data["parser"],
                 headings=[Heading(h["level"], h["text"], h["offset"]) for h in data["headings"]],
                 page_offsets=list(data["page_offsets"]),
+                ocr_pages=int(data.get("ocr_pages", 0)),
+                fidelity=data.get("fidelity"),
             )
         except (KeyError, TypeError):
             return None  # a damaged entry is a miss: the document is parsed again and the entry rewritten
@@ -54,5 +56,7 @@ class ParseCache:
             "parser": parsed.parser,
             "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
             "page_offsets": list(parsed.page_offsets),
+            "ocr_pages": parsed.ocr_pages,
+            "fidelity": parsed.fidelity,
         }
         self._entries.put(self.key(sha256, media_type), data)

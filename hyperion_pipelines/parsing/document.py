@@ -20,6 +20,8 @@ class ParsedDocument:
     parser: str
     headings: list[Heading] = field(default_factory=list)
     page_offsets: list[int] = field(default_factory=list)  # start offset of each page, if paged
+    ocr_pages: int = 0  # pages (or images) whose text was read by OCR
+    fidelity: float | None = None  # the parse-fidelity score, set by the registry's gate
 
 
 #: Every reason a document can be quarantined for, with what it means. Reason codes are stable:
@@ -40,6 +42,8 @@ REASONS: dict[str, str] = {
     "parse_timeout": "parsing took longer than the configured time limit",
     "parse_memory": "parsing needed more memory than the configured limit",
     "parser_crashed": "the parser process died (signal or hard crash)",
+    "low_fidelity": "every extractor's text scored below the pipeline's parse-fidelity threshold",
+    "ocr_unavailable": "the document needs OCR (a scan or an image) and tesseract is not installed",
 }
 
 

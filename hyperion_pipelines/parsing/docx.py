@@ -1,4 +1,5 @@
-"""DOCX: paragraphs and tables in document order; Word heading styles become headings."""
+"""DOCX: paragraphs and tables (as Markdown rows) in document order; Word heading styles become
+headings."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hyperion_pipelines.parsing.document import (
     first_line_title,
     normalize_text,
 )
+from hyperion_pipelines.parsing.tables import markdown_table
 
 _HEADING_STYLE = re.compile(r"^Heading (\d)$")
 #: Longest declared entity value put back into the text (one level, never expanded further).
@@ -48,6 +50,20 @@ def _inline_entities(root: etree._Element) -> int:
     return len(references)
 
 
+def _table_rows(table: Table) -> list[list[str]]:
+    """Cell texts per row; a merged cell, which python-docx repeats for each grid column it
+    spans, is taken once."""
+    rows = []
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) not in seen:
+                seen.add(id(cell._tc))
+                cells.append(" ".join(cell.text.split()))
+        rows.append(cells)
+    return rows
+
+
 def _heading_level(paragraph: Paragraph) -> int | None:
     style = paragraph.style.name if paragraph.style is not None else ""
     if style == "Title":
@@ -71,8 +87,7 @@ def parse_docx(content: bytes) -> ParsedDocument:
             text = normalize_text(item.text).strip()
             level = _heading_level(item)
         elif isinstance(item, Table):
-            rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in item.rows]
-            text, level = normalize_text("\n".join(rows)).strip(), None
+            text, level = normalize_text(markdown_table(_table_rows(item))).strip(), None
         else:
             continue
         if not text:

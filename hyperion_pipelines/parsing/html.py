@@ -1,4 +1,5 @@
-"""HTML: visible text in reading order, one paragraph per block element, headings kept."""
+"""HTML: visible text in reading order, one paragraph per block element, headings kept, tables as
+Markdown rows."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
 from hyperion_pipelines.parsing.document import Heading, ParsedDocument, first_line_title, normalize_text
+from hyperion_pipelines.parsing.tables import markdown_table
 
 _SKIP = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object", "canvas"}
 _HEADINGS = {f"h{i}" for i in range(1, 7)}
@@ -50,12 +52,31 @@ class _Collector:
                 self.heading_blocks.append((len(self.blocks), int(name[1]), text))
                 self.blocks.append(text)
             return
+        if name == "table" and self._table(tag):
+            return
         if name in _BLOCKS:
             self.flush()
             self.walk(tag)
             self.flush()
         else:
             self.walk(tag)
+
+
+    def _table(self, table: Tag) -> bool:
+        """A data table as one Markdown block (its caption before it); False for a table used
+        for layout (one column, or a cell holding a table of its own), which is walked instead."""
+        rows = [row for row in table.find_all("tr") if row.find_parent("table") is table]
+        cells = [[c for c in row.find_all(["td", "th"]) if c.find_parent("tr") is row] for row in rows]
+        if not cells or max(len(r) for r in cells) < 2 or any(c.find("table") for r in cells for c in r):
+            return False
+        self.flush()
+        caption = table.find("caption")
+        if caption is not None and (text := _SPACE.sub(" ", caption.get_text(" ")).strip()):
+            self.blocks.append(text)
+        text = markdown_table([[_SPACE.sub(" ", c.get_text(" ")).strip() for c in r] for r in cells])
+        if text:
+            self.blocks.append(text)
+        return True
 
 
 def parse_html(content: bytes) -> ParsedDocument:

@@ -22,6 +22,10 @@ PLAIN = "text/plain"
 ZIP = "application/zip"
 OCTET = "application/octet-stream"
 EMPTY = "application/x-empty"
+PNG = "image/png"
+JPEG = "image/jpeg"
+TIFF = "image/tiff"
+IMAGES = (PNG, JPEG, TIFF)
 
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]", re.I | re.S)
 _MARKDOWN_EXT = (".md", ".markdown", ".mdown")

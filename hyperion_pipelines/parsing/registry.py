@@ -1,32 +1,51 @@
-"""Choose the parser by sniffed media type and turn every failure into a :class:`ParseError`."""
+"""Choose the parser by sniffed media type, gate its text on fidelity, and turn every failure
+into a :class:`ParseError`.
+
+A format may have several extractors, best first (PDF: pdfium, then pypdf). The next one is tried
+when the first fails on the file or its text scores below the pipeline's ``min_fidelity``; the
+better-scoring text is kept, and when none reaches the threshold the document is quarantined as
+``low_fidelity`` with the figures.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 from hyperion_pipelines.parsing import media_type as mt
 from hyperion_pipelines.parsing.archive import check_archive
 from hyperion_pipelines.parsing.document import ParsedDocument, ParseError, describe_exception
 from hyperion_pipelines.parsing.docx import parse_docx
+from hyperion_pipelines.parsing.fidelity import Fidelity, assess_fidelity
 from hyperion_pipelines.parsing.html import parse_html
+from hyperion_pipelines.parsing.image import parse_image
 from hyperion_pipelines.parsing.pdf import parse_pdf
+from hyperion_pipelines.parsing.pdf_pypdf import parse_pdf_pypdf
 from hyperion_pipelines.parsing.quality import assess_text
 from hyperion_pipelines.parsing.text import parse_markdown, parse_plain_text
 from hyperion_pipelines.spec import ParsingLimits
 
-PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
-    mt.PLAIN: parse_plain_text,
-    mt.MARKDOWN: parse_markdown,
-    mt.HTML: parse_html,
-    mt.PDF: parse_pdf,
-    mt.DOCX: parse_docx,
+Extractor = Callable[[bytes, ParsingLimits], ParsedDocument]
+
+#: Extractors per media type, best first.
+EXTRACTORS: dict[str, tuple[tuple[str, Extractor], ...]] = {
+    mt.PLAIN: (("text", lambda content, _: parse_plain_text(content)),),
+    mt.MARKDOWN: (("markdown", lambda content, _: parse_markdown(content)),),
+    mt.HTML: (("html", lambda content, _: parse_html(content)),),
+    mt.PDF: (
+        ("pdfium", lambda content, limits: parse_pdf(content, timeout_s=limits.timeout_s)),
+        ("pypdf", lambda content, _: parse_pdf_pypdf(content)),
+    ),
+    mt.DOCX: (("docx", lambda content, _: parse_docx(content)),),
+    **{image: (("tesseract", lambda content, limits: parse_image(content, timeout_s=limits.timeout_s)),) for image in mt.IMAGES},
 }
 
 #: What a file name's extension claims the content is.
 EXTENSION_TYPES = {
     ".txt": mt.PLAIN, ".text": mt.PLAIN, ".md": mt.MARKDOWN, ".markdown": mt.MARKDOWN,
     ".html": mt.HTML, ".htm": mt.HTML, ".pdf": mt.PDF, ".docx": mt.DOCX,
+    ".png": mt.PNG, ".jpg": mt.JPEG, ".jpeg": mt.JPEG, ".tif": mt.TIFF, ".tiff": mt.TIFF,
 }  # fmt: skip
 
 
@@ -52,13 +71,50 @@ def parse_document(
     limits = limits or ParsingLimits()
     if media_type == mt.EMPTY:
         raise ParseError("empty", "the document has no content (0 bytes)")
-    parser = PARSERS.get(media_type)
-    if parser is None or media_type not in accepted:
+    extractors = EXTRACTORS.get(media_type)
+    if extractors is None or media_type not in accepted:
         raise _refuse_type(media_type, accepted, file_name)
     if media_type == mt.DOCX:
         check_archive(content, max_expanded_bytes=limits.max_expanded_bytes, max_ratio=limits.max_compression_ratio)
+    best: tuple[ParsedDocument, Fidelity] | None = None
+    tried: list[str] = []
+    first_error: ParseError | None = None
+    for name, extractor in extractors:
+        try:
+            parsed = _extract(extractor, content, limits)
+            assess_text(parsed.text, min_chars=limits.min_text_chars, max_garbage_ratio=limits.max_garbage_ratio)
+        except ParseError as exc:
+            if exc.reason in _FINAL:
+                raise
+            first_error = first_error or exc
+            tried.append(f"{name}: {exc.reason}")
+            continue
+        fidelity = assess_fidelity(parsed.text, len(parsed.page_offsets))
+        tried.append(f"{name} {fidelity.score:.2f}")
+        if best is None or fidelity.score > best[1].score:
+            best = (parsed, fidelity)
+        if fidelity.score >= limits.min_fidelity:
+            break
+    if best is None:
+        assert first_error is not None
+        raise first_error
+    parsed, fidelity = best
+    if fidelity.score < limits.min_fidelity:
+        raise ParseError(
+            "low_fidelity",
+            f"the extracted text does not read like the page: {fidelity.describe()}, below this pipeline's "
+            f"min_fidelity {limits.min_fidelity:g} (extractors tried: {', '.join(tried)})",
+        )
+    return replace(parsed, fidelity=fidelity.score)
+
+
+#: Reasons no other extractor can help with: the file itself is refused.
+_FINAL = frozenset({"encrypted", "parse_timeout", "parse_memory", "ocr_unavailable"})
+
+
+def _extract(extractor: Extractor, content: bytes, limits: ParsingLimits) -> ParsedDocument:
     try:
-        parsed = parser(content)
+        return extractor(content, limits)
     except ParseError:
         raise
     except MemoryError as exc:  # before the catch-all below: MemoryError is an Exception too
@@ -67,5 +123,3 @@ def parse_document(
         raise ParseError("corrupt", "the document is nested too deeply to parse") from exc
     except Exception as exc:  # parser libraries raise many types on malformed input
         raise ParseError("corrupt", describe_exception(exc)) from exc
-    assess_text(parsed.text, min_chars=limits.min_text_chars, max_garbage_ratio=limits.max_garbage_ratio)
-    return parsed

@@ -16,7 +16,7 @@ from hyperion_pipelines.spec import ParsingSpec
 
 PARSED_COLUMNS = [
     "document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser",
-    "title", "text", "char_count", "headings", "page_offsets", "reused",
+    "title", "text", "char_count", "headings", "page_offsets", "reused", "fidelity", "ocr_pages",
 ]  # fmt: skip
 
 
@@ -25,7 +25,7 @@ def _rejected(row: pd.Series, reason: str, message: str) -> dict:
         "document_id": row.document_id, "source": row.source, "media_type": row.media_type,
         "sha256": row.sha256, "status": "rejected", "reason": reason, "message": message,
         "parser": None, "title": None, "text": None, "char_count": 0, "headings": [],
-        "page_offsets": [], "reused": False,
+        "page_offsets": [], "reused": False, "fidelity": None, "ocr_pages": 0,
     }  # fmt: skip
 
 
@@ -48,6 +48,8 @@ def parse_documents(
     frame = pd.DataFrame(rows, columns=PARSED_COLUMNS)
     frame["char_count"] = frame["char_count"].astype("int64")
     frame["reused"] = frame["reused"].astype("bool")
+    frame["fidelity"] = frame["fidelity"].astype("float64")
+    frame["ocr_pages"] = frame["ocr_pages"].astype("int64")
     return frame
 
 
@@ -85,4 +87,37 @@ def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSan
         "headings": [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings],
         "page_offsets": list(parsed.page_offsets),
         "reused": reused,
+        "fidelity": parsed.fidelity,
+        "ocr_pages": parsed.ocr_pages,
     }  # fmt: skip
+
+
+#: Upper bounds of the fidelity histogram's buckets (the last is 1.0 inclusive).
+FIDELITY_BUCKETS = (0.5, 0.7, 0.9, 1.0)
+
+
+def fidelity_summary(frame: pd.DataFrame) -> dict[str, float | int | dict[str, int]]:
+    """The partition's parse fidelity and extractors: figures for the parsed asset's metadata.
+
+    Minimum, 10th percentile and median score of the documents parsed (none when no document
+    was), a histogram, documents per extractor and what OCR read.
+    """
+    parsed = frame[frame["status"] == "parsed"]
+    scores = parsed["fidelity"].dropna().astype(float)
+    summary: dict[str, float | int | dict[str, int]] = {
+        "parsed_by_extractor": {str(k): int(v) for k, v in parsed["parser"].value_counts().sort_index().items()},
+        "ocr_documents": int((parsed["ocr_pages"] > 0).sum()),
+        "ocr_pages": int(parsed["ocr_pages"].sum()),
+        "low_fidelity": int((frame["reason"] == "low_fidelity").sum()),
+    }
+    if not scores.empty:
+        summary["fidelity_min"] = round(float(scores.min()), 3)
+        summary["fidelity_p10"] = round(float(scores.quantile(0.1)), 3)
+        summary["fidelity_median"] = round(float(scores.median()), 3)
+        lower, histogram = 0.0, {}
+        for upper in FIDELITY_BUCKETS:
+            inside = (scores >= lower) & ((scores < upper) if upper < 1.0 else (scores <= upper))
+            histogram[f"{lower:.1f}-{upper:.1f}"] = int(inside.sum())
+            lower = upper
+        summary["fidelity_histogram"] = histogram
+    return summary

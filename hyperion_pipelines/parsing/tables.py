@@ -1,0 +1,89 @@
+"""Tables as Markdown rows, whatever the format they came from.
+
+A row stays one line with its cells together (``| mc | 1482 | A file manager |``) and the header
+row is followed by a ``| --- |`` line, so the chunker can tell a table and repeat its header in
+every chunk that splits it (``chunking.tables``). In a PDF a table is found from the geometry of
+its lines: consecutive lines whose cells, separated by wide gaps, start at the same columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from hyperion_pipelines.parsing.pdf_layout import TextLine
+
+#: Within a line, a gap this many times the font size separates two cells of a table row.
+CELL_GAP_RATIO = 1.1
+_COLUMN_TOLERANCE = 4.0  # points
+_MIN_ROWS = 2
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def markdown_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows (the first is the header) as a Markdown table; ragged rows are padded."""
+    rows = [list(r) for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    lines = [markdown_row(rows[0]), "| " + " | ".join(["---"] * width) + " |"]
+    lines.extend(markdown_row(r) for r in rows[1:])
+    return "\n".join(lines)
+
+
+def _column(x: float, columns: Sequence[float]) -> int | None:
+    for index, start in enumerate(columns):
+        if abs(x - start) <= _COLUMN_TOLERANCE:
+            return index
+    return None
+
+
+def _table_rows(run: Sequence[TextLine], columns: list[float]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for line in run:
+        cells = line.cells or ((line.left, line.text),)
+        row = [""] * len(columns)
+        for x, text in cells:
+            index = _column(x, columns)
+            row[index if index is not None else 0] += (" " if row[index or 0] else "") + text
+        if len(cells) == 1 and rows and _column(cells[0][0], columns) not in (None, 0):
+            # a cell wrapped onto a line of its own: it continues the row above
+            index = _column(cells[0][0], columns) or 0
+            rows[-1][index] = f"{rows[-1][index]} {cells[0][1]}".strip()
+            continue
+        rows.append(row)
+    return rows
+
+
+def pdf_table_lines(lines: Sequence[TextLine]) -> list[TextLine]:
+    """``lines`` with each run of table rows replaced by one line per Markdown row."""
+    out: list[TextLine] = []
+    i = 0
+    while i < len(lines):
+        columns = [x for x, _ in lines[i].cells] if len(lines[i].cells) >= 2 else []
+        j = i + 1
+        while columns and j < len(lines):
+            cells = lines[j].cells or ((lines[j].left, lines[j].text),)
+            if not all(_column(x, columns) is not None for x, _ in cells):
+                break
+            j += 1
+        multi = sum(1 for line in lines[i:j] if len(line.cells) >= 2)
+        if not columns or multi < _MIN_ROWS:
+            out.append(lines[i])
+            i += 1
+            continue
+        table = markdown_table(_table_rows(lines[i:j], columns)).split("\n")
+        first = lines[i]
+        out.append(replace(first, text="\n".join(table[:2]), cells=(), size=first.size, bold=False))
+        out.extend(replace(line, text=row, cells=(), bold=False) for line, row in zip(lines[i + 1 : j], table[2:], strict=False))
+        # rows merged from wrapped cells leave lines over: they are part of the rows above
+        i = j
+    return out
