@@ -33,6 +33,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def ensure_debian_packages(binary: Path, *packages: str) -> Path:
+    """``binary`` from Debian's packages, installed with apt-get when missing. Tests that need it
+    fail, never skip, when it cannot be installed: a feature nobody could use is a failure."""
+    if not binary.exists():
+        apt = ["apt-get", "install", "-y", "-q", *packages]
+        command = apt if os.geteuid() == 0 else ["sudo", "-n", *apt]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+        assert binary.exists(), f"{binary} is missing and `{' '.join(command)}` failed: {result.stderr[-2000:]}"
+    return binary
+
+
 def run_ingest(defs: Definitions, instance: DagsterInstance, partition_key: str = UPLOAD_DAY, **kwargs: Any):
     """One run of the ingest job for a day, in this process; failures are returned, not raised."""
     return defs.resolve_job_def("ingest_documents").execute_in_process(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.defs.pipeline import ASSET_NAMES
 from hyperion_pipelines.settings import SAMPLE_CORPUS_DIR, SAMPLE_GOLDEN_QUERIES, Settings
 
-from .conftest import REPO, finished
+from .conftest import REPO, ensure_debian_packages, finished
 from .dagster_dev import dagster_dev
 from .test_postgres import free_port
 
@@ -27,15 +26,7 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 
 
 def ensure_chromium() -> Path:
-    """Debian's chromium, installed with apt-get when missing. The test fails, never skips, when
-    there is no browser: a UI nobody could open is a failure."""
-    if not CHROMIUM.exists():
-        apt = ["apt-get", "install", "-y", "-q", "chromium"]
-        command = apt if os.geteuid() == 0 else ["sudo", "-n", *apt]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
-        assert CHROMIUM.exists(), f"chromium is missing and `{' '.join(command)}` failed: {result.stderr[-2000:]}"
-    return CHROMIUM
+    return ensure_debian_packages(CHROMIUM, "chromium")
 
 
 @pytest.fixture

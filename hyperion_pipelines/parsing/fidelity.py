@@ -72,7 +72,7 @@ def assess_fidelity(text: str, pages: int = 0) -> Fidelity:
     signals = {
         "word breaks": _ramp(long_share, bad=0.10, good=0.02),
         "word length": _ramp(mean_length, bad=10.0, good=7.0) if runs else 1.0,
-        "spacing": _ramp(space_ratio, bad=0.04, good=0.10) if spaced else 1.0,
+        "spacing": _ramp(space_ratio, bad=0.03, good=0.08) if spaced else 1.0,
         "replacement characters": _ramp(replacement, bad=0.05, good=0.0),
         "text per page": _ramp(per_page, bad=0.0, good=40.0) if per_page is not None else 1.0,
     }

@@ -61,7 +61,6 @@ class _Collector:
         else:
             self.walk(tag)
 
-
     def _table(self, table: Tag) -> bool:
         """A data table as one Markdown block (its caption before it); False for a table used
         for layout (one column, or a cell holding a table of its own), which is walked instead."""

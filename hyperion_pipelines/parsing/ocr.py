@@ -60,7 +60,9 @@ def read_image(image: bytes, what: str, timeout_s: float) -> str:
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace")
         if "Failed loading language" in message or "Error opening data file" in message:
-            raise ParseError("ocr_unavailable", f"{what} needs OCR, and tesseract has no '{LANGUAGE}' data: {INSTALL_HINT}")
+            raise ParseError(
+                "ocr_unavailable", f"{what} needs OCR, and tesseract has no '{LANGUAGE}' data: {INSTALL_HINT}"
+            )
         # leptonica names the failure in its first lines ("Error in pixReadMem: ..."), tesseract last
         lines = [line.strip() for line in message.splitlines() if line.strip()] or [f"exit code {done.returncode}"]
         raise ParseError("corrupt", f"{what} cannot be decoded for OCR: {lines[0][:200]}")

@@ -64,48 +64,73 @@ def _line_pitch(pages: Sequence[Sequence[TextLine]]) -> float:
 
 
 def _isolated(lines: Sequence[TextLine], index: int, band: str, pitch: float) -> bool:
-    """Set apart from the body by more than a paragraph gap: where running heads sit."""
+    """Set apart from the rest of the page by more than a paragraph gap: where running heads sit.
+    Measured to the nearest line by position (a PDF may draw its header last)."""
     line = lines[index]
-    neighbour = lines[index + 1] if band == "top" else lines[index - 1]
-    if (band == "top" and index + 1 >= len(lines)) or (band == "bottom" and index == 0):
-        return True
-    distance = line.bottom - neighbour.bottom if band == "top" else neighbour.bottom - line.bottom
-    return distance > 1.8 * pitch
+    if band == "top":
+        distances = [line.bottom - other.top for other in lines if other is not line and other.top <= line.bottom + 1]
+    else:
+        distances = [other.bottom - line.top for other in lines if other is not line and other.bottom >= line.top - 1]
+    return not distances or min(distances) > 1.8 * pitch - line.size
+
+
+def _mask(line: TextLine) -> str:
+    return _DIGITS.sub("#", line.text.strip().casefold())
 
 
 def margin_lines(pages: Sequence[Sequence[TextLine]], heights: Sequence[float]) -> set[tuple[int, int]]:
     """(page, line index) of running headers, footers and page numbers.
 
-    A line in the top or bottom band of its page goes when it is a page number, when its text
-    (digits masked) recurs in the band of other pages, or when it sits apart from the body at a
-    height where other pages have such a line too (a running head that names each section).
+    A line in the top or bottom band of its page goes when it is a page number, or when its text
+    (digits masked) recurs at the same height on other pages. The line nearest the page's edge also goes
+    when it sits apart from the body, no larger than body text, at a height where other pages have
+    such a line too: a running head that names each section. A heading that opens every page is
+    larger than the body, and a running head sits above it.
     """
     pitch = _line_pitch(pages)
+    body = body_size([line for lines in pages for line in lines])
     candidates: list[tuple[int, int, str]] = []  # (page, index, band)
-    masked: Counter[str] = Counter()
-    positions: defaultdict[str, list[float]] = defaultdict(list)
+    masked: defaultdict[str, list[tuple[int, float]]] = defaultdict(list)  # text -> (page, bottom)
+    edge: dict[tuple[int, str], int] = {}  # (page, band) -> index of the line nearest the edge
     for page, lines in enumerate(pages):
         for index, line in enumerate(lines):
             band = _in_band(line, heights[page])
             if band is None:
                 continue
             candidates.append((page, index, band))
-            masked[_DIGITS.sub("#", line.text.strip().casefold())] += 1
-            if _isolated(lines, index, band, pitch):
-                positions[band].append(line.bottom)
-    repeats = max(MIN_REPEATS, int(MIN_REPEAT_SHARE * len(pages)))
+            masked[_mask(line)].append((page, line.bottom))
+            nearest = edge.get((page, band))
+            outer = nearest is None or (
+                line.top > lines[nearest].top if band == "top" else line.bottom < lines[nearest].bottom
+            )
+            if outer:
+                edge[(page, band)] = index
+    # at least 2 pages; on a document shorter than MIN_REPEATS pages, every page
+    repeats = max(2, min(MIN_REPEATS, len(pages)), int(MIN_REPEAT_SHARE * len(pages)))
 
-    def recurring_height(band: str, bottom: float) -> bool:
-        return sum(abs(b - bottom) <= _POSITION_TOLERANCE for b in positions[band]) >= repeats
+    def running_head(page: int, index: int, band: str) -> bool:
+        line = pages[page][index]
+        return (
+            edge.get((page, band)) == index
+            and line.size <= body * HEADING_SIZE_RATIO
+            and _isolated(pages[page], index, band, pitch)
+        )
+
+    positions: defaultdict[str, list[float]] = defaultdict(list)
+    for page, index, band in candidates:
+        if running_head(page, index, band):
+            positions[band].append(pages[page][index].bottom)
+
+    def repeated_text(line: TextLine) -> bool:
+        """The same text (digits masked) at the same height on other pages, no larger than body text."""
+        pages_there = {p for p, bottom in masked[_mask(line)] if abs(bottom - line.bottom) <= _POSITION_TOLERANCE}
+        return len(pages_there) >= repeats and line.size <= body * HEADING_SIZE_RATIO
 
     dropped = set()
     for page, index, band in candidates:
         line = pages[page][index]
-        if (
-            _PAGE_NUMBER.match(line.text)
-            or masked[_DIGITS.sub("#", line.text.strip().casefold())] >= MIN_REPEATS
-            or (_isolated(pages[page], index, band, pitch) and recurring_height(band, line.bottom))
-        ):
+        recurring = sum(abs(b - line.bottom) <= _POSITION_TOLERANCE for b in positions[band]) >= repeats
+        if _PAGE_NUMBER.match(line.text) or repeated_text(line) or (recurring and running_head(page, index, band)):
             dropped.add((page, index))
     return dropped
 
@@ -182,14 +207,17 @@ def lay_out(kept: Sequence[Sequence[TextLine]], *, infer_headings: bool = True) 
             if previous is not None:
                 joins_heading = level is not None and level == previous_level and previous.size == line.size
                 gap = previous.bottom - line.bottom
-                paragraph = level is not None or previous_level is not None or gap > 1.4 * pitch or gap < 0
+                table_edge = text.startswith("| ") != previous.text.startswith("| ")
+                paragraph = level is not None or previous_level is not None or table_edge or not 0 <= gap <= 1.4 * pitch
                 separator = " " if joins_heading else ("\n\n" if paragraph else "\n")
                 parts.append(separator)
                 position += len(separator)
                 if joins_heading:
                     last = headings[-1]
                     headings[-1] = Heading(last.level, f"{last.text} {text}", last.offset)
-            if level is not None and not (previous is not None and level == previous_level and previous.size == line.size):
+            if level is not None and not (
+                previous is not None and level == previous_level and previous.size == line.size
+            ):
                 headings.append(Heading(level, text, position))
             parts.append(text)
             position += len(text)

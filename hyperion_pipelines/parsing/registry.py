@@ -38,7 +38,10 @@ EXTRACTORS: dict[str, tuple[tuple[str, Extractor], ...]] = {
         ("pypdf", lambda content, _: parse_pdf_pypdf(content)),
     ),
     mt.DOCX: (("docx", lambda content, _: parse_docx(content)),),
-    **{image: (("tesseract", lambda content, limits: parse_image(content, timeout_s=limits.timeout_s)),) for image in mt.IMAGES},
+    **{
+        image: (("tesseract", lambda content, limits: parse_image(content, timeout_s=limits.timeout_s)),)
+        for image in mt.IMAGES
+    },
 }
 
 #: What a file name's extension claims the content is.

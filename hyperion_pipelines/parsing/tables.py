@@ -14,7 +14,7 @@ from dataclasses import replace
 from hyperion_pipelines.parsing.pdf_layout import TextLine
 
 #: Within a line, a gap this many times the font size separates two cells of a table row.
-CELL_GAP_RATIO = 1.1
+CELL_GAP_RATIO = 0.8
 _COLUMN_TOLERANCE = 4.0  # points
 _MIN_ROWS = 2
 
@@ -46,6 +46,17 @@ def _column(x: float, columns: Sequence[float]) -> int | None:
     return None
 
 
+def _header_fits(line: TextLine, columns: Sequence[float]) -> bool:
+    """A line above a table's rows whose cells fall one into each column, anywhere within it: a
+    header row set differently (centred, bold) from the rows below."""
+    if len(line.cells) != len(columns):
+        return False
+    bounds = [*columns[1:], float("inf")]
+    return all(
+        columns[k] - _COLUMN_TOLERANCE <= x < bounds[k] - _COLUMN_TOLERANCE for k, (x, _) in enumerate(line.cells)
+    )
+
+
 def _table_rows(run: Sequence[TextLine], columns: list[float]) -> list[list[str]]:
     rows: list[list[str]] = []
     for line in run:
@@ -63,6 +74,17 @@ def _table_rows(run: Sequence[TextLine], columns: list[float]) -> list[list[str]
     return rows
 
 
+def _continues(line: TextLine, columns: Sequence[float], size: float) -> bool:
+    """A further row of the table: cells on its columns, in its type size; a line of one cell
+    only where it continues a wrapped cell (not in the first column, where the next paragraph or
+    heading starts)."""
+    if abs(line.size - size) > 0.1 * size:
+        return False
+    if not line.cells:
+        return _column(line.left, columns) not in (None, 0)
+    return all(_column(x, columns) is not None for x, _ in line.cells)
+
+
 def pdf_table_lines(lines: Sequence[TextLine]) -> list[TextLine]:
     """``lines`` with each run of table rows replaced by one line per Markdown row."""
     out: list[TextLine] = []
@@ -70,20 +92,21 @@ def pdf_table_lines(lines: Sequence[TextLine]) -> list[TextLine]:
     while i < len(lines):
         columns = [x for x, _ in lines[i].cells] if len(lines[i].cells) >= 2 else []
         j = i + 1
-        while columns and j < len(lines):
-            cells = lines[j].cells or ((lines[j].left, lines[j].text),)
-            if not all(_column(x, columns) is not None for x, _ in cells):
-                break
+        while columns and j < len(lines) and _continues(lines[j], columns, lines[i].size):
             j += 1
         multi = sum(1 for line in lines[i:j] if len(line.cells) >= 2)
         if not columns or multi < _MIN_ROWS:
             out.append(lines[i])
             i += 1
             continue
-        table = markdown_table(_table_rows(lines[i:j], columns)).split("\n")
-        first = lines[i]
-        out.append(replace(first, text="\n".join(table[:2]), cells=(), size=first.size, bold=False))
-        out.extend(replace(line, text=row, cells=(), bold=False) for line, row in zip(lines[i + 1 : j], table[2:], strict=False))
+        run = list(lines[i:j])
+        if out and _header_fits(out[-1], columns):
+            run.insert(0, out.pop())
+            run[0] = replace(run[0], cells=tuple((columns[k], text) for k, (_, text) in enumerate(run[0].cells)))
+        table = markdown_table(_table_rows(run, columns)).split("\n")
+        first = run[0]
+        out.append(replace(first, text="\n".join(table[:2]), cells=(), bold=False))
+        out.extend(replace(line, text=row, cells=(), bold=False) for line, row in zip(run[1:], table[2:], strict=False))
         # rows merged from wrapped cells leave lines over: they are part of the rows above
         i = j
     return out
