@@ -64,8 +64,8 @@ from hyperion_pipelines.defs.execution import (
 )
 from hyperion_pipelines.defs.metadata import (
     bucket_edges,
-    fidelity_metadata,
     column_lineage,
+    fidelity_metadata,
     frame_metadata,
     histogram,
     mean,
@@ -317,7 +317,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             embedder_of(context).get().preload()
         with step_limit(context) as checkpoint:
             frame = parse_documents(raw_documents, blobs_of(context), spec.parsing, cache, checkpoint)
-        check = schema_check_result(validate_frame(frame, parsed_documents_schema(spec.parsing.limits.min_fidelity), "document_id"), "ParsedDocuments")
+        schema = parsed_documents_schema(spec.parsing.limits.min_fidelity)
+        check = schema_check_result(validate_frame(frame, schema, "document_id"), "ParsedDocuments")
         seconds = time.perf_counter() - started
         rejected = frame[frame["status"] == "rejected"]
         parsed_chars = frame.loc[frame["status"] == "parsed", "char_count"]
@@ -328,7 +329,9 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             check_results=[check],
             metadata={
                 **table_metadata(
-                    "parsed_documents", frame, ["source", "status", "parser", "fidelity", "title", "char_count", "reason"]
+                    "parsed_documents",
+                    frame,
+                    ["source", "status", "parser", "fidelity", "title", "char_count", "reason"],
                 ),
                 "parsed": int((frame["status"] == "parsed").sum()),
                 "parse_reused": int(frame["reused"].sum()),
