@@ -17,6 +17,11 @@ ENV PYTHONUNBUFFERED=1 \
     HYPERION_HOME=/data \
     HYPERION_UPLOADS_DIR=/data/uploads
 
+# OCR for scanned PDF pages and image uploads (docs/parsing.md): Debian's tesseract, English data.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
+
 # The CPU wheel first, in its own layer: resolved from PyPI alone, torch pulls GBs of CUDA libraries.
 RUN pip install torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
 

@@ -529,6 +529,9 @@ def test_dockerfile_installs_cpu_torch_first_and_runs_as_non_root() -> None:
     assert torch and package and torch[0] < package[0], "the CPU torch wheel must be installed before the package"
     assert "download.pytorch.org/whl/cpu" in instructions[torch[0]][1]
     assert "'.[onnx]'" in dict(runs)[package[0]], "the image runs the onnx embedding backend"
+    assert any(
+        "apt-get install" in args and {"tesseract-ocr", "tesseract-ocr-eng"} <= set(args.split()) for _, args in runs
+    )
     env = " ".join(args for keyword, args in instructions if keyword == "ENV")
     assert "HF_HUB_OFFLINE=1" in env.split()
     assert "DAGSTER_HOME=/opt/dagster/dagster_home" in env.split()

@@ -4,8 +4,9 @@ Markdown rows."""
 from __future__ import annotations
 
 import re
+import warnings
 
-from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag, XMLParsedAsHTMLWarning
 
 from hyperion_pipelines.parsing.document import Heading, ParsedDocument, first_line_title, normalize_text
 from hyperion_pipelines.parsing.tables import markdown_table
@@ -79,7 +80,9 @@ class _Collector:
 
 
 def parse_html(content: bytes) -> ParsedDocument:
-    soup = BeautifulSoup(content, "lxml")
+    with warnings.catch_warnings():  # XHTML pages (an <?xml?> line first) are HTML to read
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(content, "lxml")
     title_tag = soup.find("title")
     collector = _Collector()
     collector.walk(soup.body or soup)
