@@ -9,7 +9,6 @@ the headings; without one they are inferred from font size and weight.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -180,5 +179,3 @@ def _read(document: pdfium.PdfDocument, deadline: float, ocr_scans: bool) -> Par
         ocr_pages=scanned,
     )
 
-
-Extractor = Callable[[bytes], ParsedDocument]
