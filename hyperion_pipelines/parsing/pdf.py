@@ -178,4 +178,3 @@ def _read(document: pdfium.PdfDocument, deadline: float, ocr_scans: bool) -> Par
         page_offsets=laid_out.page_offsets,
         ocr_pages=scanned,
     )
-
