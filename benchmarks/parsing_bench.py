@@ -274,12 +274,21 @@ json.dump({"seconds": seconds, "pages": pages, "peak_rss_mib": peak, "text": tex
 """
 
 
+def pdfplumber_python() -> str:
+    """A virtual environment of its own for pdfplumber (pdfminer.six), which the project does not use."""
+    venv = CACHE / "pdfplumber-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "pdfplumber"], check=True)
+    return str(python)
+
+
 def measure_extractors(pdf: Path, reference: Counter[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in ("pdfium", "pypdf", "pdfplumber"):
-        done = subprocess.run(
-            [sys.executable, "-c", _EXTRACT, name, str(pdf)], capture_output=True, text=True, check=False
-        )
+        python = pdfplumber_python() if name == "pdfplumber" else sys.executable
+        done = subprocess.run([python, "-c", _EXTRACT, name, str(pdf)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             results[name] = {"error": done.stderr.strip().splitlines()[-1][:200] if done.stderr.strip() else "failed"}
             continue

@@ -84,6 +84,7 @@ def _page_lines(page_index: int, textpage: pdfium.PdfTextPage) -> list[TextLine]
                     size=size,
                     bold=bold,
                     left=boxes[0][0],
+                    right=boxes[2][2],
                     cells=_cells(textpage, start, raw, size) if end <= count else (),
                 )
             )

@@ -40,6 +40,7 @@ class TextLine:
     size: float  # font size of the line's first visible character
     bold: bool  # every sampled character of the line is bold
     left: float = 0.0
+    right: float = 0.0  # right edge of the line's last character
     #: (left x, text) of each cell when wide gaps split the line, as in a table row; else empty
     cells: tuple[tuple[float, str], ...] = ()
 
@@ -174,6 +175,12 @@ class LaidOutText:
     headings: list[Heading]
 
 
+def right_edge(lines: Sequence[TextLine]) -> float:
+    """Where the page's text column ends: the right edge most full lines reach."""
+    rights = sorted(line.right for line in lines if line.right > 0)
+    return rights[int(0.9 * (len(rights) - 1))] if rights else float("inf")
+
+
 def without_margins(pages: Sequence[Sequence[TextLine]], heights: Sequence[float]) -> list[list[TextLine]]:
     """Each page's lines less its running headers, footers and page numbers."""
     dropped = margin_lines(pages, heights)
@@ -182,7 +189,9 @@ def without_margins(pages: Sequence[Sequence[TextLine]], heights: Sequence[float
 
 def lay_out(kept: Sequence[Sequence[TextLine]], *, infer_headings: bool = True) -> LaidOutText:
     """The document's text from each page's lines (margins already dropped): a blank line at
-    paragraph gaps and around headings, consecutive heading lines of one size joined."""
+    paragraph gaps and around headings, consecutive heading lines of one size joined, and a line
+    wrapped at the column's edge joined to the next with a space, so the chunker cuts paragraphs
+    at sentences, not at the page's line ends."""
     flat = [line for lines in kept for line in lines]
     levels = heading_levels(flat) if infer_headings else {}
     pitch = _line_pitch(kept)
@@ -196,6 +205,7 @@ def lay_out(kept: Sequence[Sequence[TextLine]], *, infer_headings: bool = True) 
             parts.append("\n\n")
             position += 2
         page_offsets.append(position)
+        edge = right_edge(lines)
         previous: TextLine | None = None
         previous_level: int | None = None
         for line in lines:
@@ -209,7 +219,9 @@ def lay_out(kept: Sequence[Sequence[TextLine]], *, infer_headings: bool = True) 
                 gap = previous.bottom - line.bottom
                 table_edge = text.startswith("| ") != previous.text.startswith("| ")
                 paragraph = level is not None or previous_level is not None or table_edge or not 0 <= gap <= 1.4 * pitch
-                separator = " " if joins_heading else ("\n\n" if paragraph else "\n")
+                # a line that runs to the column's right edge was wrapped: its sentence goes on
+                wrapped = not paragraph and previous.right >= edge - 2 * previous.size and not text.startswith("| ")
+                separator = " " if joins_heading or wrapped else ("\n\n" if paragraph else "\n")
                 parts.append(separator)
                 position += len(separator)
                 if joins_heading:
