@@ -22,7 +22,13 @@ from hyperion_pipelines.parsing.document import (
     first_line_title,
     normalize_text,
 )
-from hyperion_pipelines.parsing.pdf_layout import TextLine, lay_out, place_heading, without_margins
+from hyperion_pipelines.parsing.pdf_layout import (
+    TextLine,
+    lay_out,
+    place_heading,
+    without_contents_entries,
+    without_margins,
+)
 from hyperion_pipelines.parsing.tables import CELL_GAP_RATIO, pdf_table_lines
 
 #: pdfium's marker for a hyphen it removed at a line break ("sys\ufffetems").
@@ -164,7 +170,7 @@ def _read(document: pdfium.PdfDocument, deadline: float, ocr_scans: bool) -> Par
         finally:
             page.close()
     # Margins first: a running head with the page number far right would pass for a table row.
-    pages = [pdf_table_lines(lines) for lines in without_margins(pages, heights)]
+    pages = [pdf_table_lines(lines) for lines in without_contents_entries(without_margins(pages, heights))]
     laid_out = lay_out(pages, infer_headings=False)
     headings = _outline_headings(document, laid_out.page_offsets, laid_out.text)
     if not headings:

@@ -181,6 +181,15 @@ def right_edge(lines: Sequence[TextLine]) -> float:
     return rights[int(0.9 * (len(rights) - 1))] if rights else float("inf")
 
 
+_CONTENTS_ENTRY = re.compile(r"(\.\s?){4,}\s*([\divxlc]+)\s*$", re.I)
+
+
+def without_contents_entries(pages: Sequence[Sequence[TextLine]]) -> list[list[TextLine]]:
+    """Each page's lines less table-of-contents entries ("2.2 Choose your program . . . . 7"): a
+    list of headings with page numbers answers no question and crowds search results."""
+    return [[line for line in lines if not _CONTENTS_ENTRY.search(line.text)] for lines in pages]
+
+
 def without_margins(pages: Sequence[Sequence[TextLine]], heights: Sequence[float]) -> list[list[TextLine]]:
     """Each page's lines less its running headers, footers and page numbers."""
     dropped = margin_lines(pages, heights)
@@ -200,10 +209,21 @@ def lay_out(kept: Sequence[Sequence[TextLine]], *, infer_headings: bool = True) 
     headings: list[Heading] = []
     position = 0
     index = 0
+    body = body_size(flat)
+    carried: TextLine | None = None  # the last line of the page before, when its sentence goes on
     for page, lines in enumerate(kept):
         if page:  # even after an empty page, so that page offsets ascend
-            parts.append("\n\n")
-            position += 2
+            first = next((i for i, line in enumerate(lines) if line.text.strip()), None)
+            goes_on = (
+                carried is not None
+                and first is not None
+                and index + first not in levels
+                and abs(lines[first].size - body) < 0.5
+                and not lines[first].text.startswith("| ")
+            )
+            separator = " " if goes_on else "\n\n"  # a paragraph that runs over the page break
+            parts.append(separator)
+            position += len(separator)
         page_offsets.append(position)
         edge = right_edge(lines)
         previous: TextLine | None = None
@@ -234,6 +254,17 @@ def lay_out(kept: Sequence[Sequence[TextLine]], *, infer_headings: bool = True) 
             parts.append(text)
             position += len(text)
             previous, previous_level = line, level
+        # Carried over only from a body-text line that ran to the column's edge (a footnote set
+        # smaller in between ends the paragraph here).
+        carried = (
+            previous
+            if previous is not None
+            and previous_level is None
+            and abs(previous.size - body) < 0.5
+            and previous.right >= edge - 2 * previous.size
+            and not previous.text.startswith("| ")
+            else None
+        )
     return LaidOutText("".join(parts), page_offsets, headings)
 
 
