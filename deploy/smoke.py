@@ -369,7 +369,9 @@ def milvus_stopped(stack: Stack, day: datetime) -> dict:
     stack.upload(long_documents("outage", 20), day)
     run = stack.wait_for("the sensor's run of the outage day", lambda: new_run(stack, before, key), 300)
     stack.wait_for("embedding to start", lambda: embedding_step(step_status(stack, run["runId"])), 600, every_s=1)
-    stack.compose_cmd("stop", "milvus")
+    # -t 0: at once (SIGKILL). A graceful stop waits up to 10 s for a server that may ignore SIGTERM,
+    # long enough for a fast run to finish its writes before Milvus is gone.
+    stack.compose_cmd("stop", "-t", "0", "milvus")
     status = stack.wait_for(
         "the run to fail past its retries",
         lambda: (s := step_status(stack, run["runId"]))["run"] in ("FAILURE", "SUCCESS") and s,
