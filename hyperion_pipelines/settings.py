@@ -92,6 +92,8 @@ class Settings:
     prometheus_pushgateway: str | None
     # HYPERION_STEP_OUTPUT_RETENTION_DAYS: storage GC removes Dagster step outputs and step logs older
     step_output_retention_days: float = 7.0
+    # HYPERION_STEP_OUTPUT_URI: where steps write their DataFrames (Parquet); empty: $DAGSTER_HOME/storage
+    step_output_uri: str = ""
     # HYPERION_EMBEDDING_BACKEND: "torch", "onnx" or "onnx:<file>" (an int8 file of the export)
     embedding_backend: EmbeddingBackend = "torch"
     embedding_onnx_file: str | None = None
@@ -151,6 +153,7 @@ class Settings:
             run_timeout_s=int(_get(env, "RUN_TIMEOUT_S", str(4 * 3600))),
             prometheus_pushgateway=_get(env, "PROMETHEUS_PUSHGATEWAY", "") or None,
             step_output_retention_days=float(_get(env, "STEP_OUTPUT_RETENTION_DAYS", "7")),
+            step_output_uri=_get(env, "STEP_OUTPUT_URI", ""),
             embedding_backend=backend,
             embedding_onnx_file=onnx_file,
         )

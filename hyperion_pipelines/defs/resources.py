@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import EnvVar
 
+from hyperion_pipelines.defs.io_manager import ParquetIOManager
 from hyperion_pipelines.embedding.resources import OpenAICompatibleEmbedderResource, SentenceTransformerResource
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.settings import Settings
@@ -79,8 +80,10 @@ def pipeline_resources(spec: PipelineSpec, settings: Settings) -> dict[str, Any]
 
 
 def shared_resources(settings: Settings) -> dict[str, Any]:
-    """The raw zone and the state database, shared by every pipeline (rows are keyed by pipeline)."""
+    """The raw zone, the state database and the step-output store, shared by every pipeline (rows
+    and files are keyed by pipeline)."""
     return {
+        "io_manager": ParquetIOManager(base_uri=settings.step_output_uri),
         "blob_store": BlobStoreResource(path=str(settings.blob_dir)),
         "state_db": StateDatabaseResource(url=secret("HYPERION_STATE_DB_URL") or settings.state_db_url),
     }

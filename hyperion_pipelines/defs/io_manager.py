@@ -1,0 +1,83 @@
+"""Step outputs as Parquet files: the IO manager every pipeline step writes its DataFrame through.
+
+Where: ``HYPERION_STEP_OUTPUT_URI``, any fsspec URL (a shared folder, ``s3://bucket/prefix`` with
+``s3fs`` installed, ...), so that run workers on other hosts read what a step wrote; empty means the
+instance's own storage folder (``$DAGSTER_HOME/storage``), where Dagster's default IO manager kept
+its pickles and where storage GC sweeps. Layout: ``<asset key>/<partition>.parquet``; outputs that
+are no DataFrame (a report of an op) are pickled beside, as Dagster's default does.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pandas as pd
+from dagster import ConfigurableIOManager, InputContext, OutputContext
+from fsspec import AbstractFileSystem
+from fsspec.core import url_to_fs
+from pydantic import Field
+
+from hyperion_pipelines.step_outputs.parquet import SUFFIX, read_frame, write_frame
+
+
+class ParquetIOManager(ConfigurableIOManager):
+    """DataFrames in Parquet, one file per asset partition; anything else pickled."""
+
+    base_uri: str = Field(
+        default="", description="fsspec URL of the step-output store; empty: the instance's storage folder."
+    )
+
+    def _root(self, context: InputContext | OutputContext) -> tuple[AbstractFileSystem, str]:
+        uri = self.base_uri or context.instance.storage_directory()
+        fs, root = url_to_fs(uri)
+        return fs, root.rstrip("/")
+
+    @staticmethod
+    def _stem(context: InputContext | OutputContext, partition: str | None) -> str:
+        if context.has_asset_key:  # an input's asset key is its upstream asset's
+            parts = list(context.asset_key.path)
+            return "/".join([*parts, partition] if partition is not None else parts)
+        # an op's output: per run, as Dagster's own IO manager keeps them
+        output = context.upstream_output if isinstance(context, InputContext) else context
+        assert output is not None
+        return "/".join([output.run_id, output.step_key, output.name])
+
+    @staticmethod
+    def _partitions(context: InputContext | OutputContext) -> list[str | None]:
+        return list(context.asset_partition_keys) if context.has_asset_partitions else [None]
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if obj is None:
+            return  # an asset that only writes elsewhere (the index) hands nothing on
+        fs, root = self._root(context)
+        partitions = self._partitions(context)
+        partition = partitions[0] if len(partitions) == 1 else f"{partitions[0]}...{partitions[-1]}"
+        stem = f"{root}/{self._stem(context, partition)}"
+        if isinstance(obj, pd.DataFrame):
+            size = write_frame(obj, fs, stem + SUFFIX)
+            context.add_output_metadata({"step_output_bytes": size, "step_output_path": stem + SUFFIX})
+            return
+        fs.makedirs(stem.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(stem, "wb") as out:
+            pickle.dump(obj, out)
+
+    def load_input(self, context: InputContext) -> Any:
+        fs, root = self._root(context)
+        frames = []
+        for partition in self._partitions(context):
+            stem = f"{root}/{self._stem(context, partition)}"
+            if fs.exists(stem + SUFFIX):
+                frames.append(read_frame(fs, stem + SUFFIX))
+            elif fs.exists(stem):  # an op's output, or a day's pickle from before Parquet
+                with fs.open(stem, "rb") as source:
+                    value = pickle.load(source)
+                if not isinstance(value, pd.DataFrame):
+                    return value
+                frames.append(value)
+            else:
+                raise FileNotFoundError(
+                    f"no step output at {stem}{SUFFIX}: the step that writes it has not run for this "
+                    "partition, or storage GC removed it (run the partition again)"
+                )
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

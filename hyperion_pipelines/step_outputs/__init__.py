@@ -1,0 +1,1 @@
+"""Step outputs as columnar files: DataFrames between pipeline steps, in Parquet."""

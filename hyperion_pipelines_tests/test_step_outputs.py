@@ -1,0 +1,83 @@
+"""Step outputs in Parquet: what a run leaves in the step-output store, read back as written."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    build_input_context,
+    build_output_context,
+)
+from fsspec.implementations.local import LocalFileSystem
+
+from hyperion_pipelines.defs.io_manager import ParquetIOManager
+from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.step_outputs.parquet import read_frame, write_frame
+
+from .conftest import UPLOAD_DAY
+from .test_pipeline import index_entries, run_partition
+
+STEPS = ("raw_documents", "parsed_documents", "document_chunks", "chunk_embeddings", "quarantined_documents")
+
+
+def test_frames_round_trip_with_lists_nulls_and_nullable_integers(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "headings": [[{"level": 1, "text": "Bees", "offset": 0}], []],
+            "page_offsets": [[0, 120], []],
+            "vector": [[0.25, -0.5], [1.0, 0.0]],
+            "reason": [None, "corrupt"],
+            "page": pd.array([1, None], dtype="Int64"),
+            "uploaded_at": pd.to_datetime(["2026-01-15T10:00:00Z", "2026-01-15T11:00:00Z"]),
+        }
+    )
+    path = str(tmp_path / "a" / "b.parquet")
+    assert write_frame(frame, LocalFileSystem(), path) > 0
+    back = read_frame(LocalFileSystem(), path)
+    pd.testing.assert_frame_equal(back, frame)
+    assert isinstance(back.loc[0, "headings"], list) and isinstance(back.loc[0, "vector"], list)
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_run_writes_parquet_per_step_and_day_to_the_configured_store(
+    hyperion_env: Settings, sample_uploads: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared-step-outputs"
+    monkeypatch.setenv("HYPERION_STEP_OUTPUT_URI", f"file://{shared}")
+    with DagsterInstance.ephemeral() as instance:
+        metadata = run_partition(Settings.from_env(), instance)
+    files = {path.relative_to(shared).as_posix(): path for path in shared.rglob("*") if path.is_file()}
+    for step in STEPS:
+        name = next(key for key in files if key.endswith(f"{step}/{UPLOAD_DAY}.parquet"))
+        table = pq.read_table(files[name])  # plain Parquet, readable without this project
+        assert table.num_rows == metadata[step]["dagster/row_count"], step
+        assert metadata[step]["step_output_bytes"] == files[name].stat().st_size
+    assert not [key for key in files if not key.endswith(".parquet")], "no pickles"
+    assert len(index_entries(hyperion_env)) == metadata["document_chunks"]["dagster/row_count"]
+
+
+def test_a_day_pickled_before_parquet_is_still_read(tmp_path: Path) -> None:
+    manager = ParquetIOManager(base_uri=str(tmp_path))
+    frame = pd.DataFrame({"document_id": ["a" * 32], "text": ["Bees cluster in winter."]})
+    legacy = tmp_path / "docs" / "parsed_documents" / UPLOAD_DAY
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(pickle.dumps(frame))
+    days = DailyPartitionsDefinition(start_date="2026-01-01")
+    context = build_input_context(
+        asset_key=AssetKey(["docs", "parsed_documents"]), partition_key=UPLOAD_DAY, asset_partitions_def=days
+    )
+    pd.testing.assert_frame_equal(manager.load_input(context), frame)
+    # and a new write goes to Parquet beside it
+    output = build_output_context(
+        asset_key=AssetKey(["docs", "parsed_documents"]), partition_key=UPLOAD_DAY, asset_partitions_def=days
+    )
+    manager.handle_output(output, frame)
+    assert (tmp_path / "docs" / "parsed_documents" / f"{UPLOAD_DAY}.parquet").exists()
+    pd.testing.assert_frame_equal(manager.load_input(context), frame)
