@@ -29,7 +29,10 @@ class ParquetIOManager(ConfigurableIOManager):
     )
 
     def _root(self, context: InputContext | OutputContext) -> tuple[AbstractFileSystem, str]:
-        uri = self.base_uri or context.instance.storage_directory()
+        uri = self.base_uri
+        if not uri:  # an InputContext names its instance; an OutputContext only through its step
+            instance = context.instance if isinstance(context, InputContext) else context.step_context.instance
+            uri = instance.storage_directory()
         fs, root = url_to_fs(uri)
         return fs, root.rstrip("/")
 
