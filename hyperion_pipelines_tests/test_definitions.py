@@ -35,7 +35,7 @@ def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> N
     assert job.partitions_def is not None
     assert set(defs.resources) == {
         "documents_source", "documents_embedder", "documents_milvus", "blob_store", "state_db", "alert_webhook",
-        "prometheus",
+        "prometheus", "io_manager",
     }  # fmt: skip
 
 
