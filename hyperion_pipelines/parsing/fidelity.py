@@ -5,7 +5,7 @@ An extractor can fail silently: on TeX-made PDFs pypdf drops the spaces between 
 garbage check. Each signal below maps to a sub-score in [0, 1] (1 = reads like prose); the score is
 the weakest of them, so the message can say which signal failed. Figures for English prose,
 measured on the Debian manuals of ``benchmarks/parsing_bench.py``: letter runs average 4.5 to 5.5
-characters and almost none is over 20; spaces are 14 to 18 % of the characters.
+characters and almost none is over 20; spaces are 17 to 20 % of the characters.
 """
 
 from __future__ import annotations

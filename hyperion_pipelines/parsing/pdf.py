@@ -138,7 +138,7 @@ def _outline_headings(document: pdfium.PdfDocument, page_offsets: list[int], tex
     return sorted(headings, key=lambda h: h.offset)
 
 
-def parse_pdf(content: bytes, *, timeout_s: float = 60.0, ocr_scans: bool = True) -> ParsedDocument:
+def parse_pdf(content: bytes, *, timeout_s: float = 60.0) -> ParsedDocument:
     deadline = time.monotonic() + timeout_s
     try:
         document = pdfium.PdfDocument(content)
@@ -147,12 +147,12 @@ def parse_pdf(content: bytes, *, timeout_s: float = 60.0, ocr_scans: bool = True
             raise ParseError("encrypted", "the PDF is encrypted and needs a password") from exc
         raise ParseError("corrupt", f"unreadable PDF: {describe_exception(exc)}") from exc
     try:
-        return _read(document, deadline, ocr_scans)
+        return _read(document, deadline)
     finally:
         document.close()
 
 
-def _read(document: pdfium.PdfDocument, deadline: float, ocr_scans: bool) -> ParsedDocument:
+def _read(document: pdfium.PdfDocument, deadline: float) -> ParsedDocument:
     pages: list[list[TextLine]] = []
     heights: list[float] = []
     scanned = 0
@@ -162,7 +162,7 @@ def _read(document: pdfium.PdfDocument, deadline: float, ocr_scans: bool) -> Par
             textpage = page.get_textpage()
             lines = _page_lines(index, textpage)
             textpage.close()
-            if sum(len(line.text.strip()) for line in lines) < _SCAN_MAX_CHARS and ocr_scans and _has_image(page):
+            if sum(len(line.text.strip()) for line in lines) < _SCAN_MAX_CHARS and _has_image(page):
                 lines = _ocr_page(page, index, deadline)
                 scanned += 1
             pages.append(lines)
