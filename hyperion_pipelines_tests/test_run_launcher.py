@@ -10,10 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import yaml
 from dagster import DagsterInstance
 from dagster._core.launcher import WorkerStatus
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster._core.utils import make_new_run_id
 
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.instance.run_launcher import (
@@ -21,7 +24,7 @@ from hyperion_pipelines.instance.run_launcher import (
     PID_TAG,
     STARTED_TAG,
     LocalRunLauncher,
-    _kill_if_lingering,
+    _stop_worker,
     process_start_ticks,
     worker_status,
 )
@@ -85,7 +88,13 @@ def test_the_embedded_instance_uses_it_with_run_monitoring_on(hyperion_env: Sett
     assert config["run_monitoring"]["max_resume_run_attempts"] == 0  # retried as a new run, from failure
 
 
-def test_a_terminated_worker_that_does_not_stop_is_killed_after_the_grace_period() -> None:
+def started_run() -> DagsterRun:
+    return DagsterRun(job_name="ingest", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED)
+
+
+def test_a_terminated_worker_that_does_not_stop_is_killed_after_the_grace_period_and_its_run_canceled(
+    tmp_path: Path,
+) -> None:
     ignores_sigterm = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
     )
@@ -93,11 +102,27 @@ def test_a_terminated_worker_that_does_not_stop_is_killed_after_the_grace_period
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         started = process_start_ticks(process.pid)
-        os.kill(process.pid, signal.SIGTERM)  # ignored
-        time.sleep(0.5)
-        assert process.poll() is None
-        _kill_if_lingering(process.pid, started, grace_s=1.0)
-        assert process.wait(timeout=10) == -signal.SIGKILL
+        with DagsterInstance.local_temp(str(tmp_path)) as instance:
+            run = instance.add_run(started_run())
+            instance.report_run_canceling(run)
+            os.kill(process.pid, signal.SIGTERM)  # ignored
+            time.sleep(0.5)
+            assert process.poll() is None
+            _stop_worker(instance.get_ref(), run.run_id, process.pid, started, grace_s=1.0)
+            assert process.wait(timeout=10) == -signal.SIGKILL
+            canceled = instance.get_run_by_id(run.run_id)
+            assert canceled is not None and canceled.status == DagsterRunStatus.CANCELED
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_worker_that_stops_by_itself_is_left_to_report_its_own_end(tmp_path: Path) -> None:
+    process = subprocess.Popen(["sleep", "0.2"])
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        run = instance.add_run(started_run())
+        instance.report_run_canceling(run)
+        _stop_worker(instance.get_ref(), run.run_id, process.pid, process_start_ticks(process.pid), grace_s=5.0)
+        assert process.wait(timeout=10) == 0
+        still = instance.get_run_by_id(run.run_id)
+        assert still is not None and still.status == DagsterRunStatus.CANCELING

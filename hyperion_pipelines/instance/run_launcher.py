@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from dagster import _check as check
+from dagster._core.instance import DagsterInstance, InstanceRef
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._core.origin import get_python_environment_entry_point
 from dagster._core.storage.dagster_run import DagsterRun
@@ -118,14 +119,31 @@ def local_worker_state(tags: Mapping[str, str], this_host: str) -> ProcessState 
 TERMINATE_GRACE_S = 30.0
 
 
-def _kill_if_lingering(pid: int, started: int | None, grace_s: float) -> None:
+def _kill_if_lingering(pid: int, started: int | None, grace_s: float) -> bool:
+    """SIGKILL the worker when it is still alive after ``grace_s``; whether it had to be killed."""
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if not process_state(pid, started).alive:
-            return
+            return False
         time.sleep(0.5)
-    if process_state(pid, started).alive:
-        os.kill(pid, signal.SIGKILL)
+    if not process_state(pid, started).alive:
+        return False
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def _stop_worker(instance_ref: InstanceRef, run_id: str, pid: int, started: int | None, grace_s: float) -> None:
+    """Wait for a terminated worker to exit, kill it when it lingers, and then mark its run canceled
+    if the worker did not: a killed worker reports nothing, and the run would otherwise stay
+    ``CANCELING`` until run monitoring's cancel timeout."""
+    if not _kill_if_lingering(pid, started, grace_s):
+        return
+    with DagsterInstance.from_ref(instance_ref) as instance:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_canceled(
+                run, message=f"Run worker process {pid} did not stop within {grace_s:.0f} s of SIGTERM: killed"
+            )
 
 
 class LocalRunLauncher(RunLauncher, ConfigurableClass):
@@ -203,8 +221,8 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         # keeping milvus-lite's database file locked (cause not found); one still there after
         # the grace period is killed, as a container runtime's stop does.
         threading.Thread(
-            target=_kill_if_lingering,
-            args=(pid, int(started) if started else None, TERMINATE_GRACE_S),
+            target=_stop_worker,
+            args=(self._instance.get_ref(), run_id, pid, int(started) if started else None, TERMINATE_GRACE_S),
             name=f"hyperion-terminate-{pid}",
             daemon=True,
         ).start()
