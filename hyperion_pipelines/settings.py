@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hyperion_pipelines.step_outputs.parts import DEFAULT_PART_DOCUMENTS
+
 ENV_PREFIX = "HYPERION_"
 
 EmbedderKind = Literal["local", "openai"]
@@ -94,6 +96,8 @@ class Settings:
     step_output_retention_days: float = 7.0
     # HYPERION_STEP_OUTPUT_URI: where steps write their DataFrames (Parquet); empty: $DAGSTER_HOME/storage
     step_output_uri: str = ""
+    # HYPERION_PART_DOCUMENTS: documents per part of a day; a step holds one part at a time
+    part_documents: int = DEFAULT_PART_DOCUMENTS
     # HYPERION_EMBEDDING_BACKEND: "torch", "onnx" or "onnx:<file>" (an int8 file of the export)
     embedding_backend: EmbeddingBackend = "torch"
     embedding_onnx_file: str | None = None
@@ -154,6 +158,7 @@ class Settings:
             prometheus_pushgateway=_get(env, "PROMETHEUS_PUSHGATEWAY", "") or None,
             step_output_retention_days=float(_get(env, "STEP_OUTPUT_RETENTION_DAYS", "7")),
             step_output_uri=_get(env, "STEP_OUTPUT_URI", ""),
+            part_documents=int(_get(env, "PART_DOCUMENTS", str(DEFAULT_PART_DOCUMENTS))),
             embedding_backend=backend,
             embedding_onnx_file=onnx_file,
         )

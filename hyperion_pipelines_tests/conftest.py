@@ -56,6 +56,9 @@ def set_upload_time(path: Path, moment: datetime = UPLOAD_TIME) -> None:
     os.utime(path, (moment.timestamp(), moment.timestamp()))
 
 
+TEST_PART_DOCUMENTS = 4
+
+
 @pytest.fixture
 def hyperion_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A private HYPERION_HOME with an empty uploads folder; returns the resolved settings."""
@@ -65,6 +68,8 @@ def hyperion_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     home = tmp_path / "hyperion"
     monkeypatch.setenv("HYPERION_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    # Small parts, so that every pipeline test cuts its day into several (the default is 500).
+    monkeypatch.setenv("HYPERION_PART_DOCUMENTS", str(TEST_PART_DOCUMENTS))
     (home / "uploads").mkdir(parents=True)
     (home / "dagster").mkdir(parents=True)
     return Settings.from_env()

@@ -21,6 +21,7 @@ from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.index.verification import reconcile_partition, self_retrieval
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 from hyperion_pipelines.spec import EvaluationSpec, IndexSpec
+from hyperion_pipelines.step_outputs.parts import whole
 
 from .conftest import REPO, UPLOAD_DAY, set_upload_time
 from .embedding_server import EmbeddingService, serve_embeddings
@@ -69,7 +70,7 @@ def test_a_partition_failing_its_schema_never_reaches_milvus(
     metadata = {k: v.value for k, v in failed.metadata.items()}
     assert metadata["failing_rows"] == 1 and metadata["failures"] >= 1
     assert "finite" in json.dumps(metadata["failures_by_check"])
-    chunks = result.output_for_node("document_chunks")
+    chunks = whole(result.output_for_node("document_chunks"))
     poisoned_id = chunks.loc[chunks["text"].str.contains(POISON), "chunk_id"].item()
     assert poisoned_id in metadata["failure_cases"]  # the failure table names the chunk
     # Nothing was written: no materialisation of vector_index, no collection behind the alias.
@@ -132,7 +133,7 @@ def test_vector_index_reports_its_checks(hyperion_env: Settings, sample_uploads:
     checks = check_evaluations(result)
     assert {name for asset, name in checks if asset == "vector_index"} == {"matches_chunks", "self_retrieval"}
     reconciliation = {k: v.value for k, v in checks[("vector_index", "matches_chunks")].metadata.items()}
-    chunks = len(result.output_for_node("document_chunks"))
+    chunks = len(whole(result.output_for_node("document_chunks")))
     assert reconciliation == {"expected": chunks, "found": chunks, "missing": 0, "orphans": 0, "duplicates": 0}
     retrieval = {k: v.value for k, v in checks[("vector_index", "self_retrieval")].metadata.items()}
     assert retrieval["sampled"] == min(chunks, 32) and retrieval["found_first"] == retrieval["sampled"]

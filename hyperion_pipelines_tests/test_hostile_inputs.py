@@ -19,6 +19,7 @@ from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.parsing.document import REASONS
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
+from hyperion_pipelines.step_outputs.parts import whole
 
 from .backend_server import BackendServer, FakeBackend, StoredDocument
 from .conftest import UPLOAD_DAY, UPLOAD_TIME
@@ -92,7 +93,7 @@ def test_hostile_uploads_are_quarantined_with_their_reasons_and_the_rest_is_inde
     assert dict(zip(quarantined["source"], quarantined["reason"], strict=True)) == hostile
     assert ledger_reasons(settings, spec) == hostile
     assert not {"parse_memory", "parser_crashed", "parse_timeout"} & set(quarantined["reason"])
-    parsed = result.output_for_node("parsed_documents")
+    parsed = whole(result.output_for_node("parsed_documents"))
     assert set(parsed.loc[parsed["status"] == "parsed", "source"]) == set(good)
     assert len(parsed) == len(hostile) + len(good)  # dot-files (and the symlink) are not documents
     done = parsed[parsed["status"] == "parsed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 
@@ -20,11 +21,13 @@ from fsspec.implementations.local import LocalFileSystem
 from hyperion_pipelines.defs.io_manager import ParquetIOManager
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.step_outputs.parquet import read_frame, write_frame
+from hyperion_pipelines.step_outputs.parts import FrameParts, whole
 
-from .conftest import UPLOAD_DAY
+from .conftest import TEST_PART_DOCUMENTS, UPLOAD_DAY
 from .test_pipeline import index_entries, run_partition
 
-STEPS = ("raw_documents", "parsed_documents", "document_chunks", "chunk_embeddings", "quarantined_documents")
+WHOLE_STEPS = ("raw_documents", "quarantined_documents")
+PARTED_STEPS = ("parsed_documents", "document_chunks", "chunk_embeddings")
 
 
 def test_frames_round_trip_with_lists_nulls_and_nullable_integers(tmp_path: Path) -> None:
@@ -46,7 +49,7 @@ def test_frames_round_trip_with_lists_nulls_and_nullable_integers(tmp_path: Path
     assert not list(tmp_path.rglob("*.partial"))
 
 
-def test_a_run_writes_parquet_per_step_and_day_to_the_configured_store(
+def test_a_run_writes_each_step_in_parts_of_bounded_size_to_the_configured_store(
     hyperion_env: Settings, sample_uploads: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shared = tmp_path / "shared-step-outputs"
@@ -54,13 +57,34 @@ def test_a_run_writes_parquet_per_step_and_day_to_the_configured_store(
     with DagsterInstance.ephemeral() as instance:
         metadata = run_partition(Settings.from_env(), instance)
     files = {path.relative_to(shared).as_posix(): path for path in shared.rglob("*") if path.is_file()}
-    for step in STEPS:
+    documents = metadata["raw_documents"]["dagster/row_count"]
+    for step in WHOLE_STEPS:  # one row per document, no text: one file
         name = next(key for key in files if key.endswith(f"{step}/{UPLOAD_DAY}.parquet"))
         table = pq.read_table(files[name])  # plain Parquet, readable without this project
         assert table.num_rows == metadata[step]["dagster/row_count"], step
         assert metadata[step]["step_output_bytes"] == files[name].stat().st_size
-    assert not [key for key in files if not key.endswith(".parquet")], "no pickles"
+    for step in PARTED_STEPS:
+        name = next(key for key in files if key.endswith(f"{step}/{UPLOAD_DAY}.parts.json"))
+        parts = FrameParts.from_json(files[name].read_text())
+        assert len(parts.urls) == math.ceil(documents / TEST_PART_DOCUMENTS) == metadata[step]["parts"], step
+        paths = [Path(url.removeprefix("file://")) for url in parts.urls]
+        assert all(path.is_relative_to(shared) for path in paths)
+        assert [pq.read_table(path).num_rows for path in paths] == list(parts.rows)
+        assert sum(parts.rows) == metadata[step]["dagster/row_count"], step
+        assert metadata[step]["step_output_bytes"] == sum(path.stat().st_size for path in paths)
+    documents_per_part = [
+        whole(FrameParts((url,), (0,)), ["document_id"]) for url in parts_of_step(files, "parsed_documents")
+    ]
+    assert [len(frame) for frame in documents_per_part] == [TEST_PART_DOCUMENTS] * (
+        documents // TEST_PART_DOCUMENTS
+    ) + [documents % TEST_PART_DOCUMENTS] * bool(documents % TEST_PART_DOCUMENTS)
+    assert not [key for key in files if not key.endswith((".parquet", ".parts.json"))], "no pickles"
     assert len(index_entries(hyperion_env)) == metadata["document_chunks"]["dagster/row_count"]
+
+
+def parts_of_step(files: dict[str, Path], step: str) -> tuple[str, ...]:
+    name = next(key for key in files if key.endswith(f"{step}/{UPLOAD_DAY}.parts.json"))
+    return FrameParts.from_json(files[name].read_text()).urls
 
 
 def test_a_day_pickled_before_parquet_is_still_read(tmp_path: Path) -> None:

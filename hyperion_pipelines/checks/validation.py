@@ -8,6 +8,7 @@ value), ready to be shown as Markdown in asset metadata.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,22 @@ class SchemaReport:
         if hidden > 0:
             lines.append(f"\n…and {hidden} more failure case{'s' if hidden > 1 else ''}.")
         return "\n".join(lines)
+
+
+def merged_reports(reports: Sequence[SchemaReport], max_cases: int = MAX_CASES) -> SchemaReport:
+    """One report for a step output validated part by part."""
+    counts: Counter[str] = Counter()
+    for report in reports:
+        counts.update(report.failures_by_check)
+    cases = [r.failure_cases for r in reports if not r.passed]
+    return SchemaReport(
+        passed=all(r.passed for r in reports),
+        rows=sum(r.rows for r in reports),
+        failure_count=sum(r.failure_count for r in reports),
+        failing_rows=sum(r.failing_rows for r in reports),
+        failures_by_check={key: n for key, n in counts.most_common()},
+        failure_cases=pd.concat(cases, ignore_index=True).head(max_cases) if cases else pd.DataFrame(),
+    )
 
 
 def validate_frame(

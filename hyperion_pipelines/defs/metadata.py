@@ -63,15 +63,19 @@ def _cell(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def markdown_preview(frame: pd.DataFrame, columns: Sequence[str], rows: int = 5, width: int = 80) -> MetadataValue:
+def markdown_preview(
+    frame: pd.DataFrame, columns: Sequence[str], rows: int = 5, width: int = 80, total_rows: int | None = None
+) -> MetadataValue:
+    """The first ``rows`` rows; ``total_rows``: the output's rows when ``frame`` is its first part."""
     head = frame.head(rows)
+    total = len(frame) if total_rows is None else total_rows
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += [
         "| " + " | ".join(_cell(v, width) for v in record) + " |"
         for record in head[list(columns)].itertuples(index=False)
     ]
-    if len(frame) > rows:
-        lines.append(f"\n_{rows} of {len(frame)} rows_")
+    if total > len(head):
+        lines.append(f"\n_{len(head)} of {total} rows_")
     return MetadataValue.md("\n".join(lines))
 
 
@@ -80,11 +84,13 @@ def frame_metadata(
     preview_columns: Sequence[str],
     descriptions: Mapping[str, str] | None = None,
     types: Mapping[str, str] | None = None,
+    total_rows: int | None = None,
 ) -> dict[str, Any]:
+    """Row count, column schema and preview; ``frame`` may be the first part of ``total_rows``."""
     return {
-        "dagster/row_count": len(frame),
+        "dagster/row_count": len(frame) if total_rows is None else total_rows,
         "dagster/column_schema": table_schema(frame, descriptions, types),
-        "preview": markdown_preview(frame, preview_columns),
+        "preview": markdown_preview(frame, preview_columns, total_rows=total_rows),
     }
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+from dagster import Any as DagsterAny
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
@@ -40,7 +41,7 @@ from hyperion_pipelines.checks.schemas import (
     parsed_documents_schema,
     raw_documents_schema,
 )
-from hyperion_pipelines.checks.validation import validate_frame
+from hyperion_pipelines.checks.validation import merged_reports, validate_frame
 from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.deadline import Checkpoint, StepTimeout, deadline
 from hyperion_pipelines.defs.checks import (
@@ -62,6 +63,7 @@ from hyperion_pipelines.defs.execution import (
     RUN_EXECUTOR,
     stop_if_terminated,
 )
+from hyperion_pipelines.defs.io_manager import ParquetIOManager
 from hyperion_pipelines.defs.metadata import (
     bucket_edges,
     column_lineage,
@@ -80,7 +82,13 @@ from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_l
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
-from hyperion_pipelines.parsing.stage import any_to_parse, fidelity_summary, parse_documents
+from hyperion_pipelines.parsing.stage import (
+    OUTCOME_COLUMNS,
+    PARSED_BULK,
+    any_to_parse,
+    fidelity_summary,
+    parse_documents,
+)
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
 from hyperion_pipelines.sources.base import SourceUnavailable, document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
@@ -89,6 +97,7 @@ from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSour
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.state.manifest import ManifestRecord
 from hyperion_pipelines.state.resources import StateDatabaseResource
+from hyperion_pipelines.step_outputs.parts import StepValue, frame_slices, paired_parts, parts_of, values_for, whole
 
 ASSET_NAMES = (
     "raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings",
@@ -176,9 +185,10 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def tags(name: str) -> dict[str, str]:
         return {"hyperion/stage": STAGES[name]}
 
-    def table_metadata(name: str, frame: pd.DataFrame, preview: list[str]) -> dict:
-        """Row count, column schema (described), preview and, for a derived frame, column lineage."""
-        metadata = frame_metadata(frame, preview, DESCRIPTIONS.get(name), TYPES.get(name))
+    def table_metadata(name: str, frame: pd.DataFrame, preview: list[str], total_rows: int | None = None) -> dict:
+        """Row count, column schema (described), preview and, for a derived frame, column lineage.
+        ``frame``: the output, or its first part when it has ``total_rows`` in parts."""
+        metadata = frame_metadata(frame, preview, DESCRIPTIONS.get(name), TYPES.get(name), total_rows)
         if name in LINEAGE:
             metadata["dagster/column_lineage"] = column_lineage(asset_keys, LINEAGE[name])
         return metadata
@@ -204,6 +214,11 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def ledger_of(context: AssetExecutionContext) -> QuarantineLedger:
         return state_of(context).ledger(spec.name)
 
+    def outputs_of(context: AssetExecutionContext) -> ParquetIOManager:
+        """Where the step writes its parts, and how many documents a part holds."""
+        io = getattr(context.resources, "io_manager", None)
+        return io if isinstance(io, ParquetIOManager) else ParquetIOManager()
+
     @contextmanager
     def step_limit(context: AssetExecutionContext) -> Iterator[Checkpoint]:
         """The step's deadline; running past it fails the step without a retry (a retry would
@@ -214,7 +229,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             raise Failure(description=str(exc), allow_retries=False) from exc
 
     def upstream(name: str) -> AssetIn:
-        return AssetIn(key=AssetKey([*prefix, name]))
+        # Typed in Python (a DataFrame, or a day's output in parts); Dagster takes no union type.
+        return AssetIn(key=AssetKey([*prefix, name]), dagster_type=DagsterAny)
 
     @asset(
         name="raw_documents",
@@ -310,28 +326,39 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     )
     def parsed_documents(context: AssetExecutionContext, raw_documents: pd.DataFrame):
         started = time.perf_counter()
+        outputs = outputs_of(context)
         cache = blob_resource(context).parse_cache(spec.parsing)
         if any_to_parse(raw_documents, cache):
             # New text ahead, so chunks to embed: the model loads while this step parses (the
             # in-process executor hands later steps the same embedder).
             embedder_of(context).get().preload()
-        with step_limit(context) as checkpoint:
-            frame = parse_documents(raw_documents, blobs_of(context), spec.parsing, cache, checkpoint)
         schema = parsed_documents_schema(spec.parsing.limits.min_fidelity)
-        check = schema_check_result(validate_frame(frame, schema, "document_id"), "ParsedDocuments")
+        writer = outputs.part_writer(context)
+        reports, light, first = [], [], None
+        with step_limit(context) as checkpoint:
+            for part in frame_slices(raw_documents, outputs.part_documents):
+                frame = parse_documents(part, blobs_of(context), spec.parsing, cache, checkpoint)
+                writer.write(frame)
+                reports.append(validate_frame(frame, schema, "document_id"))
+                light.append(frame.drop(columns=list(PARSED_BULK)))
+                first = frame if first is None else first
+        value = writer.finish()
+        frame = pd.concat(light, ignore_index=True)  # every column but the text: for the figures
+        check = schema_check_result(merged_reports(reports), "ParsedDocuments")
         seconds = time.perf_counter() - started
         rejected = frame[frame["status"] == "rejected"]
         parsed_chars = frame.loc[frame["status"] == "parsed", "char_count"]
         for row in rejected.itertuples(index=False):
             context.log.warning(f"quarantined {row.source}: {row.reason}: {row.message}")
         return MaterializeResult(
-            value=frame,
+            value=value,
             check_results=[check],
             metadata={
                 **table_metadata(
                     "parsed_documents",
-                    frame,
+                    first,
                     ["source", "status", "parser", "fidelity", "title", "char_count", "reason"],
+                    total_rows=len(value),
                 ),
                 "parsed": int((frame["status"] == "parsed").sum()),
                 "parse_reused": int(frame["reused"].sum()),
@@ -343,6 +370,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 "characters_mean": MetadataValue.float(mean(parsed_chars)),
                 "characters_p95": MetadataValue.float(percentile(parsed_chars, 95)),
                 **fidelity_metadata(fidelity_summary(frame)),
+                "parts": len(value.urls),
+                "step_output_bytes": writer.bytes,
                 **timing(seconds, len(frame), "documents"),
             },
         )
@@ -362,12 +391,11 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         retry_policy=REMOTE_RETRY,  # the state database is a server (PostgreSQL) in production
         **common,
     )
-    def quarantined_documents(
-        context: AssetExecutionContext, raw_documents: pd.DataFrame, parsed_documents: pd.DataFrame
-    ):
+    def quarantined_documents(context: AssetExecutionContext, raw_documents: pd.DataFrame, parsed_documents: StepValue):
         stop_if_terminated(context)
         started = time.perf_counter()
         ledger = ledger_of(context)
+        parsed_documents = whole(parsed_documents, OUTCOME_COLUMNS)
         parsed_ids = parsed_documents.loc[parsed_documents["status"] == "parsed", "document_id"].tolist()
         update = ledger.record_partition(
             context.partition_key,
@@ -408,51 +436,67 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         ],
         **common,
     )
-    def document_chunks(context: AssetExecutionContext, parsed_documents: pd.DataFrame):
+    def document_chunks(context: AssetExecutionContext, parsed_documents: StepValue):
         stop_if_terminated(context)
         started = time.perf_counter()
+        outputs = outputs_of(context)
         embedder = embedder_of(context).get()
         check_chunk_size(spec, embedder.identity)
-        if (~parsed_documents["reused"] & (parsed_documents["status"] == "parsed")).any():
+        outcomes = whole(parsed_documents, ["status", "reused"])
+        if (~outcomes["reused"] & (outcomes["status"] == "parsed")).any():
             embedder.preload()  # as in parsed_documents, for a run that starts at this step
         fingerprint = space_fingerprint(spec, embedder.identity)
         cache = blob_resource(context).chunk_cache(fingerprint)
-        frame = chunk_documents(
-            parsed_documents,
-            embedder.tokenizer,
-            spec.chunking,
-            fingerprint,
-            cache,
-            context_tokens=context_tokens(spec.chunking, embedder.identity),
-        )
-        check = schema_check_result(
-            validate_frame(frame, document_chunks_schema(spec.chunking.max_tokens), "chunk_id"), "DocumentChunks"
-        )
+        schema = document_chunks_schema(spec.chunking.max_tokens)
+        writer = outputs.part_writer(context)
+        reports, tokens, chars, documents, first = [], [], [], set(), None
+        for part in parts_of(parsed_documents):
+            stop_if_terminated(context)
+            frame = chunk_documents(
+                part,
+                embedder.tokenizer,
+                spec.chunking,
+                fingerprint,
+                cache,
+                context_tokens=context_tokens(spec.chunking, embedder.identity),
+            )
+            writer.write(frame)
+            reports.append(validate_frame(frame, schema, "chunk_id"))
+            tokens.extend(frame["token_count"].tolist())
+            chars.extend(len(text) for text in frame["text"] if isinstance(text, str))
+            documents.update(frame["document_id"])
+            first = frame if first is None else first
+        value = writer.finish()
+        check = schema_check_result(merged_reports(reports), "DocumentChunks")
         seconds = time.perf_counter() - started
-        tokens = frame["token_count"]
-        chars = [len(text) for text in frame["text"] if isinstance(text, str)]
-        documents = frame["document_id"].nunique()
+        tokens = pd.Series(tokens, dtype="int64")
+        chunks = len(value)
         return MaterializeResult(
-            value=frame,
+            value=value,
             check_results=[check],
             metadata={
                 **table_metadata(
-                    "document_chunks", frame, ["source", "chunk_index", "heading_path", "token_count", "text"]
+                    "document_chunks",
+                    first,
+                    ["source", "chunk_index", "heading_path", "token_count", "text"],
+                    total_rows=chunks,
                 ),
-                "chunks": len(frame),
-                "documents_chunked_now": int((parsed_documents["status"] == "parsed").sum()) - cache.hits,
+                "chunks": chunks,
+                "documents_chunked_now": int((outcomes["status"] == "parsed").sum()) - cache.hits,
                 "tokens": int(tokens.sum()),
-                "tokens_mean": float(round(tokens.mean(), 1)) if len(frame) else 0.0,
-                "tokens_max": int(tokens.max()) if len(frame) else 0,
+                "tokens_mean": float(round(tokens.mean(), 1)) if chunks else 0.0,
+                "tokens_max": int(tokens.max()) if chunks else 0,
                 # Distributions: chunks far below max_tokens mean short sections or a cut that is too eager.
                 "tokens_p50": MetadataValue.float(percentile(tokens, 50)),
                 "tokens_p95": MetadataValue.float(percentile(tokens, 95)),
                 "chars_mean": MetadataValue.float(mean(chars)),
                 "chars_p95": MetadataValue.float(percentile(chars, 95)),
-                "chunks_per_document": MetadataValue.float(round(len(frame) / documents, 2) if documents else 0.0),
+                "chunks_per_document": MetadataValue.float(round(chunks / len(documents), 2) if documents else 0.0),
                 "token_histogram": histogram(tokens, bucket_edges(spec.chunking.max_tokens), "tokens", "chunks"),
                 "fingerprint": fingerprint,
-                **timing(seconds, len(frame), "chunks"),
+                "parts": len(value.urls),
+                "step_output_bytes": writer.bytes,
+                **timing(seconds, chunks, "chunks"),
             },
         )
 
@@ -479,38 +523,52 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         ],
         **common,
     )
-    def chunk_embeddings(context: AssetExecutionContext, document_chunks: pd.DataFrame):
+    def chunk_embeddings(context: AssetExecutionContext, document_chunks: StepValue):
         stop_if_terminated(context)
         started = time.perf_counter()
+        outputs = outputs_of(context)
         embedder = embedder_of(context).get()
         identity = embedder.identity
         index = milvus_of(context).index(spec.index, context.log.warning)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
+        writer = outputs.part_writer(context)
+        reports, first = [], None
+        embedded = reused = 0
+        seconds_embedding = 0.0
         with step_limit(context) as checkpoint:
-            frame, stats = embed_chunks(
-                document_chunks,
-                embedder,
-                lambda ids: index.vectors_for(collection, ids),
-                batch_size=spec.embed_batch_size,
-                checkpoint=checkpoint,
-            )
-        schema = chunk_embeddings_schema(identity.dimension, identity.normalized, document_chunks["chunk_id"])
-        check = schema_check_result(validate_frame(frame, schema, "chunk_id"), "ChunkEmbeddings")
+            for chunks in parts_of(document_chunks):
+                frame, stats = embed_chunks(
+                    chunks,
+                    embedder,
+                    lambda ids: index.vectors_for(collection, ids),
+                    batch_size=spec.embed_batch_size,
+                    checkpoint=checkpoint,
+                )
+                writer.write(frame)
+                schema = chunk_embeddings_schema(identity.dimension, identity.normalized, chunks["chunk_id"])
+                reports.append(validate_frame(frame, schema, "chunk_id"))
+                embedded, reused = embedded + stats.embedded, reused + stats.reused
+                seconds_embedding += stats.seconds_embedding
+                first = frame if first is None else first
+        value = writer.finish()
+        check = schema_check_result(merged_reports(reports), "ChunkEmbeddings")
         seconds = time.perf_counter() - started
         return MaterializeResult(
-            value=frame,
+            value=value,
             check_results=[check],
             metadata={
-                **table_metadata("chunk_embeddings", frame, ["chunk_id", "reused"]),
-                "embedded": stats.embedded,
-                "reused": stats.reused,
+                **table_metadata("chunk_embeddings", first, ["chunk_id", "reused"], total_rows=len(value)),
+                "embedded": embedded,
+                "reused": reused,
                 "model": identity.model_name,
                 "dimension": identity.dimension,
-                "seconds_embedding": MetadataValue.float(round(stats.seconds_embedding, 3)),
+                "seconds_embedding": MetadataValue.float(round(seconds_embedding, 3)),
                 "embedded_chunks_per_second": MetadataValue.float(
-                    round(stats.embedded / stats.seconds_embedding, 2) if stats.seconds_embedding > 0 else 0.0
+                    round(embedded / seconds_embedding, 2) if seconds_embedding > 0 else 0.0
                 ),
-                **timing(seconds, len(frame), "chunks"),
+                "parts": len(value.urls),
+                "step_output_bytes": writer.bytes,
+                **timing(seconds, len(value), "chunks"),
             },
         )
 
@@ -555,35 +613,32 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     def vector_index(
         context: AssetExecutionContext,
         raw_documents: pd.DataFrame,
-        parsed_documents: pd.DataFrame,
-        document_chunks: pd.DataFrame,
-        chunk_embeddings: pd.DataFrame,
+        parsed_documents: StepValue,
+        document_chunks: StepValue,
+        chunk_embeddings: StepValue,
     ) -> MaterializeResult:
         stop_if_terminated(context)
         started = time.perf_counter()
         identity = embedder_of(context).get().identity
         # The upstream checks block this asset in a run that includes them; this guard also
-        # covers a run of vector_index alone over stored upstream values.
-        for name, report in (
-            (
-                "document_chunks",
-                validate_frame(document_chunks, document_chunks_schema(spec.chunking.max_tokens), "chunk_id"),
-            ),
-            (
-                "chunk_embeddings",
-                validate_frame(
-                    chunk_embeddings,
-                    chunk_embeddings_schema(identity.dimension, identity.normalized, document_chunks["chunk_id"]),
-                    "chunk_id",
-                ),
-            ),
-        ):
-            if not report.passed:
-                raise Failure(
-                    description=f"{name} breaks its schema; nothing was written to Milvus",
-                    metadata={"failure_cases": MetadataValue.md(report.markdown())},
-                    allow_retries=False,
-                )
+        # covers a run of vector_index alone over stored upstream values. A first pass over the
+        # parts, so that nothing is written when any part breaks its schema.
+        chunk_schema = document_chunks_schema(spec.chunking.max_tokens)
+        chunk_ids: list[str] = []
+        for chunks, embeddings in paired_parts(document_chunks, chunk_embeddings):
+            vector_schema = chunk_embeddings_schema(identity.dimension, identity.normalized, chunks["chunk_id"])
+            for name, report in (
+                ("document_chunks", validate_frame(chunks, chunk_schema, "chunk_id")),
+                ("chunk_embeddings", validate_frame(embeddings, vector_schema, "chunk_id")),
+            ):
+                if not report.passed:
+                    raise Failure(
+                        description=f"{name} breaks its schema; nothing was written to Milvus",
+                        metadata={"failure_cases": MetadataValue.md(report.markdown())},
+                        allow_retries=False,
+                    )
+            chunk_ids.extend(chunks["chunk_id"])
+        parsed_documents = whole(parsed_documents, OUTCOME_COLUMNS)
         index = milvus_of(context).index(spec.index, context.log.warning)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
         document_ids = parsed_documents["document_id"].tolist()
@@ -594,8 +649,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             report = sync_partition(
                 index,
                 collection,
-                document_chunks,
-                chunk_embeddings,
+                paired_parts(document_chunks, chunk_embeddings),
                 partition_date=context.partition_key,
                 document_ids=document_ids,
                 checkpoint=checkpoint,
@@ -621,7 +675,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         reconciliation = reconcile_partition(
             index,
             collection,
-            [*document_chunks["chunk_id"].tolist(), *kept_entries],
+            [*chunk_ids, *kept_entries],
             partition_date=context.partition_key,
             document_ids=[*document_ids, *held],
         )
@@ -638,8 +692,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 keep=held,
                 source_identity=source_of(context).identity(),
             )
-        sampled = sample_ids(document_chunks["chunk_id"].tolist(), spec.index_checks.self_retrieval_sample)
-        vectors = chunk_embeddings.set_index("chunk_id").loc[sampled, "vector"].tolist() if sampled else []
+        sampled = sample_ids(chunk_ids, spec.index_checks.self_retrieval_sample)
+        vectors = values_for(chunk_embeddings, sampled, "chunk_id", "vector")
         retrieval = self_retrieval(index, collection, sampled, np.asarray(vectors, dtype=np.float32))
         return MaterializeResult(
             metadata={

@@ -83,7 +83,7 @@ def shared_resources(settings: Settings) -> dict[str, Any]:
     """The raw zone, the state database and the step-output store, shared by every pipeline (rows
     and files are keyed by pipeline)."""
     return {
-        "io_manager": ParquetIOManager(base_uri=settings.step_output_uri),
+        "io_manager": ParquetIOManager(base_uri=settings.step_output_uri, part_documents=settings.part_documents),
         "blob_store": BlobStoreResource(path=str(settings.blob_dir)),
         "state_db": StateDatabaseResource(url=secret("HYPERION_STATE_DB_URL") or settings.state_db_url),
     }

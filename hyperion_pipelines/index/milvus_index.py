@@ -172,14 +172,15 @@ class MilvusIndex:
         return found
 
     def stored_rows(
-        self, collection: str, *, partition_date: str, document_ids: Sequence[str]
+        self, collection: str, *, document_ids: Sequence[str], partition_date: str | None = None
     ) -> dict[str, dict[str, Any]]:
-        """The :data:`COMPARED_FIELDS` of the entries dated ``partition_date`` or belonging to ``document_ids``."""
+        """The :data:`COMPARED_FIELDS` of the entries of ``document_ids`` (and, when given, of those
+        dated ``partition_date``)."""
         fields = ["id", *COMPARED_FIELDS]
-        found = {
-            row["id"]: row
-            for row in self._iterate(collection, f"partition_date == {json.dumps(partition_date)}", fields)
-        }
+        found: dict[str, dict[str, Any]] = {}
+        if partition_date is not None:
+            expr = f"partition_date == {json.dumps(partition_date)}"
+            found.update((row["id"], row) for row in self._iterate(collection, expr, fields))
         for batch in _batches(list(document_ids), _BATCH):
             found.update(
                 (row["id"], row) for row in self._iterate(collection, f"document_id in {_quoted(batch)}", fields)

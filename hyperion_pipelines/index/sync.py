@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.index.milvus_index import COMPARED_FIELDS, MilvusIndex
-from hyperion_pipelines.index.reconcile import plan_sync, rows_to_write
+from hyperion_pipelines.index.reconcile import rows_to_write
 
 
 @dataclass(frozen=True)
@@ -33,27 +33,40 @@ def index_rows(chunks: pd.DataFrame, embeddings: pd.DataFrame, partition_date: s
 def sync_partition(
     index: MilvusIndex,
     collection: str,
-    chunks: pd.DataFrame,
-    embeddings: pd.DataFrame,
+    parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
     *,
     partition_date: str,
     document_ids: Sequence[str],
     checkpoint: Checkpoint = no_deadline,
     keep_ids: Sequence[str] = (),
 ) -> SyncReport:
-    """Upsert first, delete after: a failure part-way never leaves a document without vectors,
-    and a re-run converges to exactly the current chunks. ``keep_ids``: stored entries left as
-    they are (documents held because the source could not list them)."""
-    stored = index.stored_rows(collection, partition_date=partition_date, document_ids=document_ids)
-    plan = plan_sync([*chunks["chunk_id"], *keep_ids], stored)
-    rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, partition_date)]
-    changed = rows_to_write(rows, stored, COMPARED_FIELDS)
-    upserted = index.upsert(collection, changed, checkpoint) if changed else 0
-    deleted = index.delete(collection, plan.delete_ids) if plan.delete_ids else 0
+    """Write the day part by part, ``parts`` being each part's chunks and their embeddings.
+
+    Upsert first, delete after: a part's documents get their new entries before their old ones
+    go, so a failure part-way never leaves a document without vectors, and a re-run converges
+    to exactly the current chunks. Entries dated the day that no part holds (documents gone from
+    the day) are deleted after the last part. ``keep_ids``: stored entries left as they are
+    (documents held because the source could not list them). Memory: one part's rows, and the
+    day's chunk ids.
+    """
+    current: set[str] = set(keep_ids)
+    upserted = deleted = unchanged = 0
+    for chunks, embeddings in parts:
+        part_ids = chunks["chunk_id"].tolist()
+        stored = index.stored_rows(collection, document_ids=chunks["document_id"].unique().tolist())
+        rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, partition_date)]
+        changed = rows_to_write(rows, stored, COMPARED_FIELDS)
+        upserted += index.upsert(collection, changed, checkpoint) if changed else 0
+        unchanged += len(rows) - len(changed)
+        current.update(part_ids)
+        stale = sorted(stored.keys() - current)  # old versions of the part's documents
+        deleted += index.delete(collection, stale) if stale else 0
+    leftover = sorted(index.ids_for(collection, partition_date=partition_date, document_ids=document_ids) - current)
+    deleted += index.delete(collection, leftover) if leftover else 0
     return SyncReport(
         collection=collection,
         upserted=upserted,
         deleted=deleted,
-        unchanged=len(rows) - len(changed),
+        unchanged=unchanged,
         total_entries=index.count(collection),
     )

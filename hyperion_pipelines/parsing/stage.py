@@ -18,6 +18,9 @@ PARSED_COLUMNS = [
     "document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser",
     "title", "text", "char_count", "headings", "page_offsets", "reused", "fidelity", "ocr_pages",
 ]  # fmt: skip
+# The columns that grow with a document; the others are its outcome, read whole by later steps.
+PARSED_BULK = ("text", "headings", "page_offsets")
+OUTCOME_COLUMNS = [c for c in PARSED_COLUMNS if c not in PARSED_BULK]
 
 
 def _rejected(row: pd.Series, reason: str, message: str) -> dict:

@@ -8,6 +8,8 @@ vectors) come back as Python lists, as the steps wrote them, not as NumPy arrays
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,9 +35,9 @@ def write_frame(frame: pd.DataFrame, fs: AbstractFileSystem, path: str) -> int:
     return int(fs.size(path))
 
 
-def read_frame(fs: AbstractFileSystem, path: str) -> pd.DataFrame:
+def read_frame(fs: AbstractFileSystem, path: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     with fs.open(path, "rb") as source:
-        table = pq.read_table(source)
+        table = pq.read_table(source, columns=list(columns) if columns is not None else None)
     frame = table.to_pandas()
     for name, column in zip(table.column_names, table.columns, strict=True):
         if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
