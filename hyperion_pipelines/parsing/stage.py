@@ -18,6 +18,7 @@ PARSED_COLUMNS = [
     "document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser",
     "title", "text", "char_count", "headings", "page_offsets", "reused", "fidelity", "ocr_pages",
 ]  # fmt: skip
+TEXT_COLUMNS = ("document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser", "title")
 # The columns that grow with a document; the others are its outcome, read whole by later steps.
 PARSED_BULK = ("text", "headings", "page_offsets")
 OUTCOME_COLUMNS = [c for c in PARSED_COLUMNS if c not in PARSED_BULK]
@@ -49,6 +50,10 @@ def parse_documents(
             checkpoint()
             rows.append(_parse_one(row, blobs, spec, sandbox, cache))
     frame = pd.DataFrame(rows, columns=PARSED_COLUMNS)
+    # Text columns stay text (None where missing) in a part whose rows all lack a value, which
+    # pandas would otherwise make a float column of NaN.
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     frame["char_count"] = frame["char_count"].astype("int64")
     frame["reused"] = frame["reused"].astype("bool")
     frame["fidelity"] = frame["fidelity"].astype("float64")

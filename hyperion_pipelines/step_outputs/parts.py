@@ -40,6 +40,11 @@ class FrameParts:
         """Each part as a DataFrame (only ``columns`` when given), one at a time."""
         for url in self.urls:
             fs, path = url_to_fs(url)
+            if not fs.exists(path):
+                raise FileNotFoundError(
+                    f"step output part {url} is gone: storage GC removed it, or the store moved "
+                    "(run the partition again)"
+                )
             yield read_frame(fs, path, columns)
 
     def read(self, columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -1,0 +1,203 @@
+"""One upload day of many documents: memory per process, speed, step-output bytes, in one run.
+
+    .venv/bin/python benchmarks/scale_bench.py [--sizes 1000 3000] [--delay-ms 0] [--whole]
+
+Real documentation pages (``benchmarks/corpus.py``, Debian's Python and Node.js manuals) are
+copied into one upload day, as many times as a size needs; each copy gets a comment of its own so
+its bytes (and so its parse) are new while its text is the page's. ``hyperion ingest`` runs as a
+child process, the way a user runs it, against a loopback OpenAI-compatible embedder that answers
+at once (or after ``--delay-ms`` per batch, a stand-in for a remote GPU service), so the model's
+cost is out of the figures and what remains is the pipeline's own. Every process of the run
+(the command, the parser sandbox, tesseract) is sampled for its resident memory.
+
+``--whole`` runs each size a second time with the whole day as one part (the behaviour before
+parts), for the ratio in the same run. Results go to ``benchmarks/results/scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import fetch_corpus  # noqa: E402
+from pipeline_bench import REPO, Workspace, stamp  # noqa: E402
+
+DIMENSION = 384
+DAY = "2026-01-15"
+RESULTS = REPO / "benchmarks" / "results" / "scale.json"
+
+
+def vector_of(text: str) -> list[float]:
+    """A deterministic unit vector per text: the same text always gets the same vector."""
+    seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    vector = np.random.default_rng(seed).standard_normal(DIMENSION).astype(np.float32)
+    return (vector / np.linalg.norm(vector)).tolist()
+
+
+@contextmanager
+def loopback_embedder(delay_s: float) -> Iterator[tuple[str, dict[str, int]]]:
+    """``/v1/embeddings`` on loopback; yields its base URL and its request counters."""
+    counts = {"requests": 0, "texts": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["input"]
+            if delay_s:
+                time.sleep(delay_s)
+            counts["requests"] += 1
+            counts["texts"] += len(texts)
+            body = json.dumps({"data": [{"index": i, "embedding": vector_of(t)} for i, t in enumerate(texts)]})
+            payload = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", counts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def fill_day(uploads: Path, pages: list[Path], corpus: Path, count: int) -> None:
+    """``count`` documents on one day: the pages in turn, each copy's bytes its own."""
+    for i in range(count):
+        page = pages[i % len(pages)]
+        target = uploads / f"copy-{i // len(pages):03d}" / page.relative_to(corpus)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mark = f"\n<!-- copy {i} -->\n" if page.suffix in (".html", ".md") else f"\n.. copy {i}\n"
+        target.write_bytes(page.read_bytes() + mark.encode())
+        stamp(target)
+
+
+def sampled_run(command: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
+    """Run ``command``; peak RSS (MiB) of every process of its tree, by kind, sampled every 0.2 s."""
+    peaks: dict[int, tuple[str, int]] = {}
+    with subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        root = psutil.Process(p.pid)
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.extend(p.communicate()), daemon=True)
+        reader.start()
+        while reader.is_alive():
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for process in tree:
+                try:
+                    rss = process.memory_info().rss
+                    kind = kind_of(process.cmdline())
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                if rss > peaks.get(process.pid, ("", 0))[1]:
+                    peaks[process.pid] = (kind, rss)
+            time.sleep(0.2)
+        reader.join()
+    by_kind: dict[str, float] = {}
+    for kind, rss in peaks.values():
+        by_kind[kind] = max(by_kind.get(kind, 0.0), round(rss / 2**20, 1))
+    done = subprocess.CompletedProcess(command, p.returncode, out[0] if out else "", out[1] if len(out) > 1 else "")
+    return done, by_kind
+
+
+def kind_of(cmdline: list[str]) -> str:
+    text = " ".join(cmdline)
+    if "tesseract" in text:
+        return "tesseract"
+    if "hyperion_pipelines.cli" in text:
+        return "ingest"
+    return "parser_sandbox" if "python" in text else (cmdline[0] if cmdline else "?")
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def run_size(
+    scratch: Path, corpus: Path, pages: list[Path], count: int, part_documents: int, url: str
+) -> dict[str, Any]:
+    workspace = Workspace.create(scratch / f"day-{count}-{part_documents}", corpus, files=[])
+    fill_day(workspace.uploads, pages, corpus, count)
+    env = workspace.env() | {
+        "HYPERION_EMBEDDER": "openai",
+        "HYPERION_OPENAI_BASE_URL": url,
+        "HYPERION_PART_DOCUMENTS": str(part_documents),
+    }
+    command = [sys.executable, "-m", "hyperion_pipelines.cli", "ingest", "--date", DAY, "--json"]
+    started = time.perf_counter()
+    done, peaks = sampled_run(command, env)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"ingest of {count} documents failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    storage = workspace.home / "dagster" / "storage"
+    row = {
+        "documents": count,
+        "part_documents": part_documents,
+        "chunks": summary["chunks"],
+        "seconds": round(seconds, 1),
+        "documents_per_s": round(count / seconds, 2),
+        "chunks_per_s": round(summary["chunks"] / seconds, 1),
+        "peak_rss_mib": peaks,
+        "step_output_bytes": folder_bytes(storage) if storage.exists() else 0,
+        "step_output_bytes_per_chunk": round(folder_bytes(storage) / max(summary["chunks"], 1), 1),
+    }
+    shutil.rmtree(workspace.home, ignore_errors=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000])
+    parser.add_argument("--part-documents", type=int, default=500)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="the embedder's answer delay per batch")
+    parser.add_argument("--whole", action="store_true", help="also run each size as one part (before parts)")
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/hyperion-scale-bench"))
+    args = parser.parse_args()
+    corpus = REPO / "benchmarks" / ".cache" / "corpus" / "docs"
+    if not corpus.exists():
+        fetch_corpus(corpus)
+    pages = sorted(p for p in corpus.rglob("*") if p.is_file())
+    rows = []
+    with loopback_embedder(args.delay_ms / 1000) as (url, counts):
+        for count in args.sizes:
+            for part in [args.part_documents, *([count] if args.whole else [])]:
+                row = run_size(args.scratch, corpus, pages, count, part, url)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    result = {
+        "machine": f"{psutil.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB",
+        "embedder": f"loopback OpenAI-compatible, {args.delay_ms} ms per batch",
+        "corpus_pages": len(pages),
+        "embedder_requests": counts["requests"],
+        "runs": rows,
+    }
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
