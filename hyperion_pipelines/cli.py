@@ -7,9 +7,11 @@ they appear in the UI's run history next to runs launched there.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -772,6 +774,40 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def worker_command(name: str, loglevel: str) -> list[str]:
+    """The Celery worker that runs steps of runs on ``HYPERION_EXECUTOR=celery``: dagster-celery's
+    app and queue, with the settings of :func:`worker_environment`. One step at a time, in the
+    worker's own process (``solo`` pool): the parser sandbox starts child processes, which a
+    prefork pool's daemonic children may not. Start more workers for more steps at once."""
+    return [
+        sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker",
+        "--pool", "solo", "-n", name, "-l", loglevel,
+        "--task-events",  # for Flower
+    ]  # fmt: skip
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a worker: this one, plus the folder of the ``dagster_celery_config``
+    module (broker, result backend, late acknowledgement) on PYTHONPATH."""
+    from hyperion_pipelines.defs.execution import celery_config_module
+
+    folder = settings.home / "celery"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster_celery_config.py").write_text(celery_config_module(settings))
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker here (it replaces this process, so signals reach it directly)."""
+    if importlib.util.find_spec("dagster_celery") is None:
+        raise CommandError("the worker needs dagster-celery: pip install 'hyperion-pipelines[celery]'")
+    settings = Settings.from_env()
+    command = worker_command(args.name or f"hyperion@{socket.gethostname()}", args.loglevel)
+    os.execve(sys.executable, command, worker_environment(settings))
+    return 0  # not reached
+
+
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     """Export the model to ONNX (and int8) for the onnx embedding backend, offline, once."""
     from hyperion_pipelines.embedding.onnx_export import FP32_FILE, default_export_dir, models_dir, quantized_file_name
@@ -950,6 +986,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="export again even if the files are there")
     export.add_argument("--json", action="store_true", help="print the result as one JSON object")
     export.set_defaults(handler=cmd_export_onnx)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a Celery worker that executes steps of runs on HYPERION_EXECUTOR=celery",
+        description="Example: HYPERION_CELERY_BROKER=pyamqp://guest:guest@broker:5672// hyperion worker -n w1@%h",
+    )
+    worker.add_argument("-n", "--name", help="worker name, unique per host (default: hyperion@<hostname>)")
+    worker.add_argument("-l", "--loglevel", default="INFO", help="Celery's log level (default INFO)")
+    worker.set_defaults(handler=cmd_worker)
     return parser
 
 

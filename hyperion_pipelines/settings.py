@@ -21,6 +21,9 @@ from hyperion_pipelines.step_outputs.parts import DEFAULT_PART_DOCUMENTS
 ENV_PREFIX = "HYPERION_"
 
 EmbedderKind = Literal["local", "openai"]
+ExecutorKind = Literal["in_process", "celery"]
+#: RabbitMQ's default user on this machine; a real deployment names its own broker.
+DEFAULT_CELERY_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 EmbeddingBackend = Literal["torch", "onnx"]
 
 
@@ -98,6 +101,13 @@ class Settings:
     step_output_uri: str = ""
     # HYPERION_PART_DOCUMENTS: documents per part of a day; a step holds one part at a time
     part_documents: int = DEFAULT_PART_DOCUMENTS
+    # HYPERION_EXECUTOR: "in_process" (every step in the run's process) or "celery" (each step a
+    # Celery task on any worker; install the `celery` extra)
+    executor: ExecutorKind = "in_process"
+    # HYPERION_CELERY_BROKER / HYPERION_CELERY_BACKEND: the broker and result backend of the
+    # Celery executor and of `hyperion worker`
+    celery_broker: str = DEFAULT_CELERY_BROKER
+    celery_backend: str = "rpc://"
     # HYPERION_EMBEDDING_BACKEND: "torch", "onnx" or "onnx:<file>" (an int8 file of the export)
     embedding_backend: EmbeddingBackend = "torch"
     embedding_onnx_file: str | None = None
@@ -128,6 +138,9 @@ class Settings:
         if embedder not in ("local", "openai"):
             raise SettingsError(f"HYPERION_EMBEDDER must be 'local' or 'openai', not {embedder!r}")
         uploads_dir = Path(_get(env, "UPLOADS_DIR", str(home / "uploads"))).expanduser().resolve()
+        executor = _get(env, "EXECUTOR", "in_process")
+        if executor not in ("in_process", "celery"):
+            raise SettingsError(f"HYPERION_EXECUTOR must be 'in_process' or 'celery', not {executor!r}")
         backend, onnx_file = embedding_backend(_get(env, "EMBEDDING_BACKEND", "torch"))
         return cls(
             home=home,
@@ -159,6 +172,9 @@ class Settings:
             step_output_retention_days=float(_get(env, "STEP_OUTPUT_RETENTION_DAYS", "7")),
             step_output_uri=_get(env, "STEP_OUTPUT_URI", ""),
             part_documents=int(_get(env, "PART_DOCUMENTS", str(DEFAULT_PART_DOCUMENTS))),
+            executor=executor,  # type: ignore[arg-type]
+            celery_broker=_get(env, "CELERY_BROKER", DEFAULT_CELERY_BROKER),
+            celery_backend=_get(env, "CELERY_BACKEND", "rpc://"),
             embedding_backend=backend,
             embedding_onnx_file=onnx_file,
         )

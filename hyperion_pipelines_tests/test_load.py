@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.step_outputs.parts import DEFAULT_PART_DOCUMENTS
 
 from .conftest import UPLOAD_TIME, finished, set_upload_time
 from .exact_index import assert_index_matches_uploads, generated_text, indexed_documents
@@ -24,9 +26,11 @@ DAYS = 5
 
 
 def test_a_burst_of_small_uploads_is_batched_by_day_and_each_is_indexed_exactly_once(
-    hyperion_env: Settings, start_daemon: Callable[[], None]
+    hyperion_env: Settings, start_daemon: Callable[[], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uploads = hyperion_env.uploads_dir
+    # 2,000 documents a day: parts of the default size, not the tests' small ones (4 documents).
+    monkeypatch.setenv("HYPERION_PART_DOCUMENTS", str(DEFAULT_PART_DOCUMENTS))
     start_daemon()
     time.sleep(5)  # the daemon is up and its sensor ticking on an empty folder
     started = time.monotonic()

@@ -13,7 +13,7 @@ from hyperion_pipelines.defs.automation import (
     build_alert_sensor,
     build_schedules,
 )
-from hyperion_pipelines.defs.execution import RUN_EXECUTOR
+from hyperion_pipelines.defs.execution import run_executor
 from hyperion_pipelines.defs.housekeeping import build_housekeeping
 from hyperion_pipelines.defs.monitoring import METRICS_RESOURCE_KEY, PrometheusPushResource, build_metrics_sensors
 from hyperion_pipelines.defs.pipeline import build_pipeline
@@ -43,7 +43,7 @@ def platform_definitions(settings: Settings, specs: Sequence[PipelineSpec]) -> D
     state database."""
     gc_jobs, gc_schedules = build_housekeeping(specs, settings.step_output_retention_days)
     return Definitions(
-        executor=RUN_EXECUTOR,  # also for assets materialised from the UI outside the jobs
+        executor=run_executor(settings),  # every job's, and assets materialised from the UI outside them
         jobs=gc_jobs,
         schedules=gc_schedules,
         sensors=[build_alert_sensor(), *build_metrics_sensors()],

@@ -8,11 +8,14 @@ from dagster import (
     Backoff,
     BetaWarning,
     DagsterRunStatus,
+    ExecutorDefinition,
     Failure,
     Jitter,
     RetryPolicy,
     in_process_executor,
 )
+
+from hyperion_pipelines.settings import Settings, SettingsError
 
 # Steps that talk to a remote service (backend API, embedding service, Milvus) retry transient
 # faults; the jitter spreads retries of many partitions so they do not hit the service together.
@@ -36,6 +39,43 @@ MILVUS_WRITE_POOL = "hyperion_milvus_writes"
 # PyTorch and the model again: measured with the daemon, that was most of an upload's wait to
 # become searchable (benchmarks/time_to_searchable.py).
 RUN_EXECUTOR = in_process_executor
+
+
+#: Celery settings of the executor and of every worker (``hyperion worker``). A step is acknowledged
+#: when it ends, not when a worker takes it: a worker killed mid-step (OOM killer, a lost host)
+#: leaves its step with the broker, which hands it to another worker, and steps are idempotent
+#: (deterministic ids, upsert before delete). A worker takes one step at a time: a prefetched step
+#: would wait behind a long one while another worker idles.
+CELERY_CONFIG = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+}
+
+
+def celery_config_module(settings: Settings) -> str:
+    """The ``dagster_celery_config`` module dagster-celery's worker app reads its settings from."""
+    values = {"broker_url": settings.celery_broker, "result_backend": settings.celery_backend, **CELERY_CONFIG}
+    return "".join(f"{key} = {value!r}\n" for key, value in values.items())
+
+
+def run_executor(settings: Settings) -> ExecutorDefinition:
+    """The executor of every job: in the run's process, or each step a Celery task that any
+    worker on any host takes (``hyperion worker``). Workers share the instance (PostgreSQL), the
+    Milvus server, the state database and, through ``HYPERION_STEP_OUTPUT_URI`` and the blob
+    store, the files steps hand each other."""
+    if settings.executor == "in_process":
+        return RUN_EXECUTOR
+    try:
+        from dagster_celery import celery_executor
+    except ImportError as exc:
+        raise SettingsError(
+            "HYPERION_EXECUTOR=celery needs dagster-celery: pip install 'hyperion-pipelines[celery]'"
+        ) from exc
+    return celery_executor.configured(
+        {"broker": settings.celery_broker, "backend": settings.celery_backend, "config_source": CELERY_CONFIG},
+        name="celery_executor",
+    )
 
 
 def stop_if_terminated(context: AssetExecutionContext) -> None:

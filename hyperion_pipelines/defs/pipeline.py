@@ -60,7 +60,6 @@ from hyperion_pipelines.defs.execution import (
     MILVUS_WRITE_POOL,
     ONE_DAY_PER_RUN,
     REMOTE_RETRY,
-    RUN_EXECUTOR,
     stop_if_terminated,
 )
 from hyperion_pipelines.defs.io_manager import ParquetIOManager
@@ -82,6 +81,7 @@ from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_l
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
+from hyperion_pipelines.parsing.sandbox import ParserSandbox
 from hyperion_pipelines.parsing.stage import (
     OUTCOME_COLUMNS,
     PARSED_BULK,
@@ -335,9 +335,9 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         schema = parsed_documents_schema(spec.parsing.limits.min_fidelity)
         writer = outputs.part_writer(context)
         reports, light, first = [], [], None
-        with step_limit(context) as checkpoint:
+        with step_limit(context) as checkpoint, ParserSandbox(spec.parsing.limits) as sandbox:
             for part in frame_slices(raw_documents, outputs.part_documents):
-                frame = parse_documents(part, blobs_of(context), spec.parsing, cache, checkpoint)
+                frame = parse_documents(part, blobs_of(context), spec.parsing, cache, checkpoint, sandbox)
                 writer.write(frame)
                 reports.append(validate_frame(frame, schema, "document_id"))
                 light.append(frame.drop(columns=list(PARSED_BULK)))
@@ -719,7 +719,6 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
     job = define_asset_job(
         name=f"ingest_{spec.name}",
         selection=[a.key for a in assets],
-        executor_def=RUN_EXECUTOR,
         tags={
             # The production run queue limits these runs (deploy/dagster.yaml): each loads the model.
             "hyperion/heavy": "true",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
@@ -39,13 +40,15 @@ def parse_documents(
     spec: ParsingSpec,
     cache: ParseCache | None = None,
     checkpoint: Checkpoint = no_deadline,
+    sandbox: ParserSandbox | None = None,
 ) -> pd.DataFrame:
     """One row per raw document; each is parsed in a sandboxed child process under
     ``spec.limits``, so a hostile file is quarantined instead of stalling or killing the run.
     A document already parsed under the same spec is taken from ``cache`` (``reused`` is True);
-    the parser process starts only when one is not."""
+    the parser process starts only when one is not. ``sandbox``: one the caller keeps open
+    across calls (a day parsed part by part starts its parser process once)."""
     rows = []
-    with ParserSandbox(spec.limits) as sandbox:
+    with nullcontext(sandbox) if sandbox is not None else ParserSandbox(spec.limits) as sandbox:
         for row in raw[~is_held(raw)].itertuples(index=False):
             checkpoint()
             rows.append(_parse_one(row, blobs, spec, sandbox, cache))
