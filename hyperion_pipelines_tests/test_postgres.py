@@ -188,6 +188,27 @@ def test_the_state_database_on_a_throwaway_postgres(tmp_path: Path) -> None:
         servers.close()
 
 
+def test_processes_that_open_a_fresh_state_database_at_once_all_get_its_tables(
+    postgres_server: Postgres, postgres_database: str
+) -> None:
+    """Celery workers on several hosts start their first steps together on a new deployment:
+    PostgreSQL's CREATE TABLE races on its catalog unless one creates and the others wait."""
+    opener = (
+        "import sys; from hyperion_pipelines.state.database import open_engine; "
+        "from hyperion_pipelines.state.manifest import DocumentManifest; "
+        "print(DocumentManifest(open_engine(sys.argv[1]), 'documents').indexed())"
+    )
+    url = postgres_server.sqlalchemy_url(postgres_database)
+    openers = [
+        subprocess.Popen([sys.executable, "-c", opener, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    outcomes = [
+        (p.wait(timeout=120), p.stdout.read() if p.stdout else "", p.stderr.read() if p.stderr else "") for p in openers
+    ]
+    assert [(code, out.strip()) for code, out, _ in outcomes] == [(0, "{}")] * 6, [err[-500:] for *_, err in outcomes]
+
+
 EVERY_MINUTE_LOCATION = """
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.settings import Settings

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
 _log = logging.getLogger(__name__)
@@ -19,6 +19,8 @@ _log = logging.getLogger(__name__)
 IN_BATCH = 500  # ids per IN (...) clause, well inside every database's parameter limit
 
 metadata = MetaData()
+#: The advisory lock key that serialises creating the tables (any constant of our own).
+_SCHEMA_LOCK = 0x48595045  # "HYPE"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -42,8 +44,16 @@ def open_engine(url: str) -> Engine:
         # Take the write lock when the transaction starts: two runs of one day then update the
         # state one after the other instead of both reading, then both writing.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    metadata.create_all(engine)
-    add_missing_columns(engine)
+    if engine.dialect.name == "postgresql":
+        # Processes on several hosts (Celery workers) open a fresh database at once, and
+        # PostgreSQL's CREATE TABLE races on its catalog: one creates, the others wait for it.
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+            metadata.create_all(conn)
+            _add_missing_columns(conn)
+    else:
+        metadata.create_all(engine)
+        add_missing_columns(engine)
     return engine
 
 
@@ -68,17 +78,21 @@ def add_missing_columns(engine: Engine) -> list[str]:
     """Add the nullable columns a newer release declares to tables an older one created; returns
     ``table.column`` of each added. Rows written before read NULL there, which every reader takes
     as "not known" (the state of a database from before the column)."""
-    added = []
     with engine.begin() as conn:  # one connection: SQLite's write lock is taken when it begins
-        existing = inspect(conn)
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
-                if not column.nullable:
-                    raise RuntimeError(f"{table.name}.{column.name} is missing and cannot be added to existing rows")
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
-                added.append(f"{table.name}.{column.name}")
+        return _add_missing_columns(conn)
+
+
+def _add_missing_columns(conn: Connection) -> list[str]:
+    added = []
+    existing = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"{table.name}.{column.name} is missing and cannot be added to existing rows")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+            added.append(f"{table.name}.{column.name}")
     return added
