@@ -1,0 +1,198 @@
+"""Runs on Dagster's Celery executor: real RabbitMQ, two workers (one on a second host, a network
+namespace), PostgreSQL instance and state storage, a Milvus server, Flower watching the tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+
+from hyperion_pipelines.cli import worker_command, worker_environment
+from hyperion_pipelines.settings import Settings
+
+from . import netns
+from .conftest import REPO, UPLOAD_DAY, UPLOAD_TIME, set_upload_time
+from .exact_index import assert_index_matches_uploads, generated_text
+from .postgres import Postgres, fresh_database
+from .test_faults import MilvusLiteServer
+from .test_postgres import free_port, wait_for_port
+
+BROKER_PORT = 5672
+SECOND_DAY = "2026-01-16"
+STEPS = {"raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings"}
+RUN_TAG = uuid.uuid4().hex[:6]  # worker names are the broker's: unique per test run
+WORKERS = (f"w1-{RUN_TAG}@host", f"w2-{RUN_TAG}@second-host")
+
+pytestmark = pytest.mark.skipif(
+    not netns.port_open(BROKER_PORT) or netns.available() is not None,
+    reason=f"needs RabbitMQ on 127.0.0.1:{BROKER_PORT} and {netns.available() or 'namespaces'}",
+)
+
+
+def write_day(uploads: Path, day_offset: int, count: int) -> None:
+    for i in range(count):
+        path = uploads / f"day{day_offset}/doc-{i:03d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"Day {day_offset} document {i}\n\n{generated_text(100 * day_offset + i, 40)}\n")
+        set_upload_time(path, UPLOAD_TIME + timedelta(days=day_offset))
+
+
+def postgres_url(server: Postgres, database: str, driver: str) -> str:
+    return server.sqlalchemy_url(database).replace("postgresql+psycopg", driver, 1)
+
+
+@pytest.fixture
+def celery_stack(
+    hyperion_env: Settings, postgres_server: Postgres, postgres_database: str, tmp_path: Path, monkeypatch
+) -> Iterator[dict]:
+    """Environment and services of a Celery deployment; yields what the test needs to reach them."""
+    milvus = MilvusLiteServer(tmp_path / "milvus", tmp_path / "milvus.log")
+    milvus.start()
+    state = fresh_database(postgres_server)
+    state_db = next(state)
+    monkeypatch.setenv("HYPERION_EXECUTOR", "celery")
+    monkeypatch.setenv("HYPERION_MILVUS_URI", milvus.uri)
+    monkeypatch.setenv("HYPERION_STATE_DB_URL", postgres_url(postgres_server, state_db, "postgresql+psycopg"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    instance_yaml = {
+        "telemetry": {"enabled": False},
+        "storage": {
+            "postgres": {"postgres_url": postgres_url(postgres_server, postgres_database, "postgresql+psycopg2")}
+        },
+    }
+    (hyperion_env.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml))
+    ports = [BROKER_PORT, milvus.port] + ([] if postgres_server.host.startswith("/") else [postgres_server.port])
+    try:
+        yield {"milvus": milvus, "ports": ports}
+    finally:
+        milvus.kill()
+        next(state, None)
+
+
+@contextmanager
+def running() -> Iterator[list[subprocess.Popen]]:
+    """Processes the test starts, stopped when it leaves (before their namespace goes)."""
+    processes: list[subprocess.Popen] = []
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def start_worker(name: str, log: Path, prefix: list[str] | None = None) -> subprocess.Popen:
+    env = worker_environment(Settings.from_env())
+    command = worker_command(name, loglevel="INFO")
+    with log.open("ab") as out:
+        return subprocess.Popen([*(prefix or []), *command], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for_workers(names: tuple[str, ...], timeout_s: float = 120) -> None:
+    settings = Settings.from_env()
+    deadline = time.monotonic() + timeout_s
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        ping = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "-b", settings.celery_broker,
+             "inspect", "ping", "--json", "--timeout", "2"],
+            capture_output=True, text=True, cwd=REPO,
+        )  # fmt: skip
+        if ping.returncode == 0 and ping.stdout.strip():
+            seen = set(json.loads(ping.stdout.strip().splitlines()[-1]))
+            if set(names) <= seen:
+                return
+        time.sleep(1)
+    raise AssertionError(f"workers {names} did not answer within {timeout_s} s; answered: {seen}")
+
+
+def flower_tasks(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks", timeout=10) as response:
+        return json.loads(response.read())
+
+
+RUN_DAY = """
+import json, sys
+from dagster import DagsterInstance, execute_job
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+job = ReconstructableRepository.for_module(
+    "hyperion_pipelines.definitions", "defs", working_directory=sys.argv[2]
+).get_reconstructable_job("ingest_documents")
+with DagsterInstance.get() as instance:
+    result = execute_job(job, instance, tags={"dagster/partition": sys.argv[1]})
+print(json.dumps({"success": result.success, "run_id": result.run_id}))
+"""
+
+
+def start_run(day: str, log: Path) -> subprocess.Popen:
+    """A run of the ingest job for ``day`` in its own process (the run worker a launcher starts),
+    whose executor hands every step to the Celery workers."""
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_DAY, day, str(REPO)], cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("ab"),
+        text=True,
+    )  # fmt: skip
+
+
+def test_two_days_run_on_celery_workers_on_two_hosts_and_the_index_is_exact(
+    hyperion_env: Settings, celery_stack: dict, tmp_path: Path
+) -> None:
+    write_day(hyperion_env.uploads_dir, 0, 12)
+    write_day(hyperion_env.uploads_dir, 1, 12)
+    settings = Settings.from_env()
+    flower_port = free_port()
+    with netns.second_host(celery_stack["ports"]) as host, running() as processes:
+        flower = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "-b", settings.celery_broker, "flower",
+             f"--port={flower_port}", "--address=127.0.0.1"],
+            env={**os.environ, "FLOWER_UNAUTHENTICATED_API": "true"}, cwd=REPO,
+            stdout=(tmp_path / "flower.log").open("ab"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        processes.append(flower)
+        wait_for_port(flower_port, flower)
+        processes.append(start_worker(WORKERS[0], tmp_path / "w1.log"))
+        remote = start_worker(WORKERS[1], tmp_path / "w2.log", prefix=host.command())
+        processes.append(remote)
+        wait_for_workers(WORKERS)
+        assert netns.namespace_of(remote.pid) == host.name  # the second worker lives on the other host
+
+        runs = {day: start_run(day, tmp_path / f"run-{day}.log") for day in (UPLOAD_DAY, SECOND_DAY)}
+        outputs = {day: run.communicate(timeout=900)[0] for day, run in runs.items()}
+        results = {day: json.loads(out.strip().splitlines()[-1]) for day, out in outputs.items()}
+        assert {day: r["success"] for day, r in results.items()} == {UPLOAD_DAY: True, SECOND_DAY: True}, (
+            tmp_path / f"run-{UPLOAD_DAY}.log"
+        ).read_text()[-3000:]
+        tasks = flower_tasks(flower_port)
+
+    # Every step of both runs ran as a Celery task; both workers, on both hosts, took some.
+    with DagsterInstance.get() as instance:
+        ran_on: dict[str, str] = {}
+        for run_id in (r["run_id"] for r in results.values()):
+            run = instance.get_run_by_id(run_id)
+            assert run is not None and run.status == DagsterRunStatus.SUCCESS
+            for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+                data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+                worker = data.metadata.get("Celery worker") if data else None
+                if worker is not None:
+                    ran_on[f"{run_id}:{entry.step_key}"] = worker.value
+    assert len(ran_on) == 2 * (len(STEPS) + 1)  # the five steps and vector_index, per day
+    assert set(ran_on.values()) == set(WORKERS)
+    succeeded = [t for t in tasks.values() if t.get("state") == "SUCCESS"]
+    assert len(succeeded) == len(ran_on) and {t["worker"] for t in succeeded} == set(WORKERS)
+    assert assert_index_matches_uploads(Settings.from_env()) > 0  # the Milvus server's, not the file's
