@@ -1,6 +1,6 @@
 """One upload day of many documents: memory per process, speed, step-output bytes, in one run.
 
-    .venv/bin/python benchmarks/scale_bench.py [--sizes 1000 3000] [--delay-ms 0] [--whole]
+    .venv/bin/python benchmarks/scale_bench.py [--sizes 500 2000] [--delay-ms 0] [--whole] [--milvus-server]
 
 Real documentation pages (``benchmarks/corpus.py``, Debian's Python and Node.js manuals) are
 copied into one upload day, as many times as a size needs; each copy gets a comment of its own so
@@ -10,8 +10,11 @@ at once (or after ``--delay-ms`` per batch, a stand-in for a remote GPU service)
 cost is out of the figures and what remains is the pipeline's own. Every process of the run
 (the command, the parser sandbox, tesseract) is sampled for its resident memory.
 
-``--whole`` runs each size a second time with the whole day as one part (the behaviour before
-parts), for the ratio in the same run. Results go to ``benchmarks/results/scale.json``.
+Embedded milvus-lite runs inside the ingest process and keeps the collection in memory there;
+``--milvus-server`` serves it from a process of its own, as a deployment's Milvus server does, so
+that the ingest process's figure is the pipeline's alone. ``--whole`` runs each size a second
+time with the whole day as one part (the behaviour before parts), for the ratio in the same run.
+Results go to ``benchmarks/results/scale.json`` (``--out`` elsewhere).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import argparse
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,7 @@ from pipeline_bench import REPO, Workspace, stamp  # noqa: E402
 
 DIMENSION = 384
 DAY = "2026-01-15"
-RESULTS = REPO / "benchmarks" / "results" / "scale.json"
+RESULTS = REPO / "benchmarks" / "results" / "scale.json"  # --out to write elsewhere
 
 
 def vector_of(text: str) -> list[float]:
@@ -93,8 +97,11 @@ def fill_day(uploads: Path, pages: list[Path], corpus: Path, count: int) -> None
         stamp(target)
 
 
-def sampled_run(command: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
-    """Run ``command``; peak RSS (MiB) of every process of its tree, by kind, sampled every 0.2 s."""
+def sampled_run(
+    command: list[str], env: dict[str, str], beside: psutil.Process | None = None
+) -> tuple[subprocess.CompletedProcess, dict[str, float]]:
+    """Run ``command``; peak RSS (MiB) of every process of its tree (and of ``beside``, a server
+    it uses), by kind, sampled every 0.2 s."""
     peaks: dict[int, tuple[str, int]] = {}
     with subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
         root = psutil.Process(p.pid)
@@ -103,7 +110,7 @@ def sampled_run(command: list[str], env: dict[str, str]) -> tuple[subprocess.Com
         reader.start()
         while reader.is_alive():
             try:
-                tree = [root, *root.children(recursive=True)]
+                tree = [root, *root.children(recursive=True), *([beside] if beside else [])]
             except psutil.NoSuchProcess:
                 break
             for process in tree:
@@ -125,6 +132,8 @@ def sampled_run(command: list[str], env: dict[str, str]) -> tuple[subprocess.Com
 
 def kind_of(cmdline: list[str]) -> str:
     text = " ".join(cmdline)
+    if "milvus_lite server" in text:
+        return "milvus_server"
     if "tesseract" in text:
         return "tesseract"
     if "hyperion_pipelines.cli" in text:
@@ -136,8 +145,37 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+@contextmanager
+def milvus_server(folder: Path) -> Iterator[tuple[str, psutil.Process]]:
+    """milvus-lite's server in its own process: the index's memory is then the server's, as with
+    any Milvus server, instead of the ingest process's (embedded milvus-lite runs in-process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(folder), "--host", "127.0.0.1"]
+    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("the Milvus server did not start")
+        time.sleep(0.2)
+    try:
+        yield f"http://127.0.0.1:{port}", psutil.Process(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_size(
-    scratch: Path, corpus: Path, pages: list[Path], count: int, part_documents: int, url: str
+    scratch: Path,
+    corpus: Path,
+    pages: list[Path],
+    count: int,
+    part_documents: int,
+    url: str,
+    use_server: bool = False,
 ) -> dict[str, Any]:
     workspace = Workspace.create(scratch / f"day-{count}-{part_documents}", corpus, files=[])
     fill_day(workspace.uploads, pages, corpus, count)
@@ -147,9 +185,12 @@ def run_size(
         "HYPERION_PART_DOCUMENTS": str(part_documents),
     }
     command = [sys.executable, "-m", "hyperion_pipelines.cli", "ingest", "--date", DAY, "--json"]
-    started = time.perf_counter()
-    done, peaks = sampled_run(command, env)
-    seconds = time.perf_counter() - started
+    with milvus_server(workspace.home / "milvus-server") if use_server else nullcontext((None, None)) as (uri, server):
+        if uri:
+            env["HYPERION_MILVUS_URI"] = uri
+        started = time.perf_counter()
+        done, peaks = sampled_run(command, env, server)
+        seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"ingest of {count} documents failed ({done.returncode}):\n{done.stderr[-3000:]}")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -157,6 +198,7 @@ def run_size(
     row = {
         "documents": count,
         "part_documents": part_documents,
+        "milvus": "milvus-lite server, own process" if use_server else "milvus-lite embedded, in-process",
         "chunks": summary["chunks"],
         "seconds": round(seconds, 1),
         "documents_per_s": round(count / seconds, 2),
@@ -171,10 +213,12 @@ def run_size(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--part-documents", type=int, default=500)
     parser.add_argument("--delay-ms", type=float, default=0.0, help="the embedder's answer delay per batch")
     parser.add_argument("--whole", action="store_true", help="also run each size as one part (before parts)")
+    parser.add_argument("--milvus-server", action="store_true", help="the index in its own server process")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hyperion-scale-bench"))
     args = parser.parse_args()
     corpus = REPO / "benchmarks" / ".cache" / "corpus" / "docs"
@@ -185,7 +229,7 @@ def main() -> None:
     with loopback_embedder(args.delay_ms / 1000) as (url, counts):
         for count in args.sizes:
             for part in [args.part_documents, *([count] if args.whole else [])]:
-                row = run_size(args.scratch, corpus, pages, count, part, url)
+                row = run_size(args.scratch, corpus, pages, count, part, url, args.milvus_server)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     result = {
@@ -195,7 +239,7 @@ def main() -> None:
         "embedder_requests": counts["requests"],
         "runs": rows,
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

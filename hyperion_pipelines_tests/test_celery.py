@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -182,17 +183,64 @@ def test_two_days_run_on_celery_workers_on_two_hosts_and_the_index_is_exact(
 
     # Every step of both runs ran as a Celery task; both workers, on both hosts, took some.
     with DagsterInstance.get() as instance:
-        ran_on: dict[str, str] = {}
-        for run_id in (r["run_id"] for r in results.values()):
-            run = instance.get_run_by_id(run_id)
+        for result in results.values():
+            run = instance.get_run_by_id(result["run_id"])
             assert run is not None and run.status == DagsterRunStatus.SUCCESS
-            for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
-                data = entry.dagster_event.engine_event_data if entry.dagster_event else None
-                worker = data.metadata.get("Celery worker") if data else None
-                if worker is not None:
-                    ran_on[f"{run_id}:{entry.step_key}"] = worker.value
-    assert len(ran_on) == 2 * (len(STEPS) + 1)  # the five steps and vector_index, per day
-    assert set(ran_on.values()) == set(WORKERS)
+    taken = [workers_by_step(result["run_id"]) for result in results.values()]
+    assert [set(steps) for steps in taken] == [{*STEPS, "vector_index"}] * 2
+    ran_on = [worker for steps in taken for workers in steps.values() for worker in workers]
+    assert len(ran_on) == 2 * (len(STEPS) + 1) and set(ran_on) == set(WORKERS)
     succeeded = [t for t in tasks.values() if t.get("state") == "SUCCESS"]
     assert len(succeeded) == len(ran_on) and {t["worker"] for t in succeeded} == set(WORKERS)
     assert assert_index_matches_uploads(Settings.from_env()) > 0  # the Milvus server's, not the file's
+
+
+def workers_by_step(run_id: str) -> dict[str, set[str]]:
+    """The Celery workers that took each step of the run (from the executor's engine events)."""
+    taken: dict[str, set[str]] = {}
+    with DagsterInstance.get() as instance:
+        for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+            data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+            worker = data.metadata.get("Celery worker") if data else None
+            if worker is not None and entry.step_key:
+                taken.setdefault(entry.step_key, set()).add(worker.value)
+    return taken
+
+
+def wait_for_step_start(step: str, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with DagsterInstance.get() as instance:
+            for run in instance.get_runs():
+                starts = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
+                if any(event.step_key == step for event in starts):
+                    return
+        time.sleep(0.2)
+    raise AssertionError(f"no run started {step} within {timeout_s} s")
+
+
+def test_a_worker_killed_mid_step_leaves_the_step_to_another_and_the_index_is_exact(
+    hyperion_env: Settings, celery_stack: dict, tmp_path: Path
+) -> None:
+    """The second host's worker dies (SIGKILL) while it runs ``chunk_embeddings``: the step was
+    not acknowledged, so the broker hands it to the worker started after, the run succeeds and
+    the index is exact."""
+    write_day(hyperion_env.uploads_dir, 0, 40)
+    with netns.second_host(celery_stack["ports"]) as host, running() as processes:
+        remote = start_worker(WORKERS[1], tmp_path / "w2.log", prefix=host.command())
+        processes.append(remote)
+        wait_for_workers(WORKERS[1:])
+        run = start_run(UPLOAD_DAY, tmp_path / "run.log")
+        processes.append(run)
+        wait_for_step_start("chunk_embeddings")
+        os.kill(remote.pid, signal.SIGKILL)  # `ip netns exec` became the worker (no fork)
+        remote.wait(timeout=30)
+        processes.append(start_worker(WORKERS[0], tmp_path / "w1.log"))
+        out, _ = run.communicate(timeout=600)
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["success"], (tmp_path / "run.log").read_text()[-3000:]
+
+    taken = workers_by_step(result["run_id"])
+    assert taken["chunk_embeddings"] == {WORKERS[1], WORKERS[0]}  # begun on the dead worker, done on the other
+    assert taken["vector_index"] == {WORKERS[0]}
+    assert assert_index_matches_uploads(Settings.from_env()) > 0
