@@ -15,8 +15,7 @@ from datetime import timedelta
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from hyperion_pipelines.settings import Settings
-from hyperion_pipelines.step_outputs.parts import DEFAULT_PART_DOCUMENTS
+from hyperion_pipelines.settings import DEFAULT_PART_DOCUMENTS, Settings
 
 from .conftest import UPLOAD_TIME, finished, set_upload_time
 from .exact_index import assert_index_matches_uploads, generated_text, indexed_documents

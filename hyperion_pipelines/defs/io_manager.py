@@ -20,8 +20,9 @@ from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from pydantic import Field
 
+from hyperion_pipelines.settings import DEFAULT_PART_DOCUMENTS
 from hyperion_pipelines.step_outputs.parquet import SUFFIX, read_frame, write_frame
-from hyperion_pipelines.step_outputs.parts import DEFAULT_PART_DOCUMENTS, MANIFEST_SUFFIX, FrameParts, PartWriter
+from hyperion_pipelines.step_outputs.parts import MANIFEST_SUFFIX, FrameParts, PartWriter
 
 
 class ParquetIOManager(ConfigurableIOManager):
@@ -75,7 +76,7 @@ class ParquetIOManager(ConfigurableIOManager):
         if isinstance(obj, FrameParts):
             _write_text(fs, stem + MANIFEST_SUFFIX, obj.to_json())
             _remove_superseded(fs, stem, obj)
-            context.add_output_metadata({"step_output_parts": len(obj.urls), "step_output_path": stem + "/"})
+            context.add_output_metadata({"step_output_path": stem + "/"})  # the step reports its parts
             return
         if isinstance(obj, pd.DataFrame):
             size = write_frame(obj, fs, stem + SUFFIX)

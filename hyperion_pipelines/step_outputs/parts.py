@@ -21,9 +21,6 @@ from fsspec.core import url_to_fs
 from hyperion_pipelines.step_outputs.parquet import SUFFIX, read_frame, write_frame
 
 MANIFEST_SUFFIX = ".parts.json"
-#: Documents per part (``HYPERION_PART_DOCUMENTS``). About 0.6 MiB per document of chunks and
-#: vectors in flight was measured on documentation pages: a few hundred MiB per part.
-DEFAULT_PART_DOCUMENTS = 500
 
 
 @dataclass(frozen=True)
