@@ -20,6 +20,8 @@ Results go to ``benchmarks/results/scale.json`` (``--out`` elsewhere).
 from __future__ import annotations
 
 import argparse
+import base64
+import functools
 import hashlib
 import json
 import shutil
@@ -46,11 +48,15 @@ DAY = "2026-01-15"
 RESULTS = REPO / "benchmarks" / "results" / "scale.json"  # --out to write elsewhere
 
 
-def vector_of(text: str) -> list[float]:
-    """A deterministic unit vector per text: the same text always gets the same vector."""
+@functools.lru_cache(maxsize=200_000)
+def vector_of(text: str, encoding: str) -> str | list[float]:
+    """A deterministic unit vector per text (the same text always gets the same vector), as
+    base64 of float32 or as numbers, the way the client asked (OpenAI's ``encoding_format``).
+    Remembered, so that the stand-in's own work stays small beside the pipeline's on 2 cores."""
     seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
     vector = np.random.default_rng(seed).standard_normal(DIMENSION).astype(np.float32)
-    return (vector / np.linalg.norm(vector)).tolist()
+    vector /= np.linalg.norm(vector)
+    return base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
 
 
 @contextmanager
@@ -60,13 +66,14 @@ def loopback_embedder(delay_s: float) -> Iterator[tuple[str, dict[str, int]]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["input"]
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            texts, encoding = body["input"], body.get("encoding_format") or "float"
             if delay_s:
                 time.sleep(delay_s)
             counts["requests"] += 1
             counts["texts"] += len(texts)
-            body = json.dumps({"data": [{"index": i, "embedding": vector_of(t)} for i, t in enumerate(texts)]})
-            payload = body.encode()
+            data = [{"index": i, "embedding": vector_of(t, encoding)} for i, t in enumerate(texts)]
+            payload = json.dumps({"data": data}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

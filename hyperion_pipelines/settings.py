@@ -66,6 +66,10 @@ def default_golden_queries(uploads_dir: Path) -> Path | None:
     return SAMPLE_GOLDEN_QUERIES if uploads_dir.resolve() == SAMPLE_CORPUS_DIR else None
 
 
+def default_parse_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration; build it with :meth:`from_env`."""
@@ -112,6 +116,11 @@ class Settings:
     # HYPERION_EMBEDDING_BACKEND: "torch", "onnx" or "onnx:<file>" (an int8 file of the export)
     embedding_backend: EmbeddingBackend = "torch"
     embedding_onnx_file: str | None = None
+    # HYPERION_PARSE_WORKERS: parser processes a parse step runs side by side (default: the
+    # host's cores, at most 4); each holds up to HYPERION_PARSE_MEMORY_MB
+    parse_workers: int = 1
+    # HYPERION_OPENAI_CONCURRENCY: batches in flight at once to an OpenAI-compatible service
+    openai_concurrency: int = 4
 
     @property
     def state_db_url(self) -> str:
@@ -178,6 +187,8 @@ class Settings:
             celery_backend=_get(env, "CELERY_BACKEND", "rpc://"),
             embedding_backend=backend,
             embedding_onnx_file=onnx_file,
+            openai_concurrency=int(_get(env, "OPENAI_CONCURRENCY", "4")),
+            parse_workers=int(_get(env, "PARSE_WORKERS", str(default_parse_workers()))),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -243,4 +244,78 @@ def test_a_worker_killed_mid_step_leaves_the_step_to_another_and_the_index_is_ex
     taken = workers_by_step(result["run_id"])
     assert taken["chunk_embeddings"] == {WORKERS[1], WORKERS[0]}  # begun on the dead worker, done on the other
     assert taken["vector_index"] == {WORKERS[0]}
+    assert assert_index_matches_uploads(Settings.from_env()) > 0
+
+
+def run_status(run_id: str) -> DagsterRunStatus:
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None
+        return run.status
+
+
+def rerun_if_failed(result: dict, day: str, log: Path) -> dict:
+    """A run that failed cleanly is run again, as an operator (or run retries) would."""
+    if result["success"]:
+        return result
+    assert run_status(result["run_id"]) == DagsterRunStatus.FAILURE  # ended, not left running
+    again = start_run(day, log)
+    out, _ = again.communicate(timeout=600)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def restart_rabbitmq() -> None:
+    """Stop and start the broker application, as a RabbitMQ restart does: every connection to it
+    (workers, the run's executor) is dropped and must be made again."""
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+    time.sleep(3)
+    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
+    deadline = time.monotonic() + 60
+    while not netns.port_open(BROKER_PORT):
+        assert time.monotonic() < deadline, "RabbitMQ did not come back"
+        time.sleep(0.5)
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to restart the broker")
+def test_a_rabbitmq_restart_mid_run_ends_the_run_cleanly_and_a_rerun_leaves_the_index_exact(
+    hyperion_env: Settings, celery_stack: dict, tmp_path: Path
+) -> None:
+    write_day(hyperion_env.uploads_dir, 0, 40)
+    with running() as processes:
+        processes.extend(start_worker(name, tmp_path / f"w{i}.log") for i, name in enumerate(WORKERS))
+        wait_for_workers(WORKERS)
+        run = start_run(UPLOAD_DAY, tmp_path / "run.log")
+        processes.append(run)
+        wait_for_step_start("chunk_embeddings")
+        restart_rabbitmq()
+        out, _ = run.communicate(timeout=600)  # the run ends: it does not wait forever on a lost reply
+        result = rerun_if_failed(json.loads(out.strip().splitlines()[-1]), UPLOAD_DAY, tmp_path / "rerun.log")
+        assert result["success"], (tmp_path / "run.log").read_text()[-3000:]
+        wait_for_workers(WORKERS)  # both workers found the broker again
+    assert assert_index_matches_uploads(Settings.from_env()) > 0
+
+
+def test_a_milvus_restart_under_two_parallel_writers_is_retried_and_the_index_is_exact(
+    hyperion_env: Settings, celery_stack: dict, tmp_path: Path
+) -> None:
+    """Two days index at once on two workers; the Milvus server is killed as the first of them
+    starts writing and comes back on the same data three seconds later. ``vector_index`` retries
+    (its retry policy); a run that still fails is run again; the index is exact."""
+    write_day(hyperion_env.uploads_dir, 0, 24)
+    write_day(hyperion_env.uploads_dir, 1, 24)
+    milvus = celery_stack["milvus"]
+    with running() as processes:
+        processes.extend(start_worker(name, tmp_path / f"w{i}.log") for i, name in enumerate(WORKERS))
+        wait_for_workers(WORKERS)
+        runs = {day: start_run(day, tmp_path / f"run-{day}.log") for day in (UPLOAD_DAY, SECOND_DAY)}
+        processes.extend(runs.values())
+        wait_for_step_start("vector_index")
+        milvus.kill()
+        time.sleep(3)
+        milvus.start()
+        results = {}
+        for day, run in runs.items():
+            out, _ = run.communicate(timeout=900)
+            results[day] = rerun_if_failed(json.loads(out.strip().splitlines()[-1]), day, tmp_path / f"rerun-{day}.log")
+        assert all(r["success"] for r in results.values()), (tmp_path / f"run-{UPLOAD_DAY}.log").read_text()[-3000:]
     assert assert_index_matches_uploads(Settings.from_env()) > 0

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from dagster import DagsterInstance
 
 from hyperion_pipelines.parsing import media_type as mt
 from hyperion_pipelines.parsing.document import REASONS, ParseError
-from hyperion_pipelines.parsing.sandbox import ParserSandbox
+from hyperion_pipelines.parsing.sandbox import ParserPool, ParserSandbox
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, Rejection
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ParsingLimits
@@ -187,6 +188,30 @@ def test_the_sandbox_survives_a_timeout_and_a_memory_bomb_and_keeps_parsing() ->
     with ParserSandbox(ParsingLimits()) as sandbox, pytest.raises(ParseError) as refused:
         sandbox.parse(bomb, mt.DOCX, SUPPORTED_MEDIA_TYPES, "bomb.docx")
     assert refused.value.reason == "archive_too_large"
+
+
+def test_a_pool_parses_side_by_side_in_order_and_a_slow_document_holds_up_only_its_parser() -> None:
+    # Far slower than its limit, so that the other parser's start-up fits in it on a loaded machine.
+    documents = [("slow.md", slow_markdown() * 8, mt.MARKDOWN)] + [
+        (f"ok-{i}.txt", f"{GOOD} number {i}".encode(), mt.PLAIN) for i in range(6)
+    ]
+    finished: dict[str, tuple[float, int]] = {}
+
+    def parse(sandbox: ParserSandbox, document: tuple[str, bytes, str]) -> str:
+        name, content, media_type = document
+        try:
+            text = sandbox.parse(content, media_type, SUPPORTED_MEDIA_TYPES, name).text
+        except ParseError as exc:
+            text = exc.reason
+        finished[name] = (time.monotonic(), sandbox._process.pid if sandbox._process else 0)
+        return text
+
+    with ParserPool(ParsingLimits(timeout_s=6.0), workers=2) as pool:
+        results = list(pool.map(parse, documents))
+    assert results == ["parse_timeout", *(f"{GOOD} number {i}" for i in range(6))]  # in the order given
+    # The good documents were parsed by the other process while the slow one ran out its time.
+    assert max(finished[f"ok-{i}.txt"][0] for i in range(6)) < finished["slow.md"][0]
+    assert len({pid for _, pid in finished.values()} - {0}) == 1 and finished["slow.md"][1] == 0  # killed
 
 
 def test_a_crashing_parser_is_reported_and_replaced() -> None:

@@ -81,7 +81,7 @@ from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_l
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
-from hyperion_pipelines.parsing.sandbox import ParserSandbox
+from hyperion_pipelines.parsing.sandbox import ParserPool
 from hyperion_pipelines.parsing.stage import (
     OUTCOME_COLUMNS,
     PARSED_BULK,
@@ -90,6 +90,7 @@ from hyperion_pipelines.parsing.stage import (
     parse_documents,
 )
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
+from hyperion_pipelines.settings import current_settings
 from hyperion_pipelines.sources.base import SourceUnavailable, document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import HELD, Recorded, is_held, land_documents, listing_defect, raw_frame
@@ -335,9 +336,10 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         schema = parsed_documents_schema(spec.parsing.limits.min_fidelity)
         writer = outputs.part_writer(context)
         reports, light, first = [], [], None
-        with step_limit(context) as checkpoint, ParserSandbox(spec.parsing.limits) as sandbox:
+        workers = current_settings().parse_workers  # a setting of the host the step runs on
+        with step_limit(context) as checkpoint, ParserPool(spec.parsing.limits, workers) as parsers:
             for part in frame_slices(raw_documents, outputs.part_documents):
-                frame = parse_documents(part, blobs_of(context), spec.parsing, cache, checkpoint, sandbox)
+                frame = parse_documents(part, blobs_of(context), spec.parsing, cache, checkpoint, parsers)
                 writer.write(frame)
                 reports.append(validate_frame(frame, schema, "document_id"))
                 light.append(frame.drop(columns=list(PARSED_BULK)))
@@ -371,6 +373,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 "characters_p95": MetadataValue.float(percentile(parsed_chars, 95)),
                 **fidelity_metadata(fidelity_summary(frame)),
                 "parts": len(value.urls),
+                "parser_processes": workers,
                 "step_output_bytes": writer.bytes,
                 **timing(seconds, len(frame), "documents"),
             },

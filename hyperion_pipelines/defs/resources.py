@@ -49,6 +49,7 @@ def embedder_resource(spec: PipelineSpec, settings: Settings) -> Any:
             model=embedding.model or settings.openai_model,
             api_key=secret(embedding.api_key_env),
             batch_size=batch_size,
+            concurrency=settings.openai_concurrency,
         )
     return SentenceTransformerResource(
         model_path=embedding.model_path or settings.embedding_model_path,

@@ -35,5 +35,10 @@ class Embedder(ABC):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """A float32 array of shape ``(len(texts), dimension)``."""
 
+    @property
+    def concurrent_batches(self) -> int:
+        """Batches :meth:`embed` works on at once: hand it that many batches per call."""
+        return 1
+
     def preload(self) -> None:  # noqa: B027 - optional: an embedder with nothing to load does nothing
         """Start loading whatever :meth:`embed` needs in the background, if that is slow."""

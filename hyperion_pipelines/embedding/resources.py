@@ -63,6 +63,7 @@ class OpenAICompatibleEmbedderResource(EmbedderResource):
     max_tokens: int = Field(default=254, gt=0, description="Longest input the model embeds whole.")
     batch_size: int = Field(default=64, gt=0)
     timeout_s: float = Field(default=60.0, gt=0)
+    concurrency: int = Field(default=4, gt=0, description="Batches in flight at once (HYPERION_OPENAI_CONCURRENCY).")
 
     _embedder: OpenAICompatibleEmbedder | None = PrivateAttr(default=None)
 
@@ -76,6 +77,7 @@ class OpenAICompatibleEmbedderResource(EmbedderResource):
                 max_tokens=self.max_tokens,
                 batch_size=self.batch_size,
                 timeout_s=self.timeout_s,
+                concurrency=self.concurrency,
             )
         return self._embedder
 

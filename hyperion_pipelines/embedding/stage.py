@@ -51,9 +51,10 @@ def embed_chunks(
     fresh = np.empty((len(missing), embedder.identity.dimension), dtype=np.float32)
     row_of = {ids[i]: row for row, i in enumerate(missing)}
     started = time.perf_counter()
-    for lo in range(0, len(missing), batch_size):
+    step = batch_size * embedder.concurrent_batches  # a remote service takes several batches at once
+    for lo in range(0, len(missing), step):
         checkpoint()
-        batch = missing[lo : lo + batch_size]
+        batch = missing[lo : lo + step]
         vectors = embedder.embed([texts[i] for i in batch])
         if vectors.shape != (len(batch), fresh.shape[1]):
             raise ValueError(

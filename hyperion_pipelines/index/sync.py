@@ -50,18 +50,26 @@ def sync_partition(
     day's chunk ids.
     """
     current: set[str] = set(keep_ids)
+    synced: set[str] = set()  # documents whose stored entries a part has looked up
     upserted = deleted = unchanged = 0
     for chunks, embeddings in parts:
         part_ids = chunks["chunk_id"].tolist()
-        stored = index.stored_rows(collection, document_ids=chunks["document_id"].unique().tolist())
+        part_documents = chunks["document_id"].unique().tolist()
+        stored = index.stored_rows(collection, document_ids=part_documents)
         rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, partition_date)]
         changed = rows_to_write(rows, stored, COMPARED_FIELDS)
         upserted += index.upsert(collection, changed, checkpoint) if changed else 0
         unchanged += len(rows) - len(changed)
         current.update(part_ids)
+        synced.update(part_documents)
         stale = sorted(stored.keys() - current)  # old versions of the part's documents
         deleted += index.delete(collection, stale) if stale else 0
-    leftover = sorted(index.ids_for(collection, partition_date=partition_date, document_ids=document_ids) - current)
+        if changed or stale:
+            index.flush(collection)  # the next part's lookups then use the indexes
+    # Left: entries dated the day that no part holds, and entries on other days of the day's
+    # documents that no part looked up (those with no chunks now: rejected, or emptied).
+    unsynced = [d for d in document_ids if d not in synced]
+    leftover = sorted(index.ids_for(collection, partition_date=partition_date, document_ids=unsynced) - current)
     deleted += index.delete(collection, leftover) if leftover else 0
     return SyncReport(
         collection=collection,

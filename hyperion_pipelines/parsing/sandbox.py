@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import queue
 import signal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import TracebackType
+from typing import TypeVar
 
 from hyperion_pipelines.parsing.document import ParsedDocument, ParseError, describe_exception
 from hyperion_pipelines.spec import ParsingLimits
@@ -23,6 +27,8 @@ log = logging.getLogger(__name__)
 _CONTEXT = multiprocessing.get_context("spawn")
 _READY_TIMEOUT_S = 60.0
 _PR_SET_PDEATHSIG = 1
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 def _limit_memory(memory_bytes: int) -> None:
@@ -172,3 +178,53 @@ class ParserSandbox:
                 return ParseError("parse_memory", f"the parser process was killed ({name}), most likely out of memory")
             return ParseError("parser_crashed", f"the parser process died of {name}")
         return ParseError("parser_crashed", f"the parser process exited with code {exitcode}")
+
+
+class ParserPool:
+    """``workers`` parser sandboxes parsing documents side by side, one document each at a time.
+
+    The parsers do the work in their own processes; this process only hands out documents and
+    waits, from one thread per sandbox. A sandbox starts its process when it gets its first
+    document, so a day served from the parse cache starts none. Use as a context manager.
+    """
+
+    def __init__(self, limits: ParsingLimits, workers: int = 1):
+        if workers < 1:
+            raise ValueError(f"parser workers must be at least 1, got {workers}")
+        self._sandboxes = [ParserSandbox(limits) for _ in range(workers)]
+        self._idle: queue.SimpleQueue[ParserSandbox] = queue.SimpleQueue()
+        for sandbox in self._sandboxes:
+            self._idle.put(sandbox)
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="parse") if workers > 1 else None
+
+    @property
+    def workers(self) -> int:
+        return len(self._sandboxes)
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def map(self, work: Callable[[ParserSandbox, _Item], _Result], items: Iterable[_Item]) -> Iterator[_Result]:
+        """``work(sandbox, item)`` for every item, results in the order of ``items``."""
+        if self._threads is None:
+            for item in items:
+                yield work(self._sandboxes[0], item)
+            return
+
+        def on_idle_sandbox(item: _Item) -> _Result:
+            sandbox = self._idle.get()
+            try:
+                return work(sandbox, item)
+            finally:
+                self._idle.put(sandbox)
+
+        yield from self._threads.map(on_idle_sandbox, items)
+
+    def close(self) -> None:
+        if self._threads is not None:  # documents not begun are dropped; those begun finish
+            self._threads.shutdown(wait=True, cancel_futures=True)
+        for sandbox in self._sandboxes:
+            sandbox.close()

@@ -10,7 +10,7 @@ import pandas as pd
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.parsing.document import ParseError
-from hyperion_pipelines.parsing.sandbox import ParserSandbox
+from hyperion_pipelines.parsing.sandbox import ParserPool, ParserSandbox
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import is_held
 from hyperion_pipelines.spec import ParsingSpec
@@ -40,18 +40,23 @@ def parse_documents(
     spec: ParsingSpec,
     cache: ParseCache | None = None,
     checkpoint: Checkpoint = no_deadline,
-    sandbox: ParserSandbox | None = None,
+    parsers: ParserPool | None = None,
 ) -> pd.DataFrame:
     """One row per raw document; each is parsed in a sandboxed child process under
     ``spec.limits``, so a hostile file is quarantined instead of stalling or killing the run.
     A document already parsed under the same spec is taken from ``cache`` (``reused`` is True);
-    the parser process starts only when one is not. ``sandbox``: one the caller keeps open
-    across calls (a day parsed part by part starts its parser process once)."""
+    a parser process starts only when one is not. ``parsers``: sandboxes the caller keeps open
+    across calls (a day parsed part by part starts its parser processes once), several of them
+    to parse documents side by side; rows keep the order of ``raw``."""
     rows = []
-    with nullcontext(sandbox) if sandbox is not None else ParserSandbox(spec.limits) as sandbox:
-        for row in raw[~is_held(raw)].itertuples(index=False):
-            checkpoint()
-            rows.append(_parse_one(row, blobs, spec, sandbox, cache))
+    with nullcontext(parsers) if parsers is not None else ParserPool(spec.limits) as parsers:
+
+        def parse(sandbox: ParserSandbox, row: Any) -> dict:
+            return _parse_one(row, blobs, spec, sandbox, cache)
+
+        for parsed in parsers.map(parse, raw[~is_held(raw)].itertuples(index=False)):
+            checkpoint()  # past the deadline, leaving the block drops the documents not begun
+            rows.append(parsed)
     frame = pd.DataFrame(rows, columns=PARSED_COLUMNS)
     # Text columns stay text (None where missing) in a part whose rows all lack a value, which
     # pandas would otherwise make a float column of NaN.
