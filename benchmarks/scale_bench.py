@@ -14,7 +14,10 @@ Embedded milvus-lite runs inside the ingest process and keeps the collection in 
 ``--milvus-server`` serves it from a process of its own, as a deployment's Milvus server does, so
 that the ingest process's figure is the pipeline's alone. ``--whole`` runs each size a second
 time with the whole day as one part (the behaviour before parts), for the ratio in the same run.
-Results go to ``benchmarks/results/scale.json`` (``--out`` elsewhere).
+``--limits`` also measures, on the first day's documents, what bounds a pipeline's speed on this
+machine: parsing alone (the same parser processes), chunking alone (the same tokenizer and
+chunker) and the Milvus server's write rate (the same rows, upserted in the same batches), each
+with nothing else running. Results go to ``benchmarks/results/scale.json`` (``--out`` elsewhere).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -218,6 +222,72 @@ def run_size(
     return row
 
 
+def physical_limits(scratch: Path, corpus: Path, pages: list[Path], count: int, url: str) -> dict[str, Any]:
+    """Parsing, chunking and the Milvus write rate, each alone, on ``count`` documents."""
+    from datetime import timedelta
+
+    from pipeline_bench import UPLOAD_TIME
+
+    from hyperion_pipelines.chunking.stage import chunk_documents
+    from hyperion_pipelines.definitions import default_spec
+    from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder
+    from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
+    from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
+    from hyperion_pipelines.index.milvus_index import MilvusIndex
+    from hyperion_pipelines.index.resources import connect
+    from hyperion_pipelines.index.sync import index_rows
+    from hyperion_pipelines.parsing.sandbox import ParserPool
+    from hyperion_pipelines.parsing.stage import parse_documents
+    from hyperion_pipelines.settings import Settings, default_parse_workers
+    from hyperion_pipelines.sources.blob_store import BlobStore
+    from hyperion_pipelines.sources.landing import land_documents
+    from hyperion_pipelines.sources.uploads_folder import UploadsFolder
+
+    workspace = Workspace.create(scratch / "limits", corpus, files=[])
+    fill_day(workspace.uploads, pages, corpus, count)
+    spec = default_spec(Settings.from_env(workspace.env()))
+    blobs = BlobStore(workspace.home / "blobs")
+    start = UPLOAD_TIME.replace(hour=0)
+    raw = land_documents(UploadsFolder(workspace.uploads), blobs, start, start + timedelta(days=1), max_bytes=1 << 30)
+    workers = default_parse_workers()
+    started = time.perf_counter()
+    with ParserPool(spec.parsing.limits, workers) as parsers:
+        parsed = parse_documents(raw, blobs, spec.parsing, parsers=parsers)
+    parse_s = time.perf_counter() - started
+    embedder = OpenAICompatibleEmbedder(url, "bench", tokenizer_dir=packaged_model_dir())
+    identity = embedder.identity
+    fingerprint = space_fingerprint(spec, identity)
+    started = time.perf_counter()
+    chunks = chunk_documents(
+        parsed, embedder.tokenizer, spec.chunking, fingerprint, context_tokens=context_tokens(spec.chunking, identity)
+    )
+    chunk_s = time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(chunks), identity.dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    embeddings = pd.DataFrame({"chunk_id": chunks["chunk_id"], "vector": list(vectors)})
+    with milvus_server(workspace.home / "milvus-server") as (uri, _):
+        index = MilvusIndex(connect(uri), spec.index)
+        collection = index.ensure_collection(fingerprint, identity.dimension)
+        rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, DAY)]
+        started = time.perf_counter()
+        written = index.upsert(collection, rows)
+        index.flush(collection)
+        write_s = time.perf_counter() - started
+    embedder.close()
+    shutil.rmtree(workspace.home, ignore_errors=True)
+    return {
+        "documents": count,
+        "chunks": len(chunks),
+        "parse_documents_per_s": round(count / parse_s, 1),
+        "parse_chunks_per_s": round(len(chunks) / parse_s, 1),
+        "parser_processes": workers,
+        "chunk_chunks_per_s": round(len(chunks) / chunk_s, 1),
+        "milvus_server_rows_per_s": round(written / write_s, 1),
+        "milvus_write_batch": spec.index.write_batch_size,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
@@ -225,6 +295,7 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0, help="the embedder's answer delay per batch")
     parser.add_argument("--whole", action="store_true", help="also run each size as one part (before parts)")
     parser.add_argument("--milvus-server", action="store_true", help="the index in its own server process")
+    parser.add_argument("--limits", action="store_true", help="also measure parsing, chunking and Milvus writes alone")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hyperion-scale-bench"))
     args = parser.parse_args()
@@ -239,12 +310,14 @@ def main() -> None:
                 row = run_size(args.scratch, corpus, pages, count, part, url, args.milvus_server)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
+        limits = physical_limits(args.scratch, corpus, pages, min(args.sizes), url) if args.limits else None
     result = {
         "machine": f"{psutil.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB",
         "embedder": f"loopback OpenAI-compatible, {args.delay_ms} ms per batch",
         "corpus_pages": len(pages),
         "embedder_requests": counts["requests"],
         "runs": rows,
+        **({"limits_alone": limits} if limits else {}),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -120,7 +120,7 @@ def test_the_chunk_cache_gives_back_the_same_chunks_per_text_headings_and_finger
     assert cache.get(parsed.text, parsed.headings) is None
 
 
-def test_chunk_documents_with_a_cache_gives_the_frame_it_gives_without(tmp_path: Path) -> None:
+def sample_parsed() -> pd.DataFrame:
     rows = []
     for path in sorted(SAMPLE_CORPUS.glob("*/*.md")):
         parsed = parse_markdown(path.read_bytes())
@@ -129,13 +129,35 @@ def test_chunk_documents_with_a_cache_gives_the_frame_it_gives_without(tmp_path:
             {"document_id": path.stem, "source": path.name, "sha256": "", "status": "parsed", "title": parsed.title,
              "text": parsed.text, "page_offsets": [], "headings": headings}
         )  # fmt: skip
-    frame = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def test_chunk_documents_with_a_cache_gives_the_frame_it_gives_without(tmp_path: Path) -> None:
+    frame = sample_parsed()
+    rows = frame.to_dict("records")
     spec = ChunkingSpec(max_tokens=64, overlap_tokens=8)
     plain = chunk_documents(frame, TOKENIZER, spec, "fp", context_tokens=24)
     cache = ChunkCache(tmp_path, "fp")
     assert_frame_equal(chunk_documents(frame, TOKENIZER, spec, "fp", cache, context_tokens=24), plain)  # written
     assert_frame_equal(chunk_documents(frame, TOKENIZER, spec, "fp", cache, context_tokens=24), plain)  # read back
     assert cache.hits == len(rows)
+
+
+class OneAtATime:
+    """The tokenizer without its batch call: every text tokenised on its own."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return TOKENIZER.token_spans(text)
+
+
+def test_documents_tokenised_in_batches_give_the_chunks_of_documents_tokenised_one_by_one() -> None:
+    frame = sample_parsed()
+    copies = [frame.assign(document_id=frame["document_id"] + f"-{i}") for i in range(20)]
+    frame = pd.concat(copies, ignore_index=True)
+    assert len(frame) > 32  # more than one batch, and texts that repeat across documents
+    spec = ChunkingSpec(max_tokens=64, overlap_tokens=8)
+    batched = chunk_documents(frame, TOKENIZER, spec, "fp", context_tokens=24)
+    assert_frame_equal(batched, chunk_documents(frame, OneAtATime(), spec, "fp", context_tokens=24))
 
 
 def test_the_context_line_is_title_then_headings_without_repeating_the_title() -> None:

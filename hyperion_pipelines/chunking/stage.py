@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -11,7 +13,7 @@ from hyperion_pipelines.chunking.cache import ChunkCache
 from hyperion_pipelines.chunking.chunker import Chunk, chunk_text
 from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
 from hyperion_pipelines.chunking.tables import table_header
-from hyperion_pipelines.chunking.tokenizer import TokenSpans
+from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer, KnownSpans, TokenSpans
 from hyperion_pipelines.ids import chunk_id, text_sha256
 from hyperion_pipelines.parsing.document import Heading
 from hyperion_pipelines.spec import ChunkingSpec
@@ -21,6 +23,9 @@ CHUNK_COLUMNS = [
     "text_sha256", "char_start", "char_end", "token_count", "heading_path", "context", "page",
 ]  # fmt: skip
 HEADING_SEPARATOR = " > "
+#: Documents tokenised in one batch: enough to keep every core busy, few enough that the token
+#: spans held at once stay small (a few MB).
+TOKENIZE_BATCH = 32
 
 
 def chunk_documents(
@@ -40,12 +45,11 @@ def chunk_documents(
     A chunk that starts in the body of a table gets the table's header row there too.
     """
     rows = []
-    for doc in parsed[parsed["status"] == "parsed"].itertuples(index=False):
-        headings = [Heading(h["level"], h["text"], h["offset"]) for h in doc.headings]
+    for doc, chunks in _chunked(parsed[parsed["status"] == "parsed"], tokenizer, spec, cache):
         pages = list(doc.page_offsets)
         seen: Counter[str] = Counter()
         contexts: dict[tuple[str, ...], str] = {}  # one per section, not per chunk
-        for chunk in _chunks_of(doc.text, headings, tokenizer, spec, cache):
+        for chunk in chunks:
             if chunk.heading_path not in contexts:
                 line = context_line(doc.title, chunk.heading_path)
                 contexts[chunk.heading_path] = fit_context(line, tokenizer, context_tokens)
@@ -88,12 +92,23 @@ def chunk_documents(
     return frame
 
 
-def _chunks_of(
-    text: str, headings: list[Heading], tokenizer: TokenSpans, spec: ChunkingSpec, cache: ChunkCache | None
-) -> list[Chunk]:
-    chunks = cache.get(text, headings) if cache is not None else None
-    if chunks is None:
-        chunks = chunk_text(text, headings, tokenizer, max_tokens=spec.max_tokens, overlap_tokens=spec.overlap_tokens)
-        if cache is not None:
-            cache.put(text, headings, chunks)
-    return chunks
+def _chunked(
+    parsed: pd.DataFrame, tokenizer: TokenSpans, spec: ChunkingSpec, cache: ChunkCache | None
+) -> Iterator[tuple[Any, list[Chunk]]]:
+    """Each parsed document with its chunks: from ``cache`` when it has them, else
+    chunked, the documents of a batch tokenised together when the tokenizer can (all cores)."""
+    docs = list(parsed.itertuples(index=False))
+    for lo in range(0, len(docs), TOKENIZE_BATCH):
+        batch = docs[lo : lo + TOKENIZE_BATCH]
+        headings = [[Heading(h["level"], h["text"], h["offset"]) for h in doc.headings] for doc in batch]
+        found = [cache.get(doc.text, h) if cache is not None else None for doc, h in zip(batch, headings, strict=True)]
+        spans = tokenizer
+        missing = [doc.text for doc, chunks in zip(batch, found, strict=True) if chunks is None]
+        if len(missing) > 1 and isinstance(tokenizer, HuggingFaceTokenizer):
+            spans = KnownSpans(tokenizer, dict(zip(missing, tokenizer.token_spans_of_many(missing), strict=True)))
+        for doc, h, chunks in zip(batch, headings, found, strict=True):
+            if chunks is None:
+                chunks = chunk_text(doc.text, h, spans, max_tokens=spec.max_tokens, overlap_tokens=spec.overlap_tokens)
+                if cache is not None:
+                    cache.put(doc.text, h, chunks)
+            yield doc, chunks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -31,5 +32,23 @@ class HuggingFaceTokenizer:
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
 
+    def token_spans_of_many(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """:meth:`token_spans` of each text, tokenised in one call that spreads the texts over
+        the machine's cores (the Rust tokenizer's own threads)."""
+        return [list(e.offsets) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+class KnownSpans:
+    """Token spans of texts tokenised ahead, each handed out once; any other text goes to
+    ``tokenizer``."""
+
+    def __init__(self, tokenizer: TokenSpans, known: dict[str, list[tuple[int, int]]]):
+        self._tokenizer = tokenizer
+        self._known = known
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        spans = self._known.pop(text, None)
+        return spans if spans is not None else self._tokenizer.token_spans(text)

@@ -78,9 +78,10 @@ from hyperion_pipelines.embedding.resources import EmbedderResource
 from hyperion_pipelines.embedding.space import check_chunk_size, context_tokens, space_fingerprint
 from hyperion_pipelines.embedding.stage import embed_chunks
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_listing
+from hyperion_pipelines.index.id_set import IdSet, encode_ids
 from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
-from hyperion_pipelines.index.verification import reconcile_partition, sample_ids, self_retrieval
+from hyperion_pipelines.index.verification import reconcile_partition, self_retrieval
 from hyperion_pipelines.parsing.sandbox import ParserPool
 from hyperion_pipelines.parsing.stage import (
     OUTCOME_COLUMNS,
@@ -627,7 +628,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         # covers a run of vector_index alone over stored upstream values. A first pass over the
         # parts, so that nothing is written when any part breaks its schema.
         chunk_schema = document_chunks_schema(spec.chunking.max_tokens)
-        chunk_ids: list[str] = []
+        chunk_ids: list = []  # each part's, encoded (a day can have millions: see IdSet)
         for chunks, embeddings in paired_parts(document_chunks, chunk_embeddings):
             vector_schema = chunk_embeddings_schema(identity.dimension, identity.normalized, chunks["chunk_id"])
             for name, report in (
@@ -640,7 +641,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                         metadata={"failure_cases": MetadataValue.md(report.markdown())},
                         allow_retries=False,
                     )
-            chunk_ids.extend(chunks["chunk_id"])
+            chunk_ids.append(encode_ids(chunks["chunk_id"]))
         parsed_documents = whole(parsed_documents, OUTCOME_COLUMNS)
         index = milvus_of(context).index(spec.index, context.log.warning)
         collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
@@ -678,7 +679,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         reconciliation = reconcile_partition(
             index,
             collection,
-            [*chunk_ids, *kept_entries],
+            IdSet(*chunk_ids, encode_ids(kept_entries)),
             partition_date=context.partition_key,
             document_ids=[*document_ids, *held],
         )
@@ -695,7 +696,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 keep=held,
                 source_identity=source_of(context).identity(),
             )
-        sampled = sample_ids(chunk_ids, spec.index_checks.self_retrieval_sample)
+        sampled = IdSet(*chunk_ids).sample(spec.index_checks.self_retrieval_sample)
         vectors = values_for(chunk_embeddings, sampled, "chunk_id", "vector")
         retrieval = self_retrieval(index, collection, sampled, np.asarray(vectors, dtype=np.float32))
         return MaterializeResult(

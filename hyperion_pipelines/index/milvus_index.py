@@ -148,15 +148,19 @@ class MilvusIndex:
             self.client.alter_alias(collection, self.spec.alias, timeout=self.timeout_s)
 
     # -- reads -------------------------------------------------------------------------------
-    def _iterate(self, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+    def _pages(self, collection: str, expr: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
         iterator = self.client.query_iterator(
             collection, batch_size=_PAGE, filter=expr, output_fields=fields, timeout=self.timeout_s
         )
         try:
             while batch := iterator.next():
-                yield from batch
+                yield batch
         finally:
             iterator.close()
+
+    def _iterate(self, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        for page in self._pages(collection, expr, fields):
+            yield from page
 
     def ids_of_documents(self, collection: str, document_ids: Sequence[str]) -> list[str]:
         """Ids of the entries of ``document_ids``, on any day."""
@@ -165,14 +169,14 @@ class MilvusIndex:
             found.extend(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
         return found
 
-    def ids_for(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> set[str]:
-        """Ids of entries dated ``partition_date`` or belonging to any of ``document_ids``."""
-        found = {
-            row["id"] for row in self._iterate(collection, f"partition_date == {json.dumps(partition_date)}", ["id"])
-        }
+    def id_pages(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> Iterator[list[str]]:
+        """Ids of entries dated ``partition_date`` or belonging to any of ``document_ids``, a page
+        at a time (a day's ids can be millions); an id may come twice."""
+        for page in self._pages(collection, f"partition_date == {json.dumps(partition_date)}", ["id"]):
+            yield [row["id"] for row in page]
         for batch in _batches(list(document_ids), _BATCH):
-            found.update(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
-        return found
+            for page in self._pages(collection, f"document_id in {_quoted(batch)}", ["id"]):
+                yield [row["id"] for row in page]
 
     def stored_rows(
         self, collection: str, *, document_ids: Sequence[str], partition_date: str | None = None
@@ -198,14 +202,15 @@ class MilvusIndex:
         gone = [row["id"] for row in rows if row["document_id"] not in kept]
         return self.delete(collection, gone) if gone else 0
 
-    def entries_for(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> list[str]:
-        """Like :meth:`ids_for`, but a list: an id stored twice appears twice."""
+    def entry_pages(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> Iterator[list[str]]:
+        """Like :meth:`id_pages`, but each entry once: an id stored twice comes twice."""
         date = json.dumps(partition_date)
-        found = [row["id"] for row in self._iterate(collection, f"partition_date == {date}", ["id"])]
+        for page in self._pages(collection, f"partition_date == {date}", ["id"]):
+            yield [row["id"] for row in page]
         for batch in _batches(list(document_ids), _BATCH):
             expr = f"document_id in {_quoted(batch)} and partition_date != {date}"
-            found.extend(row["id"] for row in self._iterate(collection, expr, ["id"]))
-        return found
+            for page in self._pages(collection, expr, ["id"]):
+                yield [row["id"] for row in page]
 
     def partition_dates(self, collection: str) -> set[str]:
         """Every upload day that has entries (a full scan: for whole-index maintenance only)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
+from hyperion_pipelines.index.id_set import IdSet, encode_ids
 from hyperion_pipelines.index.milvus_index import COMPARED_FIELDS, MilvusIndex
 from hyperion_pipelines.index.reconcile import rows_to_write
 
@@ -47,9 +48,10 @@ def sync_partition(
     to exactly the current chunks. Entries dated the day that no part holds (documents gone from
     the day) are deleted after the last part. ``keep_ids``: stored entries left as they are
     (documents held because the source could not list them). Memory: one part's rows, and the
-    day's chunk ids.
+    day's chunk ids as bytes (:class:`IdSet`).
     """
-    current: set[str] = set(keep_ids)
+    keep = set(keep_ids)
+    written = [encode_ids(keep)]  # the day's current ids, compactly (see IdSet)
     synced: set[str] = set()  # documents whose stored entries a part has looked up
     upserted = deleted = unchanged = 0
     for chunks, embeddings in parts:
@@ -60,17 +62,22 @@ def sync_partition(
         changed = rows_to_write(rows, stored, COMPARED_FIELDS)
         upserted += index.upsert(collection, changed, checkpoint) if changed else 0
         unchanged += len(rows) - len(changed)
-        current.update(part_ids)
+        written.append(encode_ids(part_ids))
         synced.update(part_documents)
-        stale = sorted(stored.keys() - current)  # old versions of the part's documents
+        # Old versions of the part's documents (a chunk id names its document, so no other
+        # part holds one of their chunks).
+        stale = sorted(stored.keys() - set(part_ids) - keep)
         deleted += index.delete(collection, stale) if stale else 0
         if changed or stale:
             index.flush(collection)  # the next part's lookups then use the indexes
     # Left: entries dated the day that no part holds, and entries on other days of the day's
     # documents that no part looked up (those with no chunks now: rejected, or emptied).
+    current = IdSet(*written)
     unsynced = [d for d in document_ids if d not in synced]
-    leftover = sorted(index.ids_for(collection, partition_date=partition_date, document_ids=unsynced) - current)
-    deleted += index.delete(collection, leftover) if leftover else 0
+    leftover: set[str] = set()
+    for page in index.id_pages(collection, partition_date=partition_date, document_ids=unsynced):
+        leftover.update(current.not_in(page))
+    deleted += index.delete(collection, sorted(leftover)) if leftover else 0
     return SyncReport(
         collection=collection,
         upserted=upserted,

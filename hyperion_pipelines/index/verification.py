@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from hyperion_pipelines.index.id_set import IdCounter, IdSet
 from hyperion_pipelines.index.milvus_index import MilvusIndex
 
 _TIE = 1e-4  # float32 scores of identical vectors agree to about this
@@ -29,21 +29,24 @@ class ReconciliationReport:
 def reconcile_partition(
     index: MilvusIndex,
     collection: str,
-    expected_ids: Sequence[str],
+    expected_ids: IdSet | Sequence[str],
     *,
     partition_date: str,
     document_ids: Sequence[str],
 ) -> ReconciliationReport:
-    """Entries dated ``partition_date`` or of its documents must be exactly ``expected_ids``."""
-    found = index.entries_for(collection, partition_date=partition_date, document_ids=document_ids)
-    counts = Counter(found)
-    expected = set(expected_ids)
+    """Entries dated ``partition_date`` or of its documents must be exactly ``expected_ids``.
+    The entries are read a page at a time and held as bytes: a day can have millions."""
+    expected = expected_ids if isinstance(expected_ids, IdSet) else IdSet.of(expected_ids)
+    seen = IdCounter()
+    for page in index.entry_pages(collection, partition_date=partition_date, document_ids=document_ids):
+        seen.add(page)
+    found, duplicates = seen.counted()
     return ReconciliationReport(
         expected=len(expected),
-        found=len(found),
-        missing=sorted(expected - counts.keys()),
-        orphans=sorted(counts.keys() - expected),
-        duplicates=sorted(i for i, n in counts.items() if n > 1),
+        found=seen.total,
+        missing=expected.difference(found),
+        orphans=found.difference(expected),
+        duplicates=duplicates,
     )
 
 
@@ -64,15 +67,6 @@ class SelfRetrievalReport:
     @property
     def ratio(self) -> float:
         return self.found_first / self.sampled if self.sampled else 1.0
-
-
-def sample_ids(ids: Sequence[str], size: int) -> list[str]:
-    """An evenly spread, deterministic sample (the same partition always checks the same chunks)."""
-    ordered = sorted(ids)
-    if len(ordered) <= size:
-        return ordered
-    step = len(ordered) / size
-    return [ordered[int(i * step)] for i in range(size)]
 
 
 def self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[str], vectors: np.ndarray) -> SelfRetrievalReport:

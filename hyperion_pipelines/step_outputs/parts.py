@@ -10,17 +10,40 @@ its input, so chunks and their vectors are read side by side.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
 from hyperion_pipelines.step_outputs.parquet import SUFFIX, read_frame, write_frame
 
 MANIFEST_SUFFIX = ".parts.json"
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None  # glibc only
+
+
+_LIBC = _libc()
+
+
+def release_freed_memory() -> None:
+    """Give the memory the last part freed back to the system. Arrow's allocator and glibc's
+    keep freed pages for later; over a day's parts what they kept grew the process with the day."""
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 @dataclass(frozen=True)
@@ -35,7 +58,9 @@ class FrameParts:
 
     def frames(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
         """Each part as a DataFrame (only ``columns`` when given), one at a time."""
-        for url in self.urls:
+        for i, url in enumerate(self.urls):
+            if i:
+                release_freed_memory()
             fs, path = url_to_fs(url)
             if not fs.exists(path):
                 raise FileNotFoundError(
