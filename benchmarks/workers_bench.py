@@ -40,6 +40,8 @@ from pipeline_bench import REPO, UPLOAD_TIME  # noqa: E402
 from scale_bench import loopback_embedder  # noqa: E402
 
 sys.path.insert(0, str(REPO))
+from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder  # noqa: E402
+from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir  # noqa: E402
 from hyperion_pipelines.settings import Settings  # noqa: E402
 from hyperion_pipelines_tests import netns  # noqa: E402
 from hyperion_pipelines_tests.exact_index import assert_index_matches_uploads  # noqa: E402
@@ -125,13 +127,17 @@ def run_with(
             results = [json.loads(run.communicate()[0].strip().splitlines()[-1]) for run in runs]
         if not all(r["success"] for r in results):
             raise RuntimeError(f"a run failed with {workers} workers; see {home}/run-*.log")
-        entries = assert_index_matches_uploads(Settings.from_env())
+        settings = Settings.from_env()
+        remote = OpenAICompatibleEmbedder(url, settings.openai_model, tokenizer_dir=packaged_model_dir())
+        entries = assert_index_matches_uploads(settings, remote)  # ids carry the remote model's identity
+        remote.close()
     finally:
         milvus.kill()
         os.environ.clear()
         os.environ.update(saved)
         next(databases, None)
-    shutil.rmtree(home, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(home, ignore_errors=True)
     return {
         "workers": workers,
         "days": len(days),
@@ -150,6 +156,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--documents", type=int, default=150, help="documents per upload day")
     parser.add_argument("--delay-ms", type=float, default=1000.0, help="the embedder's answer delay per batch")
+    parser.add_argument("--keep", action="store_true", help="keep each configuration's folder and logs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hyperion-workers-bench"))
     args = parser.parse_args()

@@ -11,6 +11,7 @@ import pandas as pd
 
 from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.definitions import default_spec
+from hyperion_pipelines.embedding.base import Embedder
 from hyperion_pipelines.embedding.resources import SentenceTransformerResource
 from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
 from hyperion_pipelines.ids import document_id
@@ -26,13 +27,18 @@ from .conftest import set_upload_time
 
 
 def expected_chunk_ids(
-    spec: PipelineSpec, documents: dict[str, tuple[str, str, bytes]], *, skip_unparseable: bool = False
+    spec: PipelineSpec,
+    documents: dict[str, tuple[str, str, bytes]],
+    *,
+    skip_unparseable: bool = False,
+    embedder: Embedder | None = None,
 ) -> set[str]:
     """The chunk ids the index must hold for ``documents`` (document id -> (source, file name,
     bytes)), each parsed in this process and chunked with the model's tokenizer. A document that
     cannot be parsed is an error, unless ``skip_unparseable`` (a corpus that is not hand-picked,
-    whose unparseable documents the pipeline quarantines)."""
-    embedder = SentenceTransformerResource().get()
+    whose unparseable documents the pipeline quarantines). ``embedder``: the one the pipeline
+    used, when not the packaged model (its identity enters the chunk ids)."""
+    embedder = embedder or SentenceTransformerResource().get()
     rows = []
     for doc_id, (source, name, content) in documents.items():
         try:
@@ -93,13 +99,13 @@ def upload_documents(uploads: Path) -> dict[str, tuple[str, str, bytes]]:
     }
 
 
-def assert_index_matches_uploads(settings: Settings) -> int:
+def assert_index_matches_uploads(settings: Settings, embedder: Embedder | None = None) -> int:
     """The live index holds exactly the chunks of the uploads folder's documents, each once;
-    returns how many entries that is."""
+    returns how many entries that is. ``embedder``: see :func:`expected_chunk_ids`."""
     ids = stored_ids(settings)
     duplicates = len(ids) - len(set(ids))
     assert duplicates == 0, f"{duplicates} ids stored more than once"
-    expected = expected_chunk_ids(default_spec(settings), upload_documents(settings.uploads_dir))
+    expected = expected_chunk_ids(default_spec(settings), upload_documents(settings.uploads_dir), embedder=embedder)
     missing, orphans = expected - set(ids), set(ids) - expected
     assert not missing and not orphans, f"{len(missing)} missing, {len(orphans)} orphans of {len(expected)}"
     return len(ids)
