@@ -67,7 +67,9 @@ def default_golden_queries(uploads_dir: Path) -> Path | None:
 
 
 def default_parse_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """The cores this process may run on (a container's cpuset, not the host's count), at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ def set_upload_time(path: Path, moment: datetime = UPLOAD_TIME) -> None:
 
 
 TEST_PART_DOCUMENTS = 4
+TEST_PARSE_WORKERS = 2
 
 
 @pytest.fixture
@@ -70,6 +71,8 @@ def hyperion_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     # Small parts, so that every pipeline test cuts its day into several (the default is 500).
     monkeypatch.setenv("HYPERION_PART_DOCUMENTS", str(TEST_PART_DOCUMENTS))
+    # Two parser processes on any machine, so that parsing side by side is what the tests run.
+    monkeypatch.setenv("HYPERION_PARSE_WORKERS", str(TEST_PARSE_WORKERS))
     (home / "uploads").mkdir(parents=True)
     (home / "dagster").mkdir(parents=True)
     return Settings.from_env()

@@ -18,7 +18,7 @@ from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
 
-from .conftest import UPLOAD_DAY, set_upload_time
+from .conftest import TEST_PARSE_WORKERS, UPLOAD_DAY, set_upload_time
 
 
 def run_partition(settings: Settings, instance: DagsterInstance) -> dict[str, dict]:
@@ -119,6 +119,7 @@ def test_partition_indexes_searchably_and_reruns_change_nothing(
     assert first["raw_documents"]["documents"] == 8
     assert first["parsed_documents"]["rejected"] == 0
     assert (first["parsed_documents"]["parsed_now"], first["parsed_documents"]["parse_reused"]) == (8, 0)
+    assert first["parsed_documents"]["parser_processes"] == TEST_PARSE_WORKERS
     assert first["document_chunks"]["documents_chunked_now"] == 8
     chunks = first["document_chunks"]["chunks"]
     assert first["chunk_embeddings"]["embedded"] == chunks and first["chunk_embeddings"]["reused"] == 0
