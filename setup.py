@@ -68,6 +68,8 @@ setup(
             "onnx>=1.17",
             "dagster-celery==0.29.*",  # the celery extra: the Celery tests run real workers
             "flower>=2,<3",
+            # A real Milvus server (2.3.5 standalone, the newest on PyPI) for the Celery tests.
+            "milvus==2.3.5",
         ],
     },
     entry_points={

@@ -9,8 +9,10 @@ exits 1. The last line printed is one JSON summary.
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -35,8 +37,9 @@ class Expectation(Exception):
 
 
 class Stack:
-    def __init__(self, compose: list[str], ui: str, prometheus: str):
+    def __init__(self, compose: list[str], ui: str, prometheus: str, flower: str = "", flower_auth: str = ""):
         self.compose, self.ui, self.prometheus = compose, ui.rstrip("/"), prometheus.rstrip("/")
+        self.flower, self.flower_auth = flower.rstrip("/"), flower_auth
         self.summary: dict[str, Any] = {"steps": {}, "runs": {}}
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -46,8 +49,10 @@ class Stack:
             raise Expectation(f"docker {' '.join(args[:3])} failed: {done.stderr.decode()[-500:]}")
         return done.stdout.decode()
 
-    def compose_cmd(self, *args: str, check: bool = True) -> str:
-        done = subprocess.run([*self.compose, *args], capture_output=True, timeout=900, text=True)
+    def compose_cmd(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+        """``env``: variables that override the env file's (compose reads the shell's first)."""
+        environ = {**os.environ, **env} if env else None
+        done = subprocess.run([*self.compose, *args], capture_output=True, timeout=900, text=True, env=environ)
         if check and done.returncode != 0:
             raise Expectation(f"docker compose {' '.join(args[:2])} failed: {done.stderr[-800:]}")
         return done.stdout
@@ -131,6 +136,14 @@ class Stack:
         url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
         with urllib.request.urlopen(url, timeout=30) as response:
             return json.load(response)["data"]["result"]
+
+    def flower_tasks(self) -> dict[str, dict]:
+        """Every task Flower has seen (its HTTP API, with the stack's basic-auth login)."""
+        request = urllib.request.Request(f"{self.flower}/api/tasks")
+        login = base64.b64encode(self.flower_auth.encode()).decode()
+        request.add_header("Authorization", f"Basic {login}")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
 
     def psql(self, sql: str) -> str:
         return self.docker("exec", self.container("postgres"), "psql", "-U", "hyperion", "-d", "hyperion",
@@ -434,14 +447,55 @@ def sensor_run_for_one(stack: Stack, day: datetime) -> str:
     return run["runId"]
 
 
+def celery_workers(stack: Stack, days: list[datetime]) -> dict:
+    """The `celery` profile turned on (HYPERION_EXECUTOR=celery): RabbitMQ, two worker containers
+    and Flower start; two upload days' runs hand every step to the workers, both workers take
+    steps, Flower lists each run's tasks as succeeded, and the index stays exact."""
+    on = {"HYPERION_EXECUTOR": "celery"}
+    stack.compose_cmd("--profile", "celery", "up", "-d", "--wait", env=on)
+    workers = {f"worker@{cid[:12]}" for cid in stack.compose_cmd("--profile", "celery", "ps", "-q", "worker").split()}
+    if len(workers) != 2:
+        raise Expectation(f"expected two worker containers, found {sorted(workers)}")
+    before = {r["runId"] for r in stack.runs()}
+    for day in days:
+        text = f"# Ledger of {day:%d %B}\n\nCargo weighed at the quay.\n"
+        stack.upload({f"celery-{day:%m%d}.md": text.encode()}, day)
+    runs = stack.wait_for(
+        "both days' runs to succeed",
+        lambda: (
+            (new := [r for r in stack.runs() if r["runId"] not in before and r["status"] == "SUCCESS"])
+            and len(new) >= len(days)
+            and new
+        ),
+        timeout_s=900,
+    )
+    failed = [r["runId"] for r in stack.runs() if r["runId"] not in before and r["status"] == "FAILURE"]
+    if failed:
+        raise Expectation(f"runs failed on Celery: {failed}")
+    # The profile's broker is new, so every task Flower knows is one of these runs' steps.
+    tasks = list(stack.flower_tasks().values())
+    if len(tasks) < len(days) * len(INGEST_ASSETS) or any(t["state"] != "SUCCESS" for t in tasks):
+        raise Expectation(f"Flower shows {[(t['name'], t['state'], t['worker']) for t in tasks]}")
+    took = {task["worker"] for task in tasks}
+    if took != workers:
+        raise Expectation(f"steps ran on {sorted(took)}, not on both workers {sorted(workers)}")
+    return {
+        "runs": [r["runId"] for r in runs],
+        "tasks_per_worker": {w: sum(t["worker"] == w for t in tasks) for w in sorted(workers)},
+        **exact_index(stack),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--compose", required=True, help="the docker compose command line, as one string")
     parser.add_argument("--ui", required=True)
     parser.add_argument("--prometheus", required=True)
+    parser.add_argument("--flower", required=True, help="Flower's URL, for the Celery profile's step")
+    parser.add_argument("--flower-auth", required=True, help="Flower's basic-auth login, user:password")
     parser.add_argument("--timings", default="{}", help="JSON object of smoke.sh's own timings")
     args = parser.parse_args()
-    stack = Stack(args.compose.split(), args.ui, args.prometheus)
+    stack = Stack(args.compose.split(), args.ui, args.prometheus, args.flower, args.flower_auth)
     stack.summary["timings"] = json.loads(args.timings)
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     days = [today - timedelta(days=n) for n in (3, 2, 1)]
@@ -469,6 +523,10 @@ def main() -> int:
         index = search_inside(stack)
         stack.summary["restart"] = stack.step(
             "down and up, volumes kept", lambda: survives_down_up(stack, index, today)
+        )
+        stack.summary["celery"] = stack.step(
+            "steps on Celery worker containers",
+            lambda: celery_workers(stack, [today - timedelta(days=n) for n in (6, 7)]),
         )
     except Expectation as exc:
         print(f"smoke: FAILED: {exc}", file=sys.stderr)

@@ -86,7 +86,8 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 write_env() {
     local password
     password="smoke-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
-    UI_PORT=$(free_port); PROMETHEUS_PORT=$(free_port)
+    UI_PORT=$(free_port); PROMETHEUS_PORT=$(free_port); FLOWER_PORT=$(free_port)
+    FLOWER_AUTH="hyperion:flower-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
     cat > "$WORK/smoke.env" <<EOF
 POSTGRES_PASSWORD=$password
 HYPERION_STATE_DB_URL=postgresql+psycopg2://hyperion:$password@postgres:5432/hyperion
@@ -98,6 +99,9 @@ HYPERION_UI_URL=http://127.0.0.1:$UI_PORT
 HYPERION_MILVUS_PORT=$(free_port)
 HYPERION_PUSHGATEWAY_PORT=$(free_port)
 HYPERION_PROMETHEUS_PORT=$PROMETHEUS_PORT
+RABBITMQ_PASSWORD=rabbit-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
+FLOWER_BASIC_AUTH=$FLOWER_AUTH
+HYPERION_FLOWER_PORT=$FLOWER_PORT
 EOF
 }
 
@@ -108,7 +112,7 @@ teardown() {
         exit $status
     fi
     say "tearing down (volumes included)"
-    "${COMPOSE[@]}" down -v --remove-orphans > "$WORK/down.log" 2>&1 || true
+    "${COMPOSE[@]}" --profile celery down -v --remove-orphans > "$WORK/down.log" 2>&1 || true
     # Run containers that DockerRunLauncher started and compose did not count as its own.
     docker ps -aq --filter label=dagster/run_id | xargs -r docker rm -f > /dev/null 2>&1 || true
     docker volume rm hyperion_data > /dev/null 2>&1 || true
@@ -126,8 +130,9 @@ build_local_images
 write_env
 COMPOSE=(docker compose -f docker-compose.yml -f deploy/compose.local.yml --env-file "$WORK/smoke.env")
 trap teardown EXIT
-"${COMPOSE[@]}" down -v --remove-orphans > /dev/null 2>&1 || true  # what an earlier run left
-"${COMPOSE[@]}" build > "$WORK/build.log" 2>&1 || fail "docker compose build failed (see $WORK/build.log)"
+"${COMPOSE[@]}" --profile celery down -v --remove-orphans > /dev/null 2>&1 || true  # what an earlier run left
+# The `celery` profile's images too: its step turns the profile on at the end.
+"${COMPOSE[@]}" --profile celery build > "$WORK/build.log" 2>&1 || fail "docker compose build failed (see $WORK/build.log)"
 build_s=$(elapsed "$mark")
 
 mark=$(now)
@@ -137,4 +142,5 @@ say "stack healthy: engine ${engine_s} s, images ${build_s} s, up ${up_s} s"
 
 python3 deploy/smoke.py --compose "${COMPOSE[*]}" --ui "http://127.0.0.1:$UI_PORT" \
     --prometheus "http://127.0.0.1:$PROMETHEUS_PORT" \
+    --flower "http://127.0.0.1:$FLOWER_PORT" --flower-auth "$FLOWER_AUTH" \
     --timings "{\"engine_s\": $engine_s, \"images_s\": $build_s, \"up_s\": $up_s}"

@@ -793,7 +793,10 @@ def worker_environment(settings: Settings) -> dict[str, str]:
 
     folder = settings.home / "celery"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "dagster_celery_config.py").write_text(celery_config_module(settings))
+    # Atomically: workers starting together (compose replicas) share the folder on one volume.
+    partial = folder / f"dagster_celery_config.py.{os.getpid()}"
+    partial.write_text(celery_config_module(settings))
+    os.replace(partial, folder / "dagster_celery_config.py")
     path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path}
 

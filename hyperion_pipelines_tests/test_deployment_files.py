@@ -44,19 +44,27 @@ EXPECTED_SERVICES = {
     "daemon",
     "pushgateway",
     "prometheus",
+    "rabbitmq",
+    "worker",
+    "flower",
 }
-NEEDS_HEALTHCHECK = {"postgres", "etcd", "minio", "milvus", CODE_LOCATION}
+# The `celery` profile: steps on worker containers (HYPERION_EXECUTOR=celery).
+CELERY_PROFILE = {"rabbitmq", "worker", "flower"}
+NEEDS_HEALTHCHECK = {"postgres", "etcd", "minio", "milvus", CODE_LOCATION, "rabbitmq", "worker", "flower"}
 STATEFUL = {
     "postgres": "/var/lib/postgresql/data",
     "etcd": "/etcd",
     "minio": "/minio_data",
     "milvus": "/var/lib/milvus",
+    "rabbitmq": "/var/lib/rabbitmq",
 }
 HEALTHY_DEPENDENCIES = {
     "milvus": {"etcd", "minio"},
     CODE_LOCATION: {"postgres", "milvus"},
     "webserver": {"postgres", CODE_LOCATION},
     "daemon": {"postgres", CODE_LOCATION},
+    "worker": {"rabbitmq", "postgres", "milvus"},
+    "flower": {"rabbitmq"},
 }
 # What hyperion_pipelines/settings.py and the resources read; a run container needs every one.
 PIPELINE_ENV = {
@@ -73,6 +81,9 @@ PIPELINE_ENV = {
     "HYPERION_OPENAI_API_KEY",
     "HYPERION_MILVUS_TOKEN",
     "HYPERION_ALERT_WEBHOOK_URL",
+    "HYPERION_EXECUTOR",
+    "HYPERION_CELERY_BROKER",
+    "HYPERION_CELERY_BACKEND",
 }
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEY|WEBHOOK|STATE_DB_URL")
 # Compose interpolation: $$ (a literal $), ${NAME}, ${NAME:-default}, ${NAME:?error}, ..., $NAME.
@@ -297,6 +308,29 @@ def test_compose_has_the_services_with_health_checks_volumes_and_healthy_depende
     for name, service in services.items():
         image = str(service["image"])
         assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{name}: unpinned image {image}"
+
+
+def test_the_celery_profile_runs_steps_on_workers_of_the_code_location_image(
+    services: dict[str, dict[str, Any]], launcher: dict[str, Any]
+) -> None:
+    """Off by default; when on, the workers run the same code, settings and data volume as the
+    run containers, and the broker the executor submits to is the one the workers and Flower read."""
+    for name, service in services.items():
+        assert (service.get("profiles") == ["celery"]) == (name in CELERY_PROFILE), name
+    worker, code_location = services["worker"], services[CODE_LOCATION]
+    assert worker["image"] == services["flower"]["image"] == code_location["image"]
+    assert command_args(worker)[:2] == ["hyperion", "worker"]
+    assert environment(worker) == {k: v for k, v in environment(code_location).items() if k != "DAGSTER_CURRENT_IMAGE"}
+    assert volume_mounts(worker) == volume_mounts(code_location)
+    assert worker["deploy"]["replicas"] >= 2
+    broker = environment(code_location)["HYPERION_CELERY_BROKER"]
+    assert broker.startswith("pyamqp://") and "@rabbitmq:5672/" in broker
+    assert environment(services["flower"])["HYPERION_CELERY_BROKER"] == broker
+    rabbitmq = environment(services["rabbitmq"])
+    assert broker == f"pyamqp://{rabbitmq['RABBITMQ_DEFAULT_USER']}:{rabbitmq['RABBITMQ_DEFAULT_PASS']}@rabbitmq:5672//"
+    # Off unless asked for; the run containers get the executor setting from the daemon.
+    assert environment(code_location)["HYPERION_EXECUTOR"] == "${HYPERION_EXECUTOR:-in_process}"
+    assert {"HYPERION_EXECUTOR", "HYPERION_CELERY_BROKER"} <= set(launcher["env_vars"])
 
 
 def test_dagster_services_share_the_code_location_image(services: dict[str, dict[str, Any]]) -> None:
@@ -525,10 +559,11 @@ def test_dockerfile_installs_cpu_torch_first_and_runs_as_non_root() -> None:
     assert instructions[1] == ("FROM", "${PYTHON_IMAGE}")
     runs = [(index, args) for index, (keyword, args) in enumerate(instructions) if keyword == "RUN"]
     torch = [index for index, args in runs if "pip install torch==2.13.0" in args]
-    package = [index for index, args in runs if re.search(r"pip install (\S+ )*'?\.(\[onnx\])?'?( |$)", args)]
+    package = [index for index, args in runs if re.search(r"pip install (\S+ )*'?\.(\[[a-z,]+\])?'?( |$)", args)]
     assert torch and package and torch[0] < package[0], "the CPU torch wheel must be installed before the package"
     assert "download.pytorch.org/whl/cpu" in instructions[torch[0]][1]
-    assert "'.[onnx]'" in dict(runs)[package[0]], "the image runs the onnx embedding backend"
+    # The onnx embedding backend, and the Celery workers and Flower of the `celery` profile.
+    assert "'.[onnx,celery]'" in dict(runs)[package[0]]
     assert any(
         "apt-get install" in args and {"tesseract-ocr", "tesseract-ocr-eng"} <= set(args.split()) for _, args in runs
     )

@@ -1,6 +1,6 @@
 # Local stand-in for the Milvus standalone service: the milvus-lite server (the same gRPC API the
-# pipeline uses, one process, data in one folder). Milvus 2.3.5, the only Milvus server on PyPI,
-# refuses the collection schema (its INVERTED scalar indexes need Milvus 2.4; see README, Production).
+# pipeline uses, one process, data in one folder): Milvus standalone needs etcd and MinIO, which do
+# not start here (see README, Production).
 ARG PYTHON_IMAGE=hyperion-local/python:3.11
 FROM ${PYTHON_IMAGE}
 # The server imports pymilvus for its gRPC stubs: the versions the pipeline itself was tested with.

@@ -73,6 +73,14 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
+def scalar_index_type(server_version: str) -> str:
+    """The index of the fields the sync looks entries up by: INVERTED, or on a Milvus server
+    older than 2.4, which refuses INVERTED, the Trie those servers build for strings.
+    ``server_version``: as servers report it ("v2.3.5", "2.6.11", "milvus_lite-3.2.2")."""
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.\S*", server_version.strip())
+    return "Trie" if match and (int(match[1]), int(match[2])) < (2, 4) else "INVERTED"
+
+
 @dataclass(frozen=True)
 class SearchHit:
     score: float
@@ -109,8 +117,9 @@ class MilvusIndex:
             metric_type=self.spec.metric_type,
             params=dict(self.spec.index_params),
         )
-        index.add_index(field_name="document_id", index_type="INVERTED")
-        index.add_index(field_name="partition_date", index_type="INVERTED")
+        scalar = scalar_index_type(self.client.get_server_version(timeout=self.timeout_s))
+        index.add_index(field_name="document_id", index_type=scalar)
+        index.add_index(field_name="partition_date", index_type=scalar)
         self.client.create_collection(
             name, schema=schema, index_params=index, consistency_level="Strong", timeout=self.timeout_s
         )
