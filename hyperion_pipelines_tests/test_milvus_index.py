@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,9 @@ from pymilvus import MilvusClient
 
 from hyperion_pipelines.index.milvus_index import MilvusIndex, scalar_index_type
 from hyperion_pipelines.spec import IndexSpec
+
+from .milvus_standalone import MilvusStandalone
+from .test_faults import MilvusLiteServer
 
 
 @pytest.mark.parametrize(
@@ -32,3 +37,46 @@ def test_a_collection_on_milvus_lite_indexes_its_lookup_fields_inverted(tmp_path
     collection = MilvusIndex(client, IndexSpec(alias="docs")).ensure_collection("0123456789abcdef", 8)
     for field in ("document_id", "partition_date"):
         assert client.describe_index(collection, field)["index_type"] == "INVERTED"
+
+
+def made_at_once(uri: str, runs: int = 4) -> tuple[str, MilvusClient]:
+    """``runs`` clients making the same new collection at the same moment, as the first runs of
+    several upload days do; returns it, and a client."""
+    clients = [MilvusClient(uri=uri) for _ in range(runs)]
+    start = threading.Barrier(runs)
+
+    def make(client: MilvusClient) -> str:
+        start.wait()
+        return MilvusIndex(client, IndexSpec(alias="docs")).ensure_collection("0123456789abcdef", 8)
+
+    with ThreadPoolExecutor(runs) as pool:
+        names = set(pool.map(make, clients))
+    assert len(names) == 1
+    return names.pop(), clients[0]
+
+
+def assert_loaded_with_every_index(collection: str, client: MilvusClient) -> None:
+    state = client.get_load_state(collection)["state"]
+    assert getattr(state, "name", str(state)) == "Loaded"
+    assert set(client.list_indexes(collection)) == {"vector", "document_id", "partition_date"}
+    assert client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"] == 0
+
+
+def test_runs_making_the_collection_at_once_all_get_it_loaded_with_every_index(tmp_path: Path) -> None:
+    server = MilvusLiteServer(tmp_path / "lite", tmp_path / "lite.log")
+    server.start()
+    try:
+        assert_loaded_with_every_index(*made_at_once(server.uri))
+    finally:
+        server.kill()
+
+
+def test_the_same_on_a_milvus_server_before_2_4(tmp_path: Path) -> None:
+    """Milvus 2.3.5 loaded a collection that one run was still indexing, and refused the creating
+    run's own load afterwards ("can't change the index for loaded collection")."""
+    server = MilvusStandalone(tmp_path / "standalone")
+    server.start()
+    try:
+        assert_loaded_with_every_index(*made_at_once(server.uri))
+    finally:
+        server.kill()

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, MilvusClient, MilvusException
 
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.ids import FINGERPRINT_LENGTH
@@ -38,6 +39,8 @@ SCALAR_FIELDS: dict[str, int | None] = {
 #: the text, so the same id holds the same text, and reading every chunk's text back would cost
 #: more than all the other fields together.
 COMPARED_FIELDS = tuple(field for field in SCALAR_FIELDS if field != "text")
+#: Fields the sync and the checks look entries up by: indexed (see :func:`scalar_index_type`).
+LOOKUP_FIELDS = ("document_id", "partition_date")
 _BATCH = 1000
 #: Rows per page of a query iterator: Milvus's largest query window. Each page is a query of its
 #: own, so fewer, larger pages read a day's ids in less time (half, measured on milvus-lite).
@@ -98,10 +101,15 @@ class MilvusIndex:
         return f"{self.spec.alias}__{fingerprint}"
 
     def ensure_collection(self, fingerprint: str, dimension: int) -> str:
+        """The collection of ``fingerprint``, made (schema, indexes) and loaded if need be. Runs of
+        several days may get here at once for a new collection, on several hosts."""
         name = self.collection_name(fingerprint)
-        if self.client.has_collection(name, timeout=self.timeout_s):
-            self.ensure_loaded(name)
-            return name
+        if not self.client.has_collection(name, timeout=self.timeout_s):
+            self._create(name, dimension)
+        self.ensure_loaded(name)
+        return name
+
+    def _create(self, name: str, dimension: int) -> None:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         for field, limit in SCALAR_FIELDS.items():
@@ -110,26 +118,59 @@ class MilvusIndex:
             else:
                 schema.add_field(field, DataType.VARCHAR, max_length=limit)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
-        index = self.client.prepare_index_params()
-        index.add_index(
-            field_name="vector",
-            index_type=self.spec.index_type,
-            metric_type=self.spec.metric_type,
-            params=dict(self.spec.index_params),
-        )
+        # Made, then indexed, then loaded by ensure_loaded: never loaded with some of its indexes
+        # still to come. A run making the same collection at the same moment finds the same
+        # schema and indexes made, by whichever run was first.
+        try:
+            self.client.create_collection(name, schema=schema, consistency_level="Strong", timeout=self.timeout_s)
+        except MilvusException:
+            if not self.client.has_collection(name, timeout=self.timeout_s):
+                raise
         scalar = scalar_index_type(self.client.get_server_version(timeout=self.timeout_s))
-        index.add_index(field_name="document_id", index_type=scalar)
-        index.add_index(field_name="partition_date", index_type=scalar)
-        self.client.create_collection(
-            name, schema=schema, index_params=index, consistency_level="Strong", timeout=self.timeout_s
-        )
-        return name
+        vector = {"index_type": self.spec.index_type, "metric_type": self.spec.metric_type}
+        self._create_index(name, "vector", **vector, params=dict(self.spec.index_params))
+        for field in LOOKUP_FIELDS:
+            self._create_index(name, field, index_type=scalar)
+
+    def _create_index(self, collection: str, field: str, **settings: Any) -> None:
+        if self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s):
+            return
+        index = self.client.prepare_index_params()
+        index.add_index(field_name=field, index_name=field, **settings)
+        try:
+            self.client.create_index(collection, index, timeout=self.timeout_s)
+        except MilvusException:
+            if not self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s):
+                raise  # not made by another run meanwhile: a real failure
 
     def ensure_loaded(self, collection: str) -> None:
-        """A collection reopened from disk starts released; searches and queries need it loaded."""
-        state = self.client.get_load_state(collection, timeout=self.timeout_s).get("state")
-        if getattr(state, "name", str(state)) != "Loaded":
+        """A collection reopened from disk starts released; searches and queries need it loaded.
+        One that another run is still indexing is loaded once its indexes are there: Milvus will
+        not load it again with more indexes ("can't change the index for loaded collection")."""
+        if self._loaded(collection):
+            return
+        deadline = time.monotonic() + self.timeout_s
+        while not self._indexed(collection) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        try:
             self.client.load_collection(collection, timeout=self.timeout_s)
+        except MilvusException as exc:
+            # Loaded meanwhile with fewer indexes (by a run of an older version): load it afresh.
+            if "change the index" not in str(exc):
+                raise
+            self.client.release_collection(collection, timeout=self.timeout_s)
+            self.client.load_collection(collection, timeout=self.timeout_s)
+
+    def _loaded(self, collection: str) -> bool:
+        state = self.client.get_load_state(collection, timeout=self.timeout_s).get("state")
+        return getattr(state, "name", str(state)) == "Loaded"
+
+    def _indexed(self, collection: str) -> bool:
+        """Whether the vector and every lookup field have their index."""
+        return all(
+            self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s)
+            for field in ("vector", *LOOKUP_FIELDS)
+        )
 
     # -- alias -------------------------------------------------------------------------------
     def live_collection(self) -> str | None:
