@@ -228,6 +228,14 @@ class MilvusIndex:
             for page in self._pages(collection, f"document_id in {_quoted(batch)}", ["id"]):
                 yield [row["id"] for row in page]
 
+    def documents_with_entries(self, collection: str, document_ids: Sequence[str]) -> set[str]:
+        """Which of ``document_ids`` have entries, on any day."""
+        found: set[str] = set()
+        for batch in _batches(list(document_ids), _BATCH):
+            for page in self._pages(collection, f"document_id in {_quoted(batch)}", ["document_id"]):
+                found.update(row["document_id"] for row in page)
+        return found
+
     def stored_rows(
         self, collection: str, *, document_ids: Sequence[str], partition_date: str | None = None
     ) -> dict[str, dict[str, Any]]:

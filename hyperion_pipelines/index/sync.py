@@ -51,13 +51,22 @@ def sync_partition(
     day's chunk ids as bytes (:class:`IdSet`).
     """
     keep = set(keep_ids)
+    # Which of the day's documents have entries at all, asked once before anything is written,
+    # while every entry is sealed and indexed. A document with none (a new upload) needs no
+    # lookup of its part: its entries can only be the ones written now. Skipping those lookups
+    # also spares the flush after each part, which is there for the next part's lookups: a
+    # flush seals a small segment whose vector index Milvus builds, then builds again once it
+    # merges the segments.
+    present = index.documents_with_entries(collection, document_ids)
     written = [encode_ids(keep)]  # the day's current ids, compactly (see IdSet)
-    synced: set[str] = set()  # documents whose stored entries a part has looked up
+    synced: set[str] = set()  # documents whose entries are known: looked up, or none before
     upserted = deleted = unchanged = 0
+    unflushed = False
     for chunks, embeddings in parts:
         part_ids = chunks["chunk_id"].tolist()
         part_documents = chunks["document_id"].unique().tolist()
-        stored = index.stored_rows(collection, document_ids=part_documents)
+        looked_up = [d for d in part_documents if d in present]
+        stored = index.stored_rows(collection, document_ids=looked_up) if looked_up else {}
         rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, partition_date)]
         changed = rows_to_write(rows, stored, COMPARED_FIELDS)
         upserted += index.upsert(collection, changed, checkpoint) if changed else 0
@@ -68,12 +77,16 @@ def sync_partition(
         # part holds one of their chunks).
         stale = sorted(stored.keys() - set(part_ids) - keep)
         deleted += index.delete(collection, stale) if stale else 0
-        if changed or stale:
-            index.flush(collection)  # the next part's lookups then use the indexes
+        unflushed = unflushed or bool(changed or stale)
+        if unflushed and not present <= synced:
+            index.flush(collection)  # the next parts' lookups then use the indexes
+            unflushed = False
+    if unflushed:
+        index.flush(collection)  # the passes below, and the checks after, read sealed entries
     # Left: entries dated the day that no part holds, and entries on other days of the day's
     # documents that no part looked up (those with no chunks now: rejected, or emptied).
     current = IdSet(*written)
-    unsynced = [d for d in document_ids if d not in synced]
+    unsynced = [d for d in document_ids if d not in synced and d in present]
     leftover: set[str] = set()
     for page in index.id_pages(collection, partition_date=partition_date, document_ids=unsynced):
         leftover.update(current.not_in(page))
