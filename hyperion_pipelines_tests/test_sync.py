@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ def part(document: str, version: str, chunks: int) -> tuple[pd.DataFrame, pd.Dat
             "text": [f"{document} {version} {i}" for i in range(chunks)],
         }
     )
-    vectors = np.random.default_rng(abs(hash((document, version))) % 2**32).standard_normal((chunks, DIMENSION))
+    vectors = np.random.default_rng(zlib.crc32(f"{document}{version}".encode())).standard_normal((chunks, DIMENSION))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return frame, pd.DataFrame({"chunk_id": ids, "vector": list(vectors.astype(np.float32))})
 
