@@ -1,6 +1,7 @@
 """One upload day of many documents: memory per process, speed, step-output bytes, in one run.
 
-    .venv/bin/python benchmarks/scale_bench.py [--sizes 500 2000] [--delay-ms 0] [--whole] [--milvus-server]
+    .venv/bin/python benchmarks/scale_bench.py [--sizes 500 2000] [--delay-ms 0] [--whole]
+        [--milvus-server | --milvus-standalone]
 
 Real documentation pages (``benchmarks/corpus.py``, Debian's Python and Node.js manuals) are
 copied into one upload day, as many times as a size needs; each copy gets a comment of its own so
@@ -12,8 +13,11 @@ cost is out of the figures and what remains is the pipeline's own. Every process
 
 Embedded milvus-lite runs inside the ingest process and keeps the collection in memory there;
 ``--milvus-server`` serves it from a process of its own, as a deployment's Milvus server does, so
-that the ingest process's figure is the pipeline's alone. ``--whole`` runs each size a second
-time with the whole day as one part (the behaviour before parts), for the ratio in the same run.
+that the ingest process's figure is the pipeline's alone; ``--milvus-standalone`` uses a real
+Milvus server instead (2.3.5 standalone, from the PyPI package ``milvus``), whose segments are
+indexed and kept on disk the way a deployment's are, for days too big for milvus-lite.
+``--whole`` runs each size a second time with the whole day as one part (the behaviour before
+parts), for the ratio in the same run.
 ``--limits`` also measures, on the first day's documents, what bounds a pipeline's speed on this
 machine: parsing alone (the same parser processes), chunking alone (the same tokenizer and
 chunker) and the Milvus server's write rate (the same rows, upserted in the same batches), each
@@ -143,7 +147,7 @@ def sampled_run(
 
 def kind_of(cmdline: list[str]) -> str:
     text = " ".join(cmdline)
-    if "milvus_lite server" in text:
+    if "milvus_lite server" in text or "milvus run standalone" in text:
         return "milvus_server"
     if "tesseract" in text:
         return "tesseract"
@@ -179,6 +183,29 @@ def milvus_server(folder: Path) -> Iterator[tuple[str, psutil.Process]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def milvus_standalone(folder: Path) -> Iterator[tuple[str, psutil.Process]]:
+    """Milvus 2.3.5 standalone in its own process (see ``milvus_standalone.py`` of the tests)."""
+    sys.path.insert(0, str(REPO))  # the tests' helper, not an installed package
+    from hyperion_pipelines_tests.milvus_standalone import MilvusStandalone
+
+    server = MilvusStandalone(folder)
+    server.start()
+    try:
+        assert server.server is not None and server.server.server_proc is not None
+        yield server.uri, psutil.Process(server.server.server_proc.pid)
+    finally:
+        server.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+SERVERS = {
+    "embedded": ("milvus-lite embedded, in-process", None),
+    "lite-server": ("milvus-lite server, own process", milvus_server),
+    "standalone": ("Milvus 2.3.5 standalone, own process", milvus_standalone),
+}
+
+
 def run_size(
     scratch: Path,
     corpus: Path,
@@ -186,7 +213,7 @@ def run_size(
     count: int,
     part_documents: int,
     url: str,
-    use_server: bool = False,
+    server_kind: str = "embedded",
 ) -> dict[str, Any]:
     workspace = Workspace.create(scratch / f"day-{count}-{part_documents}", corpus, files=[])
     fill_day(workspace.uploads, pages, corpus, count)
@@ -196,7 +223,9 @@ def run_size(
         "HYPERION_PART_DOCUMENTS": str(part_documents),
     }
     command = [sys.executable, "-m", "hyperion_pipelines.cli", "ingest", "--date", DAY, "--json"]
-    with milvus_server(workspace.home / "milvus-server") if use_server else nullcontext((None, None)) as (uri, server):
+    label, start_server = SERVERS[server_kind]
+    serving = start_server(workspace.home / "milvus-server") if start_server else nullcontext((None, None))
+    with serving as (uri, server):
         if uri:
             env["HYPERION_MILVUS_URI"] = uri
         started = time.perf_counter()
@@ -209,7 +238,7 @@ def run_size(
     row = {
         "documents": count,
         "part_documents": part_documents,
-        "milvus": "milvus-lite server, own process" if use_server else "milvus-lite embedded, in-process",
+        "milvus": label,
         "chunks": summary["chunks"],
         "seconds": round(seconds, 1),
         "documents_per_s": round(count / seconds, 2),
@@ -294,7 +323,9 @@ def main() -> None:
     parser.add_argument("--part-documents", type=int, default=500)
     parser.add_argument("--delay-ms", type=float, default=0.0, help="the embedder's answer delay per batch")
     parser.add_argument("--whole", action="store_true", help="also run each size as one part (before parts)")
-    parser.add_argument("--milvus-server", action="store_true", help="the index in its own server process")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--milvus-server", action="store_true", help="the index in milvus-lite's server process")
+    where.add_argument("--milvus-standalone", action="store_true", help="the index in Milvus 2.3.5 standalone")
     parser.add_argument("--limits", action="store_true", help="also measure parsing, chunking and Milvus writes alone")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hyperion-scale-bench"))
@@ -303,11 +334,12 @@ def main() -> None:
     if not corpus.exists():
         fetch_corpus(corpus)
     pages = sorted(p for p in corpus.rglob("*") if p.is_file())
+    server_kind = "standalone" if args.milvus_standalone else "lite-server" if args.milvus_server else "embedded"
     rows = []
     with loopback_embedder(args.delay_ms / 1000) as (url, counts):
         for count in args.sizes:
             for part in [args.part_documents, *([count] if args.whole else [])]:
-                row = run_size(args.scratch, corpus, pages, count, part, url, args.milvus_server)
+                row = run_size(args.scratch, corpus, pages, count, part, url, server_kind)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         limits = physical_limits(args.scratch, corpus, pages, min(args.sizes), url) if args.limits else None

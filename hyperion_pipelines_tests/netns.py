@@ -2,7 +2,8 @@
 
 Inside it ``127.0.0.1`` is the namespace's own loopback. Each forwarded port is served there by a
 ``socat`` that relays over the veth link to a ``socat`` on this host's end, which connects to
-this host's ``127.0.0.1:<port>``: a process in the namespace reaches the broker, PostgreSQL and
+this host's ``127.0.0.1:<port>`` (a service that listens on every address, as Milvus does, is
+reached over the link without the second relay): a process in the namespace reaches the broker, PostgreSQL and
 Milvus only across the (virtual) network, at the addresses the run's instance names. Files are
 shared, as a shared folder is between hosts. Needs root, ``ip`` and ``socat``.
 """
@@ -44,14 +45,33 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
-def _wait_listening(check: Sequence[str], port: int, timeout_s: float = 10) -> None:
+def _wait_listening(check: Sequence[str], address: str, port: int, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        listening = subprocess.run([*check, "ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True)
+        listening = subprocess.run([*check, "ss", "-ltnH", "src", f"{address}:{port}"], capture_output=True, text=True)
         if listening.stdout.strip():
             return
         time.sleep(0.1)
-    raise AssertionError(f"nothing listens on port {port} ({' '.join(check) or 'this host'})")
+    raise AssertionError(f"nothing listens on {address}:{port} ({' '.join(check) or 'this host'})")
+
+
+def _listens_everywhere(port: int) -> bool:
+    """Whether a service already takes ``port`` on every address (Milvus does): the namespace
+    reaches it over the link then, and no relay could bind beside it."""
+    listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    return any(line.split()[3].rsplit(":", 1)[0] in ("0.0.0.0", "*", "[::]") for line in listening.splitlines())
+
+
+def _free_octet(tag: str) -> int:
+    """A /30 under 10.213.0.0/16 that no link of this host has: a namespace that another test
+    left behind keeps its address, and the relay could not listen on it."""
+    used = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    first = int(tag[:2], 16) % 250 + 2
+    for step in range(250):
+        octet = (first - 2 + step) % 250 + 2
+        if f" 10.213.{octet}." not in used:
+            return octet
+    raise AssertionError("every 10.213.x.0/30 of the test namespaces is taken")
 
 
 @contextmanager
@@ -60,7 +80,7 @@ def second_host(ports: Sequence[int]) -> Iterator[SecondHost]:
     Stop the processes started in it before leaving: a connection relayed for a process that
     outlives its namespace would never see the other end close."""
     tag = uuid.uuid4().hex[:6]
-    octet = int(tag[:2], 16) % 250 + 2  # a /30 of its own, unlikely to meet another test's
+    octet = _free_octet(tag)
     host = SecondHost(f"hyp-{tag}", f"10.213.{octet}.2", f"10.213.{octet}.1")
     outside, inside = f"hyp{tag}h", f"hyp{tag}n"
     relays: list[subprocess.Popen] = []
@@ -77,10 +97,11 @@ def second_host(ports: Sequence[int]) -> Iterator[SecondHost]:
             # Each in a session of its own: its forked children (one per connection) go with it.
             outer = ["socat", f"TCP-LISTEN:{port},bind={host.host_address},fork,reuseaddr", f"TCP:127.0.0.1:{port}"]
             inner = ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"TCP:{host.host_address}:{port}"]
-            relays.append(subprocess.Popen(outer, start_new_session=True))
+            if not _listens_everywhere(port):
+                relays.append(subprocess.Popen(outer, start_new_session=True))
+                _wait_listening([], host.host_address, port)
             relays.append(subprocess.Popen(host.command(*inner), start_new_session=True))
-            _wait_listening([], port)
-            _wait_listening(host.command(), port)
+            _wait_listening(host.command(), "127.0.0.1", port)
         yield host
     finally:
         for relay in relays:

@@ -39,6 +39,23 @@ def test_a_collection_on_milvus_lite_indexes_its_lookup_fields_inverted(tmp_path
         assert client.describe_index(collection, field)["index_type"] == "INVERTED"
 
 
+def left_unindexed(uri: str) -> tuple[str, MilvusClient]:
+    """A collection whose first run died after making it and before indexing it, opened by the
+    next run; returns it, and a client."""
+    client = MilvusClient(uri=uri)
+    index = MilvusIndex(client, IndexSpec(alias="docs"), timeout_s=5)
+    name = index.collection_name("fedcba9876543210")
+    index._create(name, 8)
+    client.release_collection(name)
+    while made := client.list_indexes(name):  # milvus-lite may drop several at once
+        client.drop_index(name, made[0])
+    return index.ensure_collection("fedcba9876543210", 8), client
+
+
+def test_a_collection_left_without_its_indexes_is_indexed_and_loaded_by_the_next_run(tmp_path: Path) -> None:
+    assert_loaded_with_every_index(*left_unindexed(str(tmp_path / "index.db")))
+
+
 def made_at_once(uri: str, runs: int = 4) -> tuple[str, MilvusClient]:
     """``runs`` clients making the same new collection at the same moment, as the first runs of
     several upload days do; returns it, and a client."""
@@ -67,16 +84,19 @@ def test_runs_making_the_collection_at_once_all_get_it_loaded_with_every_index(t
     server.start()
     try:
         assert_loaded_with_every_index(*made_at_once(server.uri))
+        assert_loaded_with_every_index(*left_unindexed(server.uri))
     finally:
         server.kill()
 
 
 def test_the_same_on_a_milvus_server_before_2_4(tmp_path: Path) -> None:
     """Milvus 2.3.5 loaded a collection that one run was still indexing, and refused the creating
-    run's own load afterwards ("can't change the index for loaded collection")."""
+    run's own load afterwards ("can't change the index for loaded collection"); it refuses to load
+    one without its vector index ("index not found")."""
     server = MilvusStandalone(tmp_path / "standalone")
     server.start()
     try:
         assert_loaded_with_every_index(*made_at_once(server.uri))
+        assert_loaded_with_every_index(*left_unindexed(server.uri))
     finally:
         server.kill()

@@ -106,6 +106,9 @@ class MilvusIndex:
         name = self.collection_name(fingerprint)
         if not self.client.has_collection(name, timeout=self.timeout_s):
             self._create(name, dimension)
+        # Also on a collection that exists: the run that made it may have died before indexing
+        # it, and Milvus loads no collection without its vector index.
+        self._create_indexes(name)
         self.ensure_loaded(name)
         return name
 
@@ -126,6 +129,9 @@ class MilvusIndex:
         except MilvusException:
             if not self.client.has_collection(name, timeout=self.timeout_s):
                 raise
+
+    def _create_indexes(self, name: str) -> None:
+        """Each index the collection lacks; those another run has made meanwhile are kept."""
         scalar = scalar_index_type(self.client.get_server_version(timeout=self.timeout_s))
         vector = {"index_type": self.spec.index_type, "metric_type": self.spec.metric_type}
         self._create_index(name, "vector", **vector, params=dict(self.spec.index_params))
