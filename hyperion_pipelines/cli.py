@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hyperion_pipelines.embedding.space import space_fingerprint
+from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, FAR_FUTURE
 from hyperion_pipelines.settings import Settings, SettingsError
 
@@ -410,7 +410,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     spec = _pipeline(args)
     defs = build_definitions(settings)
     with _index_and_embedder(settings, spec) as (index, embedder):
-        candidate = index.collection_name(space_fingerprint(spec, embedder.identity))
+        candidate = index.collection_name(collection_fingerprint(spec, embedder.identity))
         live = index.live_collection()
     if live == candidate and not args.force:
         if args.json:
@@ -488,7 +488,7 @@ def _live_index(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[
             print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
             yield None
             return
-        current = index.collection_name(space_fingerprint(spec, embedder.identity))
+        current = index.collection_name(collection_fingerprint(spec, embedder.identity))
         if live != current:
             # Mid re-index: the live collection was built with the previous configuration.
             print(
@@ -505,7 +505,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
     spec = _pipeline(args)
     with _index_and_embedder(settings, spec) as (index, embedder):
-        current = index.collection_name(space_fingerprint(spec, embedder.identity))
+        current = index.collection_name(collection_fingerprint(spec, embedder.identity))
         live = index.live_collection()
         rows = []
         for name in index.collections():
@@ -537,17 +537,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         if live is None:
             return 1
         index, embedder = live
-        hits = index.search(embedder.embed([args.query]), limit=args.k)[0]
-    rows = [
-        {
-            "score": round(hit.score, 4),
-            "document_id": hit.fields["document_id"],
-            "source": hit.fields["source"],
-            "heading_path": hit.fields["heading_path"],
-            "text": hit.fields["text"],
-        }
-        for hit in hits
-    ]
+        hits = index.search(embedder.embed([args.query]), limit=args.k, texts=[args.query])[0]
+    from hyperion_pipelines.serving.queries import result_row
+
+    rows = [result_row(hit, offsets=False) for hit in hits]  # the API's rows, less the offsets
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
@@ -558,6 +551,39 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{rank}. {row['score']:.3f}  {row['source']}{heading}\n   {snippet}")
     if not rows:
         print("No results.")
+    return 0
+
+
+#: Addresses ``hyperion serve`` may listen on without a token: this machine only.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+SERVE_TOKEN_ENV = "HYPERION_SERVE_TOKEN"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The live index over HTTP until interrupted (see ``hyperion_pipelines/serving``)."""
+    import uvicorn
+
+    from hyperion_pipelines.serving.app import build_app
+    from hyperion_pipelines.serving.live_index import LiveSearch
+
+    token = os.environ.get(SERVE_TOKEN_ENV, "").strip() or None
+    if args.host not in LOOPBACK_HOSTS and token is None:
+        raise CommandError(
+            f"serving on {args.host} lets other machines search the index: set {SERVE_TOKEN_ENV} to a token that "
+            "clients send as 'Authorization: Bearer <token>', or serve on 127.0.0.1"
+        )
+    if not 1 <= args.max_k <= MAX_K:
+        raise CommandError(f"--max-k must be between 1 and {MAX_K}")
+    spec = _pipeline(args)
+    live = LiveSearch(Settings.from_env(), spec, idle_release_s=args.idle_release_s)
+    about = {"pipeline": spec.name, "alias": spec.index.alias, "model": live.embedder.identity.model_name}
+    app = build_app(live, token=token, max_k=args.max_k, about=about)
+    where = "embedded index, let go after each burst of requests" if live.embedded else "Milvus server"
+    _notice(f"serving '{spec.name}' on http://{args.host}:{args.port} ({where}); POST /search, GET /openapi.json")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        live.close()
     return 0
 
 
@@ -862,6 +888,8 @@ def _export_onnx(model: Path, out: Path, quantize: list[str], *, force: bool) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hyperion_pipelines.serving.queries import DEFAULT_MAX_K
+
     parser = argparse.ArgumentParser(prog="hyperion", description="Hyperion Pipelines: documents to a Milvus index.")
     commands = parser.add_subparsers(dest="command", required=True)
     which_pipeline = argparse.ArgumentParser(add_help=False)
@@ -923,6 +951,27 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
     search.add_argument("--json", action="store_true", help="print the hits as one JSON array")
     search.set_defaults(handler=cmd_search)
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[which_pipeline],
+        help="answer searches of the live index over HTTP (POST /search, /healthz, /metrics, /openapi.json)",
+        description="Example: hyperion serve --port 8080, then: curl -s localhost:8080/search "
+        '-d \'{"query": "tyre pressure", "k": 3}\'. Off this machine, set HYPERION_SERVE_TOKEN.',
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument(
+        "--max-k", type=int, default=DEFAULT_MAX_K, help=f"the most results a request may ask for ({DEFAULT_MAX_K})"
+    )
+    serve.add_argument(
+        "--idle-release-s",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="embedded index only: let the database go after this many idle seconds, for runs (default 2)",
+    )
+    serve.set_defaults(handler=cmd_serve)
 
     evaluate = commands.add_parser(
         "eval", parents=[which_pipeline], help="score the live index on a query set: recall@k, MRR, nDCG@k"

@@ -49,6 +49,13 @@ def embedding_fingerprint(
     return _digest("space", canonical, length=FINGERPRINT_LENGTH)
 
 
+def collection_fingerprint(space: str, retrieval: str) -> str:
+    """Fingerprint of a collection: its embedding space, and whether it holds a BM25 field beside
+    the vectors. A dense collection keeps its space's fingerprint (the collections made before
+    hybrid retrieval existed), so the two kinds never share a collection."""
+    return space if retrieval == "dense" else _digest("collection", space, retrieval, length=FINGERPRINT_LENGTH)
+
+
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -215,6 +215,21 @@ class IndexSpec(_Strict):
     metric_type: Literal["COSINE", "IP", "L2"] = Field(default="COSINE", description="Similarity metric.")
     index_params: dict[str, int] = Field(default_factory=lambda: {"M": 16, "efConstruction": 200})
     write_batch_size: int = Field(default=512, gt=0, description="Rows per upsert call.")
+    retrieval: Literal["hybrid", "dense"] = Field(
+        default="hybrid",
+        description="hybrid: a BM25 field (Milvus's BM25 function on the chunk text) beside the vectors, searched "
+        "with them and fused; dense: vectors only. Part of the collection's name: a change is a re-index. "
+        "A Milvus server before 2.5 has no BM25: there the collection is made dense, with a warning.",
+    )
+    fusion: Literal["rrf", "weighted"] = Field(
+        default="rrf",
+        description="How hybrid searches merge the dense and BM25 rankings: reciprocal rank fusion, or a weighted "
+        "sum of Milvus's normalised scores. Query-time only: no re-index.",
+    )
+    rrf_k: int = Field(default=60, gt=0, description="RRF's k: higher flattens the weight of the top ranks.")
+    dense_weight: float = Field(
+        default=0.5, ge=0, le=1, description="fusion: weighted only: the dense score's weight (BM25 gets the rest)."
+    )
     milvus_uri: str | None = Field(
         default=None,
         min_length=1,

@@ -47,10 +47,11 @@ EXPECTED_SERVICES = {
     "rabbitmq",
     "worker",
     "flower",
+    "search-api",
 }
 # The `celery` profile: steps on worker containers (HYPERION_EXECUTOR=celery).
 CELERY_PROFILE = {"rabbitmq", "worker", "flower"}
-NEEDS_HEALTHCHECK = {"postgres", "etcd", "minio", "milvus", CODE_LOCATION, "rabbitmq", "worker", "flower"}
+NEEDS_HEALTHCHECK = {"postgres", "etcd", "minio", "milvus", CODE_LOCATION, "rabbitmq", "worker", "flower", "search-api"}
 STATEFUL = {
     "postgres": "/var/lib/postgresql/data",
     "etcd": "/etcd",
@@ -331,6 +332,20 @@ def test_the_celery_profile_runs_steps_on_workers_of_the_code_location_image(
     # Off unless asked for; the run containers get the executor setting from the daemon.
     assert environment(code_location)["HYPERION_EXECUTOR"] == "${HYPERION_EXECUTOR:-in_process}"
     assert {"HYPERION_EXECUTOR", "HYPERION_CELERY_BROKER"} <= set(launcher["env_vars"])
+
+
+def test_the_search_api_serves_the_live_index_with_a_token_and_is_scraped(services: dict[str, dict[str, Any]]) -> None:
+    """`hyperion serve` off this machine needs its token; the settings are the runs' own (the same
+    Milvus, model and pipelines), and Prometheus scrapes its metrics."""
+    api, code_location = services["search-api"], services[CODE_LOCATION]
+    assert api["image"] == code_location["image"] and "profiles" not in api
+    assert command_args(api)[:4] == ["hyperion", "serve", "--host", "0.0.0.0"]
+    env = environment(api)
+    assert env.pop("HYPERION_SERVE_TOKEN").startswith("${HYPERION_SERVE_TOKEN:?")
+    assert env == {k: v for k, v in environment(code_location).items() if k != "DAGSTER_CURRENT_IMAGE"}
+    assert "/healthz" in str(api["healthcheck"]["test"]) and depends_on(api)["milvus"] == "service_healthy"
+    scraped = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())["scrape_configs"]
+    assert {"job_name": "search-api", "static_configs": [{"targets": ["search-api:8080"]}]} in scraped
 
 
 def test_dagster_services_share_the_code_location_image(services: dict[str, dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pymilvus import MilvusClient
 
-from hyperion_pipelines.index.milvus_index import MilvusIndex, scalar_index_type
+from hyperion_pipelines.index.milvus_index import MilvusIndex, has_bm25, scalar_index_type
 from hyperion_pipelines.spec import IndexSpec
 
 from .milvus_standalone import MilvusStandalone
@@ -30,6 +30,14 @@ from .test_faults import MilvusLiteServer
 )
 def test_lookup_fields_get_the_index_the_server_builds(version: str, expected: str) -> None:
     assert scalar_index_type(version) == expected
+
+
+@pytest.mark.parametrize(
+    ("version", "bm25"),
+    [("v2.3.5", False), ("v2.4.9", False), ("v2.5.0", True), ("v2.6.11", True), ("milvus_lite-3.2.2", True)],
+)
+def test_bm25_is_there_from_milvus_2_5_and_in_milvus_lite(version: str, bm25: bool) -> None:
+    assert has_bm25(version) is bm25
 
 
 def test_a_collection_on_milvus_lite_indexes_its_lookup_fields_inverted(tmp_path: Path) -> None:
@@ -73,9 +81,13 @@ def made_at_once(uri: str, runs: int = 4) -> tuple[str, MilvusClient]:
 
 
 def assert_loaded_with_every_index(collection: str, client: MilvusClient) -> None:
+    """Loaded, with the vector, lookup and (where the server has BM25) the BM25 field's indexes."""
     state = client.get_load_state(collection)["state"]
     assert getattr(state, "name", str(state)) == "Loaded"
-    assert set(client.list_indexes(collection)) == {"vector", "document_id", "partition_date"}
+    hybrid = has_bm25(client.get_server_version())
+    assert MilvusIndex(client, IndexSpec(alias="docs")).is_hybrid(collection) == hybrid
+    expected = {"vector", "document_id", "partition_date", *(["sparse"] if hybrid else [])}
+    assert set(client.list_indexes(collection)) == expected
     assert client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"] == 0
 
 
@@ -92,7 +104,8 @@ def test_runs_making_the_collection_at_once_all_get_it_loaded_with_every_index(t
 def test_the_same_on_a_milvus_server_before_2_4(tmp_path: Path) -> None:
     """Milvus 2.3.5 loaded a collection that one run was still indexing, and refused the creating
     run's own load afterwards ("can't change the index for loaded collection"); it refuses to load
-    one without its vector index ("index not found")."""
+    one without its vector index ("index not found"). It has no BM25: the default hybrid pipeline
+    gets a dense collection there (a sparse field would crash it)."""
     server = MilvusStandalone(tmp_path / "standalone")
     server.start()
     try:

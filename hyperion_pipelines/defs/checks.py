@@ -18,7 +18,7 @@ from dagster import (
 
 from hyperion_pipelines.checks.validation import SchemaReport
 from hyperion_pipelines.defs.metadata import markdown_preview
-from hyperion_pipelines.index.verification import ReconciliationReport, SelfRetrievalReport
+from hyperion_pipelines.index.verification import KEYWORD_TOP, ReconciliationReport, SelfRetrievalReport
 
 SCHEMA_CHECK = "schema"
 RECONCILIATION_CHECK = "matches_chunks"
@@ -112,10 +112,17 @@ def self_retrieval_result(report: SelfRetrievalReport, min_ratio: float) -> Asse
     if report.misses:
         misses = pd.DataFrame([vars(m) for m in report.misses])
         metadata["misses"] = markdown_preview(misses, list(misses.columns), rows=_SAMPLE)
+    description = f"{report.found_first} of {report.sampled} sampled chunks came back first for their own vector"
+    keyword = report.keyword_ratio
+    if keyword is not None:  # a hybrid collection: its BM25 field is checked too
+        metadata["keyword_found"] = report.keyword_found
+        metadata["keyword_ratio"] = MetadataValue.float(round(keyword, 4))
+        found = f"{report.keyword_found} of {report.keyword_sampled}"
+        description += f"; {found} among the top {KEYWORD_TOP} for their own text (BM25)"
     return AssetCheckResult(
         check_name=SELF_RETRIEVAL_CHECK,
-        passed=report.ratio >= min_ratio,
+        passed=report.ratio >= min_ratio and (keyword is None or keyword >= min_ratio),
         severity=AssetCheckSeverity.ERROR,
         metadata=metadata,
-        description=f"{report.found_first} of {report.sampled} sampled chunks came back first for their own vector",
+        description=description,
     )

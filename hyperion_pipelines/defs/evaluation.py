@@ -28,7 +28,7 @@ from hyperion_pipelines.defs.checks import check_spec
 from hyperion_pipelines.defs.execution import REMOTE_RETRY, RUN_EXECUTOR, stop_if_terminated
 from hyperion_pipelines.defs.metadata import markdown_preview
 from hyperion_pipelines.embedding.resources import EmbedderResource
-from hyperion_pipelines.embedding.space import space_fingerprint
+from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.evaluation.golden import load_golden_queries
 from hyperion_pipelines.evaluation.retrieval import report_rows, retrieve_documents, score_retrievals
 from hyperion_pipelines.evaluation.thresholds import Assessment, assess
@@ -98,7 +98,7 @@ def build_evaluation(
         milvus: MilvusResource = getattr(context.resources, keys.milvus)
         index = milvus.index(spec.index)
         model = embedder.get()
-        collection = index.collection_name(space_fingerprint(spec, model.identity))
+        collection = index.collection_name(collection_fingerprint(spec, model.identity))
         if not index.client.has_collection(collection):
             raise Failure(f"{collection} does not exist yet: materialise vector_index first")
         live = index.live_collection()

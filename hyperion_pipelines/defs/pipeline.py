@@ -75,7 +75,13 @@ from hyperion_pipelines.defs.metadata import (
 )
 from hyperion_pipelines.defs.partitions import upload_day_partitions
 from hyperion_pipelines.embedding.resources import EmbedderResource
-from hyperion_pipelines.embedding.space import check_chunk_size, context_tokens, space_fingerprint
+from hyperion_pipelines.embedding.space import (
+    check_chunk_size,
+    collection_fingerprint,
+    context_tokens,
+    same_space_fingerprints,
+    space_fingerprint,
+)
 from hyperion_pipelines.embedding.stage import embed_chunks
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_listing
 from hyperion_pipelines.index.id_set import IdSet, encode_ids
@@ -537,7 +543,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         embedder = embedder_of(context).get()
         identity = embedder.identity
         index = milvus_of(context).index(spec.index, context.log.warning)
-        collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
+        collection = index.ensure_collection(collection_fingerprint(spec, identity), identity.dimension)
+        same_space = [index.collection_name(f) for f in same_space_fingerprints(spec, identity)]
         writer = outputs.part_writer(context)
         reports, first = [], None
         embedded = reused = 0
@@ -547,7 +554,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 frame, stats = embed_chunks(
                     chunks,
                     embedder,
-                    lambda ids: index.vectors_for(collection, ids),
+                    lambda ids: index.reusable_vectors(collection, same_space, ids),
                     batch_size=spec.embed_batch_size,
                     checkpoint=checkpoint,
                 )
@@ -647,7 +654,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             chunk_ids.append(encode_ids(chunks["chunk_id"]))
         parsed_documents = whole(parsed_documents, OUTCOME_COLUMNS)
         index = milvus_of(context).index(spec.index, context.log.warning)
-        collection = index.ensure_collection(space_fingerprint(spec, identity), identity.dimension)
+        collection = index.ensure_collection(collection_fingerprint(spec, identity), identity.dimension)
         document_ids = parsed_documents["document_id"].tolist()
         held = held_ids(raw_documents)
         # Entries of documents held as they are (their sub-folder could not be listed) stay.

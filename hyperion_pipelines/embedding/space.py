@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hyperion_pipelines.embedding.base import EmbedderIdentity
+from hyperion_pipelines.ids import collection_fingerprint as _collection_fingerprint
 from hyperion_pipelines.ids import embedding_fingerprint
 from hyperion_pipelines.spec import ChunkingSpec, PipelineSpec
 
@@ -15,6 +16,20 @@ def space_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity) -> str:
         parsing=spec.parsing.fingerprint_fields(),
         chunking=spec.chunking.model_dump(mode="json"),
     )
+
+
+def collection_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity) -> str:
+    """The suffix of the pipeline's collection name: its embedding space and its retrieval
+    (chunk ids keep :func:`space_fingerprint`, so vectors do not depend on the BM25 field)."""
+    return _collection_fingerprint(space_fingerprint(spec, identity), spec.index.retrieval)
+
+
+def same_space_fingerprints(spec: PipelineSpec, identity: EmbedderIdentity) -> list[str]:
+    """The collections (by fingerprint) of the pipeline's embedding space under the other retrieval:
+    their vectors are this space's, so a switch between dense and hybrid embeds nothing again."""
+    space = space_fingerprint(spec, identity)
+    own = collection_fingerprint(spec, identity)
+    return [f for f in (_collection_fingerprint(space, r) for r in ("dense", "hybrid")) if f != own]
 
 
 def context_tokens(chunking: ChunkingSpec, identity: EmbedderIdentity) -> int:

@@ -82,7 +82,8 @@ def retrieve_documents(
     retrievals: list[QueryRetrieval] = []
     for start in range(0, len(queries), _SEARCH_BATCH):
         batch = queries[start : start + _SEARCH_BATCH]
-        results = index.search(vectors[start : start + len(batch)], limit=limit, collection=collection)
+        texts = [q.query for q in batch]
+        results = index.search(vectors[start : start + len(batch)], limit=limit, collection=collection, texts=texts)
         for query, hits in zip(batch, results, strict=True):
             retrievals.append(QueryRetrieval(query.query_id, query.query, collapse_to_documents(hits, k), limit))
     return retrievals

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import (
+    AnnSearchRequest,
+    DataType,
+    Function,
+    FunctionType,
+    MilvusClient,
+    MilvusException,
+    RRFRanker,
+    WeightedRanker,
+)
 
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.ids import FINGERPRINT_LENGTH
@@ -41,6 +50,9 @@ SCALAR_FIELDS: dict[str, int | None] = {
 COMPARED_FIELDS = tuple(field for field in SCALAR_FIELDS if field != "text")
 #: Fields the sync and the checks look entries up by: indexed (see :func:`scalar_index_type`).
 LOOKUP_FIELDS = ("document_id", "partition_date")
+#: The BM25 field of a hybrid collection: Milvus computes it from ``text`` (a function output, never
+#: written by us), so a re-run's comparison and the sync need not know it exists.
+SPARSE_FIELD = "sparse"
 _BATCH = 1000
 #: Rows per page of a query iterator: Milvus's largest query window. Each page is a query of its
 #: own, so fewer, larger pages read a day's ids in less time (half, measured on milvus-lite).
@@ -49,6 +61,7 @@ _PAGE = 16384
 #: retries an unreachable server 75 times (about four minutes) before the step's retry policy
 #: gets a say; with it, a server that is down fails the attempt quickly and Dagster retries it.
 DEFAULT_TIMEOUT_S = 60.0
+_log = logging.getLogger(__name__)
 
 
 class _QuietLiteTimestamps(logging.Filter):
@@ -76,12 +89,24 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
+def _version(server_version: str) -> tuple[int, int] | None:
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.\S*", server_version.strip())
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def has_bm25(server_version: str) -> bool:
+    """Whether the server computes BM25 fields: Milvus from 2.5, and milvus-lite (its own version
+    numbers, "milvus_lite-3.2.2"). Milvus 2.3.5 crashes on a sparse field."""
+    version = _version(server_version)
+    return version is None or version >= (2, 5)
+
+
 def scalar_index_type(server_version: str) -> str:
     """The index of the fields the sync looks entries up by: INVERTED, or on a Milvus server
     older than 2.4, which refuses INVERTED, the Trie those servers build for strings.
     ``server_version``: as servers report it ("v2.3.5", "2.6.11", "milvus_lite-3.2.2")."""
-    match = re.fullmatch(r"v?(\d+)\.(\d+)\.\S*", server_version.strip())
-    return "Trie" if match and (int(match[1]), int(match[2])) < (2, 4) else "INVERTED"
+    version = _version(server_version)
+    return "Trie" if version and version < (2, 4) else "INVERTED"
 
 
 @dataclass(frozen=True)
@@ -91,11 +116,16 @@ class SearchHit:
     fields: dict[str, Any]
 
 
+def _hits(found: Iterable[dict[str, Any]]) -> list[SearchHit]:
+    return [SearchHit(float(hit["distance"]), str(hit["id"]), dict(hit["entity"])) for hit in found]
+
+
 class MilvusIndex:
     def __init__(self, client: MilvusClient, spec: IndexSpec, timeout_s: float = DEFAULT_TIMEOUT_S):
         self.client = client
         self.spec = spec
         self.timeout_s = timeout_s
+        self._hybrid: dict[str, bool] = {}  # collection -> has the BM25 field (fixed when made)
 
     def collection_name(self, fingerprint: str) -> str:
         return f"{self.spec.alias}__{fingerprint}"
@@ -115,12 +145,27 @@ class MilvusIndex:
     def _create(self, name: str, dimension: int) -> None:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        version = self.client.get_server_version(timeout=self.timeout_s)
+        hybrid = self.spec.retrieval == "hybrid" and has_bm25(version)
+        if self.spec.retrieval == "hybrid" and not hybrid:
+            _log.warning("Milvus %s has no BM25 (2.5 and later have): %s is made for dense search only", version, name)
         for field, limit in SCALAR_FIELDS.items():
             if limit is None:
                 schema.add_field(field, DataType.INT64)
             else:
-                schema.add_field(field, DataType.VARCHAR, max_length=limit)
+                # The chunk text is tokenised for BM25 (Milvus's standard analyzer) in a hybrid collection.
+                analysed = {"enable_analyzer": True} if hybrid and field == "text" else {}
+                schema.add_field(field, DataType.VARCHAR, max_length=limit, **analysed)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        if hybrid:
+            schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+            bm25 = Function(
+                name="text_bm25",
+                input_field_names=["text"],
+                output_field_names=[SPARSE_FIELD],
+                function_type=FunctionType.BM25,
+            )
+            schema.add_function(bm25)
         # Made, then indexed, then loaded by ensure_loaded: never loaded with some of its indexes
         # still to come. A run making the same collection at the same moment finds the same
         # schema and indexes made, by whichever run was first.
@@ -137,6 +182,15 @@ class MilvusIndex:
         self._create_index(name, "vector", **vector, params=dict(self.spec.index_params))
         for field in LOOKUP_FIELDS:
             self._create_index(name, field, index_type=scalar)
+        if self.is_hybrid(name):
+            self._create_index(name, SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+
+    def is_hybrid(self, collection: str) -> bool:
+        """Whether the collection has the BM25 field (asked once: a collection never changes kind)."""
+        if collection not in self._hybrid:
+            fields = self.client.describe_collection(collection, timeout=self.timeout_s)["fields"]
+            self._hybrid[collection] = any(field["name"] == SPARSE_FIELD for field in fields)
+        return self._hybrid[collection]
 
     def _create_index(self, collection: str, field: str, **settings: Any) -> None:
         if self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s):
@@ -172,11 +226,9 @@ class MilvusIndex:
         return getattr(state, "name", str(state)) == "Loaded"
 
     def _indexed(self, collection: str) -> bool:
-        """Whether the vector and every lookup field have their index."""
-        return all(
-            self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s)
-            for field in ("vector", *LOOKUP_FIELDS)
-        )
+        """Whether the vector, every lookup field and the BM25 field (if any) have their index."""
+        fields = ("vector", *LOOKUP_FIELDS, *([SPARSE_FIELD] if self.is_hybrid(collection) else []))
+        return all(self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s) for field in fields)
 
     # -- alias -------------------------------------------------------------------------------
     def live_collection(self) -> str | None:
@@ -294,6 +346,26 @@ class MilvusIndex:
                 vectors[row["id"]] = np.asarray(row["vector"], dtype=np.float32)
         return vectors
 
+    def reusable_vectors(self, collection: str, same_space: Sequence[str], ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of ``ids`` in ``collection``, else in whichever of the ``same_space``
+        collections (the same embedding space, the other retrieval) exist."""
+        found = self.vectors_for(collection, ids)
+        for other in same_space:
+            missing = [i for i in ids if i not in found]
+            if not missing or not self.client.has_collection(other, timeout=self.timeout_s):
+                continue
+            self.ensure_loaded(other)
+            found.update(self.vectors_for(other, missing))
+        return found
+
+    def texts_of(self, collection: str, ids: Sequence[str]) -> dict[str, str]:
+        """The stored chunk text of whichever ``ids`` exist."""
+        texts: dict[str, str] = {}
+        for batch in _batches(list(ids), _BATCH):
+            for row in self.client.get(collection, ids=list(batch), output_fields=["text"], timeout=self.timeout_s):
+                texts[row["id"]] = row["text"]
+        return texts
+
     def count(self, collection: str, expr: str = "") -> int:
         # No filter for the whole collection: Milvus then counts from its segments' row counts
         # instead of testing every row (0.06 s against 2.3 s for 24,000 rows on milvus-lite).
@@ -301,23 +373,69 @@ class MilvusIndex:
         return int(result[0]["count(*)"])
 
     def search(
-        self, vectors: np.ndarray, *, limit: int, collection: str | None = None, expr: str = ""
+        self,
+        vectors: np.ndarray,
+        *,
+        limit: int,
+        collection: str | None = None,
+        expr: str = "",
+        texts: Sequence[str] | None = None,
     ) -> list[list[SearchHit]]:
+        """The nearest entries of each query. With the queries' ``texts`` and a hybrid collection:
+        the dense and the BM25 rankings fused as the pipeline says (``fusion``); the scores are
+        then the fusion's, not similarities. Without them: the vectors alone."""
         target = collection or self.live_collection()
         if target is None:
             raise LookupError(f"alias {self.spec.alias!r} does not exist: nothing has been indexed yet")
         self.ensure_loaded(target)
+        if texts is not None and self.is_hybrid(target):
+            return [
+                self._hybrid_search(target, vector, text, limit, expr)
+                for vector, text in zip(vectors, texts, strict=True)
+            ]
         results = self.client.search(
             target,
             data=[v.tolist() for v in vectors],
+            anns_field="vector",
             limit=limit,
             filter=expr,
             output_fields=[f for f in SCALAR_FIELDS],
             timeout=self.timeout_s,
         )
-        return [
-            [SearchHit(float(hit["distance"]), str(hit["id"]), dict(hit["entity"])) for hit in hits] for hits in results
+        return [_hits(found) for found in results]
+
+    def _hybrid_search(self, collection: str, vector: np.ndarray, text: str, limit: int, expr: str) -> list[SearchHit]:
+        # hybrid_search takes one query per request: each query is one call.
+        requests = [
+            AnnSearchRequest(data=[vector.tolist()], anns_field="vector", param={}, limit=limit, expr=expr or None),
+            AnnSearchRequest(data=[text], anns_field=SPARSE_FIELD, param={}, limit=limit, expr=expr or None),
         ]
+        if self.spec.fusion == "rrf":
+            ranker = RRFRanker(self.spec.rrf_k)
+        else:
+            ranker = WeightedRanker(self.spec.dense_weight, 1 - self.spec.dense_weight)
+        results = self.client.hybrid_search(
+            collection,
+            reqs=requests,
+            ranker=ranker,
+            limit=limit,
+            output_fields=[f for f in SCALAR_FIELDS],
+            timeout=self.timeout_s,
+        )
+        return _hits(results[0])
+
+    def keyword_search(self, collection: str, texts: Sequence[str], *, limit: int) -> list[list[SearchHit]]:
+        """The BM25 field alone (a hybrid collection's): what the self-retrieval check reads."""
+        self.ensure_loaded(collection)
+        results = self.client.search(
+            collection,
+            data=list(texts),
+            anns_field=SPARSE_FIELD,
+            limit=limit,
+            output_fields=["document_id"],
+            timeout=self.timeout_s,
+        )
+        return [_hits(found) for found in results]
 
     # -- writes ------------------------------------------------------------------------------
     def upsert(self, collection: str, rows: Sequence[dict[str, Any]], checkpoint: Checkpoint = no_deadline) -> int:

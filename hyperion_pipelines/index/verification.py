@@ -58,15 +58,30 @@ class SelfRetrievalMiss:
     own_score: float | None
 
 
+#: A chunk's own text, searched in the BM25 field, must bring it back among this many hits: a
+#: chunk shares words with its neighbours (the overlap) and with repeated boilerplate.
+KEYWORD_TOP = 5
+
+
 @dataclass(frozen=True)
 class SelfRetrievalReport:
     sampled: int
     found_first: int
     misses: list[SelfRetrievalMiss]
+    #: Of a hybrid collection: sampled chunks found among the top KEYWORD_TOP by their own text
+    #: in the BM25 field, and how many were searched. None for a dense collection.
+    keyword_found: int | None = None
+    keyword_sampled: int = 0
 
     @property
     def ratio(self) -> float:
         return self.found_first / self.sampled if self.sampled else 1.0
+
+    @property
+    def keyword_ratio(self) -> float | None:
+        if self.keyword_found is None:
+            return None
+        return self.keyword_found / self.keyword_sampled if self.keyword_sampled else 1.0
 
 
 def self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[str], vectors: np.ndarray) -> SelfRetrievalReport:
@@ -88,4 +103,22 @@ def self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[str], vect
                 own_score=round(own.score, 5) if own else None,
             )
         )
-    return SelfRetrievalReport(sampled=len(ids), found_first=len(ids) - len(misses), misses=misses)
+    keyword_found, keyword_sampled = _keyword_self_retrieval(index, collection, ids)
+    return SelfRetrievalReport(
+        sampled=len(ids),
+        found_first=len(ids) - len(misses),
+        misses=misses,
+        keyword_found=keyword_found,
+        keyword_sampled=keyword_sampled,
+    )
+
+
+def _keyword_self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[str]) -> tuple[int | None, int]:
+    """The BM25 field's side of the check: each sampled chunk searched by its stored text."""
+    if not index.is_hybrid(collection):
+        return None, 0
+    texts = index.texts_of(collection, ids)
+    searched = [chunk for chunk in ids if texts.get(chunk, "").strip()]
+    results = index.keyword_search(collection, [texts[c] for c in searched], limit=KEYWORD_TOP) if searched else []
+    found = sum(any(hit.id == chunk for hit in hits) for chunk, hits in zip(searched, results, strict=True))
+    return found, len(searched)

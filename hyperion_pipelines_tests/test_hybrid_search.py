@@ -1,0 +1,152 @@
+"""Hybrid retrieval on real milvus-lite with the real model: a BM25 field beside the vectors,
+searched with them and fused; a collection is hybrid or dense for good, never mixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+from pymilvus import MilvusClient
+
+from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.defs.pipeline import build_pipeline
+from hyperion_pipelines.embedding.base import EmbedderIdentity
+from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
+from hyperion_pipelines.embedding.space import collection_fingerprint, space_fingerprint
+from hyperion_pipelines.index.milvus_index import SCALAR_FIELDS, SPARSE_FIELD, MilvusIndex
+from hyperion_pipelines.index.resources import connect
+from hyperion_pipelines.index.verification import self_retrieval
+from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.spec import IndexSpec, PipelineSpec
+
+from .conftest import UPLOAD_DAY
+
+# Sibling pages about one tool, and the page that holds the option a user types: the model ranks
+# that page last for the option's name, BM25 first (the one page with the rare term "t0").
+PAGES = {
+    "options.md": "The option list: -T0 uses as many worker threads as cores; --ultra unlocks levels above 19.",
+    "levels.md": "Compressing files with zstd: choose a level from 1 to 19 for speed against ratio.",
+    "threads.md": "Multithreaded compression speeds up zstd on machines with many cores.",
+    "about.md": "zstd is a fast lossless compression algorithm by Facebook.",
+    "compare.md": "Compression tools compared: gzip, xz and zstd on large archives.",
+    "backups.md": "Using more threads for zstd compression of backups.",
+}
+QUERY = "zstd -T0"
+
+
+@pytest.fixture(scope="module")
+def model() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+def indexed(tmp_path: Path, model: SentenceTransformerEmbedder, **spec: str) -> tuple[MilvusIndex, str]:
+    index = MilvusIndex(MilvusClient(uri=str(tmp_path / f"{spec.get('retrieval', 'hybrid')}.db")), IndexSpec(**spec))
+    collection = index.ensure_collection("0123456789abcdef", 384)
+    vectors = model.embed(list(PAGES.values()))
+    rows = []
+    for n, (source, text) in enumerate(PAGES.items()):
+        row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
+        rows.append(row | {"id": f"c{n}", "source": source, "document_id": source, "text": text, "vector": vectors[n]})
+    index.upsert(collection, rows)
+    index.flush(collection)
+    return index, collection
+
+
+def top(index: MilvusIndex, collection: str, model: SentenceTransformerEmbedder, k: int, query: str = QUERY) -> list:
+    hits = index.search(model.embed([query]), limit=k, collection=collection, texts=[query])[0]
+    return [hit.fields["source"] for hit in hits]
+
+
+def test_hybrid_search_finds_the_exact_term_that_dense_search_ranks_last(
+    tmp_path: Path, model: SentenceTransformerEmbedder
+) -> None:
+    dense, dense_collection = indexed(tmp_path, model, retrieval="dense")
+    hybrid, hybrid_collection = indexed(tmp_path, model)
+    assert not dense.is_hybrid(dense_collection) and hybrid.is_hybrid(hybrid_collection)
+    assert top(dense, dense_collection, model, 6)[-1] == "options.md"  # the model's view: last
+    assert "options.md" not in top(dense, dense_collection, model, 3)
+    assert "options.md" in top(hybrid, hybrid_collection, model, 3)
+    keyword = hybrid.keyword_search(hybrid_collection, [QUERY], limit=1)[0]
+    assert [hit.fields["document_id"] for hit in keyword] == ["options.md"]
+    # Without the query's text (the self-retrieval check's vectors), the same collection is dense.
+    vectors_only = hybrid.search(model.embed([QUERY]), limit=3, collection=hybrid_collection)[0]
+    assert [hit.fields["source"] for hit in vectors_only] == top(dense, dense_collection, model, 3)
+
+
+def test_weighted_fusion_is_a_query_time_setting(tmp_path: Path, model: SentenceTransformerEmbedder) -> None:
+    """All dense weight gives the dense ranking, all BM25 weight the keyword one: same collection."""
+    index, collection = indexed(tmp_path, model)
+    dense_only = MilvusIndex(index.client, IndexSpec(fusion="weighted", dense_weight=1.0))
+    keyword_only = MilvusIndex(index.client, IndexSpec(fusion="weighted", dense_weight=0.0))
+    assert top(dense_only, collection, model, 6)[-1] == "options.md"
+    assert top(keyword_only, collection, model, 1) == ["options.md"]
+
+
+def test_the_bm25_field_is_checked_by_self_retrieval(tmp_path: Path, model: SentenceTransformerEmbedder) -> None:
+    index, collection = indexed(tmp_path, model)
+    ids = [f"c{n}" for n in range(len(PAGES))]
+    report = self_retrieval(index, collection, ids, model.embed(list(PAGES.values())))
+    assert (report.found_first, report.keyword_found, report.keyword_sampled) == (6, 6, 6)
+    assert report.keyword_ratio == 1.0
+    dense, dense_collection = indexed(tmp_path, model, retrieval="dense")
+    assert self_retrieval(dense, dense_collection, ids, model.embed(list(PAGES.values()))).keyword_ratio is None
+
+
+def test_hybrid_and_dense_collections_have_their_own_names_and_chunk_ids_do_not_change() -> None:
+    """The collection's name says what it holds, so switching ``retrieval`` goes through the
+    blue/green re-index; the chunk ids (the space fingerprint) stay, so vectors are comparable."""
+    identity = EmbedderIdentity("sentence-transformers/all-MiniLM-L6-v2", 384, True, 256)
+    hybrid = PipelineSpec(name="documents")
+    dense = PipelineSpec(name="documents", index=IndexSpec(retrieval="dense"))
+    assert space_fingerprint(hybrid, identity) == space_fingerprint(dense, identity)
+    assert collection_fingerprint(dense, identity) == space_fingerprint(dense, identity)  # as before hybrid
+    assert collection_fingerprint(hybrid, identity) != collection_fingerprint(dense, identity)
+    weighted = PipelineSpec(name="documents", index=IndexSpec(fusion="weighted", dense_weight=0.3))
+    assert collection_fingerprint(weighted, identity) == collection_fingerprint(hybrid, identity)
+    assert SPARSE_FIELD not in SCALAR_FIELDS  # written by Milvus, never by the sync
+
+
+def materialize_day(settings: Settings, instance: DagsterInstance, spec: PipelineSpec) -> tuple[dict, dict]:
+    """Every asset of the day with ``spec``: each asset's metadata, and each check's metadata."""
+    result = materialize(
+        build_pipeline(spec).assets,
+        partition_key=UPLOAD_DAY,
+        resources=build_definitions(settings).resources,
+        instance=instance,
+    )
+    assert result.success
+    assets = {
+        event.materialization.asset_key.path[-1]: {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+    }
+    checks = {
+        check.check_name: {"passed": check.passed} | {k: v.value for k, v in check.metadata.items()}
+        for check in result.get_asset_check_evaluations()
+    }
+    return assets, checks
+
+
+def test_a_dense_index_switched_to_hybrid_is_a_new_collection_filled_with_the_same_vectors(
+    hyperion_env: Settings, sample_uploads: Path
+) -> None:
+    """A pipeline indexed before hybrid retrieval (dense) gets its hybrid collection from the
+    vectors it has: nothing is embedded again, and the self-retrieval check covers the BM25 field."""
+    hybrid = default_spec(hyperion_env)
+    dense = hybrid.model_copy(update={"index": hybrid.index.model_copy(update={"retrieval": "dense"})})
+    with DagsterInstance.ephemeral() as instance:
+        before, checks = materialize_day(hyperion_env, instance, dense)
+        chunks = before["chunk_embeddings"]["embedded"]
+        assert chunks > 8 and "keyword_ratio" not in checks["self_retrieval"]
+        after, checks = materialize_day(hyperion_env, instance, hybrid)
+    assert (after["chunk_embeddings"]["embedded"], after["chunk_embeddings"]["reused"]) == (0, chunks)
+    assert after["vector_index"]["collection"] != before["vector_index"]["collection"]
+    assert after["vector_index"]["upserted"] == chunks
+    assert checks["self_retrieval"]["passed"] and checks["self_retrieval"]["keyword_ratio"] == 1.0
+    client = connect(hyperion_env.milvus_uri)
+    try:
+        index = MilvusIndex(client, hybrid.index)
+        assert index.is_hybrid(after["vector_index"]["collection"])
+        assert not index.is_hybrid(before["vector_index"]["collection"])
+    finally:
+        client.close()
