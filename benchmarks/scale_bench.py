@@ -231,6 +231,7 @@ def run_size(
         started = time.perf_counter()
         done, peaks = sampled_run(command, env, server)
         seconds = time.perf_counter() - started
+        entries = live_entries(uri or str(workspace.home / "milvus.db")) if done.returncode == 0 else -1
     if done.returncode != 0:
         raise RuntimeError(f"ingest of {count} documents failed ({done.returncode}):\n{done.stderr[-3000:]}")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -240,6 +241,11 @@ def run_size(
         "part_documents": part_documents,
         "milvus": label,
         "chunks": summary["chunks"],
+        # Exact: the matches_chunks and self_retrieval checks passed, and the collection behind
+        # the alias holds one entry per chunk.
+        "failed_checks": summary["failed_checks"],
+        "index_entries": entries,
+        "index_exact": not summary["failed_checks"] and entries == summary["chunks"],
         "seconds": round(seconds, 1),
         "documents_per_s": round(count / seconds, 2),
         "chunks_per_s": round(summary["chunks"] / seconds, 1),
@@ -249,6 +255,20 @@ def run_size(
     }
     shutil.rmtree(workspace.home, ignore_errors=True)
     return row
+
+
+def live_entries(uri: str) -> int:
+    """Entries of the collection behind the sample pipeline's alias."""
+    from hyperion_pipelines.index.resources import connect, release_local
+
+    client = connect(uri)
+    try:
+        collection = client.describe_alias("hyperion_documents")["collection_name"]
+        client.load_collection(collection)
+        return int(client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+    finally:
+        client.close()
+        release_local(uri)
 
 
 def physical_limits(scratch: Path, corpus: Path, pages: list[Path], count: int, url: str) -> dict[str, Any]:

@@ -242,6 +242,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         "skipped_partitions": skipped,
         "run_ids": run_ids,
         "failures": runs.failures,
+        "failed_checks": runs.failed_checks,
         "evaluation": evaluation,
     }
     if args.json:
@@ -260,6 +261,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 f"Golden queries: recall@{k} {evaluation['recall_at_k']:.3f}, MRR {evaluation['mrr']:.3f}, "
                 f"nDCG@{k} {evaluation['ndcg_at_k']:.3f} ({evaluation['check']})."
             )
+        for line in runs.failed_checks:
+            print(f"FAILED check: {line} (see the asset's checks in the Dagster UI)", file=sys.stderr)
         if failed:
             print(f"FAILED partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
             for line in runs.failures:

@@ -190,14 +190,19 @@ class FakeEmbedder:
 
 
 class FakeIndex:
-    """Answers query number i (its vector) with ``rankings[i]``; records the limits asked for."""
+    """Answers query number i (its vector) with ``rankings[i]``; records the limits and the query
+    texts (for a hybrid collection's BM25 field) asked for."""
 
     def __init__(self, rankings: list[list[SearchHit]]) -> None:
         self.rankings = rankings
         self.limits: list[int] = []
+        self.texts: list[str] = []
 
-    def search(self, vectors: np.ndarray, *, limit: int, collection: str | None = None) -> list[list[SearchHit]]:
+    def search(
+        self, vectors: np.ndarray, *, limit: int, collection: str | None = None, texts: list[str] | None = None
+    ) -> list[list[SearchHit]]:
         self.limits.append(limit)
+        self.texts.extend(texts or [])
         return [self.rankings[int(v[0])][:limit] for v in vectors]
 
 
@@ -221,6 +226,7 @@ def test_relevant_items_match_by_document_id_or_source() -> None:
     embedder, index = FakeEmbedder(), FakeIndex(rankings)
     retrievals = retrieve_documents(index, embedder, queries, k=2)  # type: ignore[arg-type]
     assert embedder.calls == [["one", "two", "three"]] and index.limits == [10]
+    assert index.texts == ["one", "two", "three"]  # each query's words go with its vector
     result = score_retrievals(queries, retrievals, k=2)
     scores = {s.query_id: (s.recall_at_k, s.reciprocal_rank) for s in result.per_query}
     assert scores == {"by-source": (1.0, 0.5), "by-id": (0.5, 0.5), "shared-path": (1.0, 1.0)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dagster import DagsterInstance, materialize
 from pymilvus import MilvusClient
@@ -150,3 +151,20 @@ def test_a_dense_index_switched_to_hybrid_is_a_new_collection_filled_with_the_sa
         assert not index.is_hybrid(before["vector_index"]["collection"])
     finally:
         client.close()
+
+
+def test_repeated_boilerplate_ties_count_as_found_by_its_own_text(tmp_path: Path) -> None:
+    """Every page of a manual ends with the same links: dozens of chunks whose words are the same
+    score the same for their own text, in any order; each counts as found, as in the dense check."""
+    index = MilvusIndex(MilvusClient(uri=str(tmp_path / "index.db")), IndexSpec())
+    collection = index.ensure_collection("0123456789abcdef", 4)
+    rows = []
+    for n in range(80):
+        text = "This Page\n\nReport a Bug\n\nShow Source" + ("\n\n«" if n % 2 else "")
+        row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
+        rows.append(row | {"id": f"b{n}", "text": text, "vector": [1.0, float(n), 0.0, 1.0]})
+    rows.append(row | {"id": "prose", "text": "Tide pools shelter anemones at low water.", "vector": [0, 1, 1, 0]})
+    index.upsert(collection, rows)
+    index.flush(collection)
+    report = self_retrieval(index, collection, ["b3", "b40", "b79", "prose"], np.zeros((4, 4), dtype=np.float32) + 1)
+    assert (report.keyword_found, report.keyword_sampled) == (4, 4)

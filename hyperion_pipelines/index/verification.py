@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hyperion_pipelines.index.id_set import IdCounter, IdSet
-from hyperion_pipelines.index.milvus_index import MilvusIndex
+from hyperion_pipelines.index.milvus_index import MilvusIndex, SearchHit
 
 _TIE = 1e-4  # float32 scores of identical vectors agree to about this
 
@@ -113,12 +113,31 @@ def self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[str], vect
     )
 
 
+#: How far down the BM25 ranking a sampled chunk is looked for: repeated boilerplate ("Report a
+#: Bug / Show Source" on every page of a manual) ties dozens of chunks with the same score.
+_KEYWORD_WINDOW = 50
+
+
 def _keyword_self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[str]) -> tuple[int | None, int]:
     """The BM25 field's side of the check: each sampled chunk searched by its stored text."""
     if not index.is_hybrid(collection):
         return None, 0
     texts = index.texts_of(collection, ids)
     searched = [chunk for chunk in ids if texts.get(chunk, "").strip()]
-    results = index.keyword_search(collection, [texts[c] for c in searched], limit=KEYWORD_TOP) if searched else []
-    found = sum(any(hit.id == chunk for hit in hits) for chunk, hits in zip(searched, results, strict=True))
+    queries = [texts[c] for c in searched]
+    results = index.keyword_search(collection, queries, limit=_KEYWORD_WINDOW) if searched else []
+    found = sum(_among_top(chunk, hits) for chunk, hits in zip(searched, results, strict=True))
     return found, len(searched)
+
+
+def _among_top(chunk: str, hits: Sequence[SearchHit]) -> bool:
+    """Whether ``chunk`` ranks in the top KEYWORD_TOP, or ties with the hit there: chunks whose
+    words are the same score the same, and their order among themselves means nothing."""
+    if len(hits) <= KEYWORD_TOP or any(hit.id == chunk for hit in hits[:KEYWORD_TOP]):
+        return any(hit.id == chunk for hit in hits)
+    last = hits[KEYWORD_TOP - 1].score
+    own = next((hit for hit in hits if hit.id == chunk), None)
+    limit = _TIE * max(1.0, abs(last))
+    # Not in the window at all: found when the whole window is one tie (a block of repeats).
+    score = own.score if own is not None else hits[-1].score
+    return abs(score - last) <= limit
