@@ -34,6 +34,7 @@ FUSIONS: list[dict[str, Any]] = [
     {"fusion": "rrf", "rrf_k": 60},
     {"fusion": "rrf", "rrf_k": 20},
     {"fusion": "weighted", "dense_weight": 0.7},
+    {"fusion": "weighted", "dense_weight": 0.6},
     {"fusion": "weighted", "dense_weight": 0.5},
     {"fusion": "weighted", "dense_weight": 0.3},
 ]

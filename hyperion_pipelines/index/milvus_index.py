@@ -53,6 +53,9 @@ LOOKUP_FIELDS = ("document_id", "partition_date")
 #: The BM25 field of a hybrid collection: Milvus computes it from ``text`` (a function output, never
 #: written by us), so a re-run's comparison and the sync need not know it exists.
 SPARSE_FIELD = "sparse"
+#: Candidates each side of a hybrid search offers the fusion, at least.
+HYBRID_CANDIDATES = 50
+_MAX_LIMIT = 16384  # Milvus's largest search limit
 _BATCH = 1000
 #: Rows per page of a query iterator: Milvus's largest query window. Each page is a query of its
 #: own, so fewer, larger pages read a day's ids in less time (half, measured on milvus-lite).
@@ -405,10 +408,13 @@ class MilvusIndex:
         return [_hits(found) for found in results]
 
     def _hybrid_search(self, collection: str, vector: np.ndarray, text: str, limit: int, expr: str) -> list[SearchHit]:
-        # hybrid_search takes one query per request: each query is one call.
+        # hybrid_search takes one query per request: each query is one call. Each side offers more
+        # candidates than asked for: an entry one side ranks just below the cut would otherwise
+        # enter the fusion with that side's score missing, and the top k would depend on k.
+        pool = min(_MAX_LIMIT, max(2 * limit, HYBRID_CANDIDATES))
         requests = [
-            AnnSearchRequest(data=[vector.tolist()], anns_field="vector", param={}, limit=limit, expr=expr or None),
-            AnnSearchRequest(data=[text], anns_field=SPARSE_FIELD, param={}, limit=limit, expr=expr or None),
+            AnnSearchRequest(data=[vector.tolist()], anns_field="vector", param={}, limit=pool, expr=expr or None),
+            AnnSearchRequest(data=[text], anns_field=SPARSE_FIELD, param={}, limit=pool, expr=expr or None),
         ]
         if self.spec.fusion == "rrf":
             ranker = RRFRanker(self.spec.rrf_k)
