@@ -71,8 +71,11 @@ def evaluate_corpus(name: str, uploads: Path, query_sets: dict[str, list[dict]],
     workspace = Workspace.create(scratch / name, uploads)
     os.environ.update(workspace.env())
     settings = Settings.from_env()
-    hybrid = default_spec(settings)
-    dense = hybrid.model_copy(update={"index": hybrid.index.model_copy(update={"retrieval": "dense"})})
+    default = default_spec(settings)
+    dense, hybrid = (
+        default.model_copy(update={"index": default.index.model_copy(update={"retrieval": mode})})
+        for mode in ("dense", "hybrid")
+    )
     collections: dict[str, str] = {}
     chunks = 0
     with DagsterInstance.ephemeral() as instance:

@@ -413,7 +413,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     spec = _pipeline(args)
     defs = build_definitions(settings)
     with _index_and_embedder(settings, spec) as (index, embedder):
-        candidate = index.collection_name(collection_fingerprint(spec, embedder.identity))
+        candidate = index.collection_name(collection_fingerprint(spec, embedder.identity, index.retrieval))
         live = index.live_collection()
     if live == candidate and not args.force:
         if args.json:
@@ -491,7 +491,7 @@ def _live_index(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[
             print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
             yield None
             return
-        current = index.collection_name(collection_fingerprint(spec, embedder.identity))
+        current = index.collection_name(collection_fingerprint(spec, embedder.identity, index.retrieval))
         if live != current:
             # Mid re-index: the live collection was built with the previous configuration.
             print(
@@ -508,7 +508,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
     spec = _pipeline(args)
     with _index_and_embedder(settings, spec) as (index, embedder):
-        current = index.collection_name(collection_fingerprint(spec, embedder.identity))
+        current = index.collection_name(collection_fingerprint(spec, embedder.identity, index.retrieval))
         live = index.live_collection()
         rows = []
         for name in index.collections():

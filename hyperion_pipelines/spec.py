@@ -215,11 +215,12 @@ class IndexSpec(_Strict):
     metric_type: Literal["COSINE", "IP", "L2"] = Field(default="COSINE", description="Similarity metric.")
     index_params: dict[str, int] = Field(default_factory=lambda: {"M": 16, "efConstruction": 200})
     write_batch_size: int = Field(default=512, gt=0, description="Rows per upsert call.")
-    retrieval: Literal["hybrid", "dense"] = Field(
-        default="hybrid",
+    retrieval: Literal["auto", "hybrid", "dense"] = Field(
+        default="auto",
         description="hybrid: a BM25 field (Milvus's BM25 function on the chunk text) beside the vectors, searched "
-        "with them and fused; dense: vectors only. Part of the collection's name: a change is a re-index. "
-        "A Milvus server before 2.5 has no BM25: there the collection is made dense, with a warning.",
+        "with them and fused; dense: vectors only; auto: hybrid on a Milvus server from 2.5, dense on milvus-lite "
+        "(which scores BM25 per segment, so documents written after a flush rank below weaker matches) and on "
+        "older servers (no BM25). Part of the collection's name: a change is a re-index.",
     )
     # The defaults were chosen on benchmarks/retrieval_modes.py (results/retrieval_modes.json).
     fusion: Literal["rrf", "weighted"] = Field(

@@ -14,7 +14,7 @@ from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.embedding.base import EmbedderIdentity
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
-from hyperion_pipelines.embedding.space import collection_fingerprint, space_fingerprint
+from hyperion_pipelines.embedding.space import collection_fingerprint, same_space_fingerprints, space_fingerprint
 from hyperion_pipelines.index.milvus_index import SCALAR_FIELDS, SPARSE_FIELD, MilvusIndex
 from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.index.verification import self_retrieval
@@ -42,7 +42,8 @@ def model() -> SentenceTransformerEmbedder:
 
 
 def indexed(tmp_path: Path, model: SentenceTransformerEmbedder, **spec: str) -> tuple[MilvusIndex, str]:
-    index = MilvusIndex(MilvusClient(uri=str(tmp_path / f"{spec.get('retrieval', 'hybrid')}.db")), IndexSpec(**spec))
+    spec = {"retrieval": "hybrid"} | spec
+    index = MilvusIndex(MilvusClient(uri=str(tmp_path / f"{spec['retrieval']}.db")), IndexSpec(**spec))
     collection = index.ensure_collection("0123456789abcdef", 384)
     vectors = model.embed(list(PAGES.values()))
     rows = []
@@ -100,13 +101,13 @@ def test_hybrid_and_dense_collections_have_their_own_names_and_chunk_ids_do_not_
     """The collection's name says what it holds, so switching ``retrieval`` goes through the
     blue/green re-index; the chunk ids (the space fingerprint) stay, so vectors are comparable."""
     identity = EmbedderIdentity("sentence-transformers/all-MiniLM-L6-v2", 384, True, 256)
-    hybrid = PipelineSpec(name="documents")
-    dense = PipelineSpec(name="documents", index=IndexSpec(retrieval="dense"))
-    assert space_fingerprint(hybrid, identity) == space_fingerprint(dense, identity)
-    assert collection_fingerprint(dense, identity) == space_fingerprint(dense, identity)  # as before hybrid
-    assert collection_fingerprint(hybrid, identity) != collection_fingerprint(dense, identity)
+    spec = PipelineSpec(name="documents")
     weighted = PipelineSpec(name="documents", index=IndexSpec(fusion="weighted", dense_weight=0.3))
-    assert collection_fingerprint(weighted, identity) == collection_fingerprint(hybrid, identity)
+    assert space_fingerprint(spec, identity) == space_fingerprint(weighted, identity)
+    assert collection_fingerprint(spec, identity, "dense") == space_fingerprint(spec, identity)  # as before hybrid
+    assert collection_fingerprint(spec, identity, "hybrid") != collection_fingerprint(spec, identity, "dense")
+    assert collection_fingerprint(weighted, identity, "hybrid") == collection_fingerprint(spec, identity, "hybrid")
+    assert same_space_fingerprints(spec, identity, "dense") == [collection_fingerprint(spec, identity, "hybrid")]
     assert SPARSE_FIELD not in SCALAR_FIELDS  # written by Milvus, never by the sync
 
 
@@ -135,8 +136,9 @@ def test_a_dense_index_switched_to_hybrid_is_a_new_collection_filled_with_the_sa
 ) -> None:
     """A pipeline indexed before hybrid retrieval (dense) gets its hybrid collection from the
     vectors it has: nothing is embedded again, and the self-retrieval check covers the BM25 field."""
-    hybrid = default_spec(hyperion_env)
-    dense = hybrid.model_copy(update={"index": hybrid.index.model_copy(update={"retrieval": "dense"})})
+    default = default_spec(hyperion_env)
+    dense = default.model_copy(update={"index": default.index.model_copy(update={"retrieval": "dense"})})
+    hybrid = default.model_copy(update={"index": default.index.model_copy(update={"retrieval": "hybrid"})})
     with DagsterInstance.ephemeral() as instance:
         before, checks = materialize_day(hyperion_env, instance, dense)
         chunks = before["chunk_embeddings"]["embedded"]
@@ -158,7 +160,7 @@ def test_a_dense_index_switched_to_hybrid_is_a_new_collection_filled_with_the_sa
 def test_repeated_boilerplate_ties_count_as_found_by_its_own_text(tmp_path: Path) -> None:
     """Every page of a manual ends with the same links: dozens of chunks whose words are the same
     score the same for their own text, in any order; each counts as found, as in the dense check."""
-    index = MilvusIndex(MilvusClient(uri=str(tmp_path / "index.db")), IndexSpec())
+    index = MilvusIndex(MilvusClient(uri=str(tmp_path / "index.db")), IndexSpec(retrieval="hybrid"))
     collection = index.ensure_collection("0123456789abcdef", 4)
     rows = []
     for n in range(80):
@@ -170,3 +172,52 @@ def test_repeated_boilerplate_ties_count_as_found_by_its_own_text(tmp_path: Path
     index.flush(collection)
     report = self_retrieval(index, collection, ["b3", "b40", "b79", "prose"], np.zeros((4, 4), dtype=np.float32) + 1)
     assert (report.keyword_found, report.keyword_sampled) == (4, 4)
+
+
+def paragraphs_of_the_sample_corpus() -> list[str]:
+    corpus = Path(__file__).parents[1] / "hyperion_pipelines" / "sample_corpus"
+    texts = [(corpus / "notes" / name).read_text() for name in ("lighthouse-keepers.txt", "composting.txt")]
+    return [p.strip() for text in texts for p in text.split("\n\n") if p.strip()]
+
+
+def test_milvus_lite_scores_bm25_per_segment_so_auto_stays_dense_there(
+    tmp_path: Path, model: SentenceTransformerEmbedder
+) -> None:
+    """What CI's compose smoke test met: a one-document upload day, written after the earlier
+    days were flushed, is the best match for its own words, yet milvus-lite's BM25 scores it with
+    its own one-row segment's statistics and ranks it below older chunks; fused, an older chunk
+    came first. ``auto`` (the default) is dense on milvus-lite, and finds the new upload first."""
+    older = paragraphs_of_the_sample_corpus()
+    new = "# Kept across restarts\n\nLanterns of the harbour are lit at dusk."
+    query = "harbour lanterns at dusk"
+    client = MilvusClient(uri=str(tmp_path / "index.db"))
+    for spec, hybrid in ((IndexSpec(), False), (IndexSpec(alias="named", retrieval="hybrid"), True)):
+        index = MilvusIndex(client, spec)
+        collection = index.ensure_collection(f"{spec.retrieval:0<16}", 384)
+        assert index.is_hybrid(collection) is hybrid
+        for n, batch in enumerate((older, [new])):
+            vectors = model.embed(batch)
+            rows = []
+            for i, text in enumerate(batch):
+                row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
+                rows.append(
+                    row
+                    | {
+                        "id": f"d{n}c{i}",
+                        "source": f"day{n}",
+                        "document_id": f"day{n}",
+                        "text": text,
+                        "vector": vectors[i],
+                    }
+                )
+            index.upsert(collection, rows)
+            index.flush(collection)
+        found = index.search(model.embed([query]), limit=3, collection=collection, texts=[query])[0]
+        if not hybrid:
+            assert [hit.fields["source"] for hit in found][0] == "day1"
+        else:
+            keyword = index.keyword_search(collection, [query], limit=len(older) + 1)[0]
+            ranked = [hit.fields["document_id"] for hit in keyword]
+            # The only chunk with all three words, scored as one of one: below chunks with one.
+            # If this fails, milvus-lite scores BM25 over the whole collection: revisit ``auto``.
+            assert ranked.index("day1") > 0, ranked

@@ -9,11 +9,20 @@ from pathlib import Path
 import pytest
 from pymilvus import MilvusClient
 
-from hyperion_pipelines.index.milvus_index import MilvusIndex, has_bm25, scalar_index_type
+from hyperion_pipelines.index.milvus_index import (
+    MilvusIndex,
+    bm25_is_collection_wide,
+    has_bm25,
+    resolved_retrieval,
+    scalar_index_type,
+)
 from hyperion_pipelines.spec import IndexSpec
 
 from .milvus_standalone import MilvusStandalone
 from .test_faults import MilvusLiteServer
+
+# Asked for by name, so the BM25 field and its index are made wherever the server has BM25.
+HYBRID = IndexSpec(alias="docs", retrieval="hybrid")
 
 
 @pytest.mark.parametrize(
@@ -40,6 +49,25 @@ def test_bm25_is_there_from_milvus_2_5_and_in_milvus_lite(version: str, bm25: bo
     assert has_bm25(version) is bm25
 
 
+@pytest.mark.parametrize(
+    ("version", "auto"),
+    [
+        ("v2.3.5", "dense"),
+        ("v2.4.9", "dense"),
+        ("v2.5.0", "hybrid"),
+        ("v2.6.11", "hybrid"),
+        ("milvus_lite-3.2.2", "dense"),
+    ],
+)
+def test_auto_retrieval_is_hybrid_only_where_bm25_is_scored_over_the_whole_collection(version: str, auto: str) -> None:
+    """milvus-lite scores BM25 per segment (test_hybrid_search shows what that does to a new
+    upload), so ``auto`` stays dense there; asked for by name, hybrid is what a pipeline gets."""
+    assert bm25_is_collection_wide(version) is (auto == "hybrid")
+    assert resolved_retrieval("auto", version) == auto
+    assert resolved_retrieval("hybrid", version) == "hybrid"
+    assert resolved_retrieval("dense", version) == "dense"
+
+
 def test_a_collection_on_milvus_lite_indexes_its_lookup_fields_inverted(tmp_path: Path) -> None:
     client = MilvusClient(uri=str(tmp_path / "index.db"))
     collection = MilvusIndex(client, IndexSpec(alias="docs")).ensure_collection("0123456789abcdef", 8)
@@ -51,7 +79,7 @@ def left_unindexed(uri: str) -> tuple[str, MilvusClient]:
     """A collection whose first run died after making it and before indexing it, opened by the
     next run; returns it, and a client."""
     client = MilvusClient(uri=uri)
-    index = MilvusIndex(client, IndexSpec(alias="docs"), timeout_s=5)
+    index = MilvusIndex(client, HYBRID, timeout_s=5)
     name = index.collection_name("fedcba9876543210")
     index._create(name, 8)
     client.release_collection(name)
@@ -72,7 +100,7 @@ def made_at_once(uri: str, runs: int = 4) -> tuple[str, MilvusClient]:
 
     def make(client: MilvusClient) -> str:
         start.wait()
-        return MilvusIndex(client, IndexSpec(alias="docs")).ensure_collection("0123456789abcdef", 8)
+        return MilvusIndex(client, HYBRID).ensure_collection("0123456789abcdef", 8)
 
     with ThreadPoolExecutor(runs) as pool:
         names = set(pool.map(make, clients))
@@ -85,7 +113,7 @@ def assert_loaded_with_every_index(collection: str, client: MilvusClient) -> Non
     state = client.get_load_state(collection)["state"]
     assert getattr(state, "name", str(state)) == "Loaded"
     hybrid = has_bm25(client.get_server_version())
-    assert MilvusIndex(client, IndexSpec(alias="docs")).is_hybrid(collection) == hybrid
+    assert MilvusIndex(client, HYBRID).is_hybrid(collection) == hybrid
     expected = {"vector", "document_id", "partition_date", *(["sparse"] if hybrid else [])}
     assert set(client.list_indexes(collection)) == expected
     assert client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"] == 0
@@ -104,7 +132,7 @@ def test_runs_making_the_collection_at_once_all_get_it_loaded_with_every_index(t
 def test_the_same_on_a_milvus_server_before_2_4(tmp_path: Path) -> None:
     """Milvus 2.3.5 loaded a collection that one run was still indexing, and refused the creating
     run's own load afterwards ("can't change the index for loaded collection"); it refuses to load
-    one without its vector index ("index not found"). It has no BM25: the default hybrid pipeline
+    one without its vector index ("index not found"). It has no BM25: a pipeline asking for hybrid
     gets a dense collection there (a sparse field would crash it)."""
     server = MilvusStandalone(tmp_path / "standalone")
     server.start()

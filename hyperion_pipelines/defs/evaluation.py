@@ -98,7 +98,7 @@ def build_evaluation(
         milvus: MilvusResource = getattr(context.resources, keys.milvus)
         index = milvus.index(spec.index)
         model = embedder.get()
-        collection = index.collection_name(collection_fingerprint(spec, model.identity))
+        collection = index.collection_name(collection_fingerprint(spec, model.identity, index.retrieval))
         if not index.client.has_collection(collection):
             raise Failure(f"{collection} does not exist yet: materialise vector_index first")
         live = index.live_collection()

@@ -543,8 +543,10 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         embedder = embedder_of(context).get()
         identity = embedder.identity
         index = milvus_of(context).index(spec.index, context.log.warning)
-        collection = index.ensure_collection(collection_fingerprint(spec, identity), identity.dimension)
-        same_space = [index.collection_name(f) for f in same_space_fingerprints(spec, identity)]
+        collection = index.ensure_collection(
+            collection_fingerprint(spec, identity, index.retrieval), identity.dimension
+        )
+        same_space = [index.collection_name(f) for f in same_space_fingerprints(spec, identity, index.retrieval)]
         writer = outputs.part_writer(context)
         reports, first = [], None
         embedded = reused = 0
@@ -654,7 +656,9 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
             chunk_ids.append(encode_ids(chunks["chunk_id"]))
         parsed_documents = whole(parsed_documents, OUTCOME_COLUMNS)
         index = milvus_of(context).index(spec.index, context.log.warning)
-        collection = index.ensure_collection(collection_fingerprint(spec, identity), identity.dimension)
+        collection = index.ensure_collection(
+            collection_fingerprint(spec, identity, index.retrieval), identity.dimension
+        )
         document_ids = parsed_documents["document_id"].tolist()
         held = held_ids(raw_documents)
         # Entries of documents held as they are (their sub-folder could not be listed) stay.

@@ -18,17 +18,18 @@ def space_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity) -> str:
     )
 
 
-def collection_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity) -> str:
-    """The suffix of the pipeline's collection name: its embedding space and its retrieval
-    (chunk ids keep :func:`space_fingerprint`, so vectors do not depend on the BM25 field)."""
-    return _collection_fingerprint(space_fingerprint(spec, identity), spec.index.retrieval)
+def collection_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity, retrieval: str) -> str:
+    """The suffix of the pipeline's collection name: its embedding space and its retrieval as the
+    server resolves it (``MilvusIndex.retrieval``: ``auto`` is hybrid or dense there). Chunk ids
+    keep :func:`space_fingerprint`, so vectors do not depend on the BM25 field."""
+    return _collection_fingerprint(space_fingerprint(spec, identity), retrieval)
 
 
-def same_space_fingerprints(spec: PipelineSpec, identity: EmbedderIdentity) -> list[str]:
+def same_space_fingerprints(spec: PipelineSpec, identity: EmbedderIdentity, retrieval: str) -> list[str]:
     """The collections (by fingerprint) of the pipeline's embedding space under the other retrieval:
     their vectors are this space's, so a switch between dense and hybrid embeds nothing again."""
     space = space_fingerprint(spec, identity)
-    own = collection_fingerprint(spec, identity)
+    own = collection_fingerprint(spec, identity, retrieval)
     return [f for f in (_collection_fingerprint(space, r) for r in ("dense", "hybrid")) if f != own]
 
 

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pymilvus import (
@@ -104,6 +104,23 @@ def has_bm25(server_version: str) -> bool:
     return version is None or version >= (2, 5)
 
 
+def bm25_is_collection_wide(server_version: str) -> bool:
+    """Whether the server scores BM25 with the whole collection's statistics. Milvus from 2.5
+    does. milvus-lite 3.2.2 scores each segment with its own document count, lengths and term
+    frequencies (a TODO in its ``engine/collection.py``): a document written after a flush sits
+    in a small segment and scores far below its match (one new document: IDF 0.29 a term,
+    where the collection's would be 4.2), so a fused search ranks it below older, weaker hits."""
+    version = _version(server_version)
+    return version is not None and version >= (2, 5)
+
+
+def resolved_retrieval(requested: str, server_version: str) -> Literal["hybrid", "dense"]:
+    """``auto``: hybrid where BM25 is scored collection-wide, dense elsewhere; else as asked."""
+    if requested == "auto":
+        return "hybrid" if bm25_is_collection_wide(server_version) else "dense"
+    return "hybrid" if requested == "hybrid" else "dense"
+
+
 def scalar_index_type(server_version: str) -> str:
     """The index of the fields the sync looks entries up by: INVERTED, or on a Milvus server
     older than 2.4, which refuses INVERTED, the Trie those servers build for strings.
@@ -129,6 +146,15 @@ class MilvusIndex:
         self.spec = spec
         self.timeout_s = timeout_s
         self._hybrid: dict[str, bool] = {}  # collection -> has the BM25 field (fixed when made)
+        self._retrieval: Literal["hybrid", "dense"] | None = None
+
+    @property
+    def retrieval(self) -> Literal["hybrid", "dense"]:
+        """The spec's retrieval on this server (``auto`` resolved): what names the collection."""
+        if self._retrieval is None:
+            version = self.client.get_server_version(timeout=self.timeout_s)
+            self._retrieval = resolved_retrieval(self.spec.retrieval, version)
+        return self._retrieval
 
     def collection_name(self, fingerprint: str) -> str:
         return f"{self.spec.alias}__{fingerprint}"
@@ -149,9 +175,16 @@ class MilvusIndex:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         version = self.client.get_server_version(timeout=self.timeout_s)
-        hybrid = self.spec.retrieval == "hybrid" and has_bm25(version)
-        if self.spec.retrieval == "hybrid" and not hybrid:
+        hybrid = self.retrieval == "hybrid" and has_bm25(version)
+        if self.retrieval == "hybrid" and not hybrid:
             _log.warning("Milvus %s has no BM25 (2.5 and later have): %s is made for dense search only", version, name)
+        elif hybrid and not bm25_is_collection_wide(version):
+            _log.warning(
+                "%s scores BM25 per segment, not over the whole collection: in %s, documents written "
+                "after a flush can rank below weaker matches (retrieval: auto makes it dense here)",
+                version,
+                name,
+            )
         for field, limit in SCALAR_FIELDS.items():
             if limit is None:
                 schema.add_field(field, DataType.INT64)

@@ -67,7 +67,6 @@ class LiveSearch:
         self._model_lock = threading.Lock()
         self._last_used = 0.0
         self._closed = threading.Event()
-        self.current = f"{spec.index.alias}__{collection_fingerprint(spec, self.embedder.identity)}"
         if self.embedded:
             threading.Thread(target=self._release_when_idle, name="release-embedded-index", daemon=True).start()
 
@@ -115,9 +114,10 @@ class LiveSearch:
             if live is None:
                 raise NothingIndexed(f"nothing is indexed under '{self.spec.index.alias}' yet: run 'hyperion ingest'")
             found = index.search(vector, limit=query.k, collection=live, expr=milvus_filter(query), texts=[query.query])
+            current = index.collection_name(collection_fingerprint(self.spec, self.embedder.identity, index.retrieval))
         hits = found[0]
         notes = []
-        if live != self.current:
+        if live != current:
             notes.append(
                 f"{live} was built with an earlier embedding configuration; queries are embedded with the "
                 f"current one ({self.embedder.identity.model_name}): run 'hyperion reindex' to switch"
