@@ -38,6 +38,7 @@ recall@10, MRR@10 and nDCG@10, all scored by ``hyperion_pipelines.evaluation.met
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import html
 import json
@@ -168,11 +169,15 @@ def renamed(queries: Queries, names: dict[str, str]) -> Queries:
 # --- systems ------------------------------------------------------------------------------------
 
 
-def tokens_per_text(texts: list[str]) -> list[int]:
+@functools.cache
+def _tokenizer() -> Any:
     from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 
-    tokenizer = SentenceTransformerEmbedder().tokenizer
-    return [len(tokenizer.token_spans(text)) for text in texts]
+    return SentenceTransformerEmbedder().tokenizer
+
+
+def tokens_per_text(texts: list[str]) -> list[int]:
+    return [len(_tokenizer().token_spans(text)) for text in texts]
 
 
 def embedded_tokens(chunk_outputs: Path) -> int:
@@ -291,8 +296,9 @@ def naive_dense(corpus: Path, queries: Queries, k: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     timing = {"seconds": seconds, "documents": len(documents), "chunks": len(windows)}
     timing["tokens"] = sum(tokens_per_text(windows))
-    owner_ids = np.asarray([list(documents).index(o) for o in owners])
     names = list(documents)
+    position = {name: n for n, name in enumerate(names)}
+    owner_ids = np.asarray([position[o] for o in owners])
     rankings = {}
     for style, lines in queries.items():
         query_vectors = np.asarray(embedder.embed([q["query"] for q in lines]), dtype=np.float32)

@@ -96,16 +96,9 @@ def self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[str], vect
         top = hits[0] if hits else None
         own = next((h for h in hits if h.id == chunk), None)
         if own is None and top is not None and hits[-1].score >= top.score - _TIE:
-            # Every hit ties the top (more identical twins than the window holds): ask for the
-            # chunk's own score alone, so a twin's ordering never counts as a miss.
-            own = next(
-                iter(
-                    index.search(vectors[n : n + 1], limit=1, collection=collection, expr=f"id == {json.dumps(chunk)}")[
-                        0
-                    ]
-                ),
-                None,
-            )
+            # Every hit ties the top (more identical twins than the window holds): the chunk's own
+            # score, asked for alone, so a twin's ordering never counts as a miss.
+            own = _own_hit(index, collection, vectors[n : n + 1], chunk)
         if top is not None and own is not None and own.score >= top.score - _TIE:
             continue
         misses.append(
@@ -124,6 +117,11 @@ def self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[str], vect
         keyword_found=keyword_found,
         keyword_sampled=keyword_sampled,
     )
+
+
+def _own_hit(index: MilvusIndex, collection: str, vector: np.ndarray, chunk: str) -> SearchHit | None:
+    found = index.search(vector, limit=1, collection=collection, expr=f"id == {json.dumps(chunk)}")[0]
+    return found[0] if found else None
 
 
 #: How far down the BM25 ranking a sampled chunk is looked for: repeated boilerplate ("Report a
