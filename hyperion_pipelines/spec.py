@@ -25,8 +25,10 @@ MediaType = Literal[
 
 SUPPORTED_MEDIA_TYPES: tuple[str, ...] = get_args(MediaType)
 #: Raised with every change to the extractors that alters the text they give (2: pdfium for PDF,
-#: margins dropped, headings inferred, tables as Markdown rows, OCR). Part of the fingerprint.
-EXTRACTION_VERSION = "2"
+#: margins dropped, headings inferred, tables as Markdown rows, OCR; 3: PDF list items are not
+#: table rows, a table's rows stay together, a mostly-text PDF is read without OCR). Part of the
+#: fingerprint.
+EXTRACTION_VERSION = "3"
 
 # What Dagster accepts as an owner: a team ("team:" and a name) or an email address.
 OWNER_PATTERN = r"^(team:[A-Za-z0-9][A-Za-z0-9_.-]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7})$"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 import re
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from hyperion_pipelines.parsing.pdf_layout import TextLine, heading_levels, marg
 from hyperion_pipelines.parsing.pdf_pypdf import parse_pdf_pypdf
 from hyperion_pipelines.parsing.sandbox import ParserSandbox
 from hyperion_pipelines.parsing.stage import fidelity_summary
+from hyperion_pipelines.parsing.tables import pdf_table_lines
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ChunkingSpec, ParsingLimits, ParsingSpec
 
@@ -44,6 +46,7 @@ from .test_quarantine import quarantine_cli, upload
 
 TESSERACT = Path("/usr/bin/tesseract")
 CHROMIUM = Path("/usr/bin/chromium")
+SOFFICE = Path("/usr/bin/soffice")
 DEB_CACHE = REPO / "benchmarks" / ".cache" / "debs"
 FAQ_PDF = Path("usr/share/doc/debian/FAQ/debian-faq.en.pdf.gz")
 SCAN_DPI = 150
@@ -106,6 +109,41 @@ def browser_pdf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         timeout=120,
     )
     return out.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def writer_pdf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """LibreOffice Writer's PDF of a Word document: heading styles, a running header, a page-number
+    footer, bulleted lists and a table on each of three pages."""
+    soffice = ensure_debian_packages(SOFFICE, "--no-install-recommends", "libreoffice-writer-nogui")
+    folder = tmp_path_factory.mktemp("writer")
+    document = docx.Document()
+    section = document.sections[0]
+    section.header.paragraphs[0].text = "Apiary handbook, internal"
+    footer = section.footer.paragraphs[0]
+    footer.text = "Page "
+    footer._p.append(docx.oxml.parse_xml(f'<w:fldSimple {docx.oxml.ns.nsdecls("w")} w:instr="PAGE"/>'))
+    for n in range(1, 4):
+        document.add_heading(f"Part {n}: Keeping bees through winter", level=1)
+        for _ in range(3):
+            document.add_paragraph(PAGE.split("<p>")[1].split("</p>")[0].format(n=n, opening="In winter"))
+        document.add_heading(f"Feeding the colony in part {n}", level=2)
+        for item in ("Heft the hive to judge its stores", "Feed fondant when it feels light"):
+            document.add_paragraph(item, style="List Bullet")
+        grid = document.add_table(rows=4, cols=3)
+        rows = [["Month", "Stores used", "Cluster size"], ["November", "2 kg", "large"]]
+        rows += [["December", "2.5 kg", "medium"], ["January", "3 kg", "small"]]
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                grid.cell(r, c).text = value
+        document.add_page_break()
+    document.save(folder / "handbook.docx")
+    subprocess.run(
+        [str(soffice), f"-env:UserInstallation={(folder / 'profile').as_uri()}", "--headless", "--convert-to", "pdf",
+         "--outdir", str(folder), str(folder / "handbook.docx")],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return (folder / "handbook.pdf").read_bytes()
 
 
 def parse(content: bytes, media_type: str, **limits: float) -> ParsedDocument:
@@ -176,6 +214,21 @@ def test_browser_printed_pdf_has_headings_from_fonts_tables_as_rows_and_no_runni
     # The header (date and title) and footer (file address and "n/3") of every page are gone.
     assert "Hive notes" not in doc.text and "file://" not in doc.text and not re.search(r"\d/3\b", doc.text)
     table = "| Month | Stores used | Cluster size |\n| --- | --- | --- |\n| November | 2 kg | large |"
+    assert doc.text.count(table) == 3
+
+
+def test_word_processor_pdf_has_outline_headings_list_items_and_table_rows_and_no_margins(writer_pdf: bytes) -> None:
+    doc = parse(writer_pdf, mt.PDF)
+    assert doc.parser == "pdfium" and doc.fidelity >= 0.9 and len(doc.page_offsets) >= 3
+    assert [(h.level, h.text) for h in doc.headings[:2]] == [
+        (1, "Part 1: Keeping bees through winter"),
+        (2, "Feeding the colony in part 1"),
+    ]
+    assert "Apiary handbook" not in doc.text and not re.search(r"(?m)^Page \d+$", doc.text)
+    # Writer sets a bullet a tab stop from its text: a list item, not a two-column table.
+    assert doc.text.count("• Heft the hive to judge its stores\n") == 3 and "| • |" not in doc.text
+    # and its table rows far apart: still one table, its rows together under the header
+    table = "| Month | Stores used | Cluster size |\n| --- | --- | --- |\n| November | 2 kg | large |\n| December"
     assert doc.text.count(table) == 3
 
 
@@ -253,6 +306,16 @@ def scanned_pdf(source: bytes) -> bytes:
     return out.getvalue()
 
 
+def pdf_of(*documents: bytes) -> bytes:
+    """One PDF of every page of ``documents``, in order."""
+    merged = pdfium.PdfDocument.new()
+    for content in documents:
+        merged.import_pages(pdfium.PdfDocument(content))
+    out = io.BytesIO()
+    merged.save(out)
+    return out.getvalue()
+
+
 def page_image(source: bytes, fmt: str) -> bytes:
     picture = pdfium.PdfDocument(source)[0].render(scale=SCAN_DPI / 72).to_pil().convert("L")
     out = io.BytesIO()
@@ -289,11 +352,32 @@ def test_without_ocr_a_scan_is_quarantined_with_the_install_command(
             assert "apt-get install tesseract-ocr tesseract-ocr-eng" in raised.value.message
 
 
+def test_without_ocr_a_pdf_mostly_in_text_is_read_and_its_scanned_pages_counted(
+    browser_pdf: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A manual with a scanned cover: Debian's own Reference has one, and was quarantined whole.
+    with_cover = pdf_of(scanned_pdf(browser_pdf), browser_pdf)
+    mostly_scans = pdf_of(scanned_pdf(browser_pdf), scanned_pdf(browser_pdf), browser_pdf)  # 2 scans, 3 text pages
+    mostly_scans = pdf_of(mostly_scans, scanned_pdf(browser_pdf), scanned_pdf(browser_pdf))  # 4 of 7 scans
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract on it; the sandbox child inherits it
+    with ParserSandbox(ParsingLimits()) as sandbox:
+        doc = sandbox.parse(with_cover, mt.PDF, SUPPORTED_MEDIA_TYPES, "manual.pdf")
+        assert doc.unread_pages == 1 and doc.ocr_pages == 0 and len(doc.page_offsets) == 4
+        assert "Ventilation and damp in part 3" in doc.text and doc.fidelity >= 0.9
+        with pytest.raises(ParseError) as raised:
+            sandbox.parse(mostly_scans, mt.PDF, SUPPORTED_MEDIA_TYPES, "scans.pdf")
+    assert raised.value.reason == "ocr_unavailable"
+    assert "4 of 7 pages have no text layer" in raised.value.message
+    assert "apt-get install tesseract-ocr tesseract-ocr-eng" in raised.value.message
+
+
 def test_a_partition_shows_fidelity_and_extractors_and_quarantines_what_ocr_cannot_read(
     hyperion_env: Settings, sample_uploads: Path, browser_pdf: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload(sample_uploads, "scans/hives.png", page_image(browser_pdf, "PNG"))
     upload(sample_uploads, "print/hives.pdf", browser_pdf)
+    upload(sample_uploads, "print/with-cover.pdf", pdf_of(scanned_pdf(browser_pdf), browser_pdf))
+    path_with_ocr = os.environ["PATH"]
     empty_path = tmp_path / "bin"
     empty_path.mkdir()
     monkeypatch.setenv("PATH", f"{empty_path}:{Path(sys.executable).parent}")  # no tesseract
@@ -304,10 +388,20 @@ def test_a_partition_shows_fidelity_and_extractors_and_quarantines_what_ocr_cann
     assert 0.5 <= parsed["fidelity_min"] <= parsed["fidelity_p10"] <= parsed["fidelity_median"] <= 1.0
     assert sum(parsed["fidelity_histogram"].values()) == parsed["parsed"]
     assert parsed["ocr_documents"] == 0 and parsed["low_fidelity"] == 0
+    assert parsed["documents_with_unread_pages"] == 1 and parsed["unread_pages"] == 1
     quarantined = {row["source"]: row for row in quarantine_cli("--date", UPLOAD_DAY)}
     assert quarantined["scans/hives.png"]["reason"] == "ocr_unavailable"
     assert "apt-get install tesseract-ocr" in quarantined["scans/hives.png"]["message"]
-    assert "print/hives.pdf" in {source for source, _ in index_entries(hyperion_env).values()}
+    assert "print/with-cover.pdf" not in quarantined
+    indexed = {source for source, _ in index_entries(hyperion_env).values()}
+    assert {"print/hives.pdf", "print/with-cover.pdf"} <= indexed
+    # Its parse was not cached: once OCR is installed, the next run reads the cover too.
+    monkeypatch.setenv("PATH", path_with_ocr)
+    ensure_debian_packages(TESSERACT, "tesseract-ocr", "tesseract-ocr-eng")
+    with DagsterInstance.ephemeral() as instance:
+        metadata = run_partition(Settings.from_env(), instance)
+    assert metadata["parsed_documents"]["unread_pages"] == 0
+    assert metadata["parsed_documents"]["ocr_pages"] == 2  # the cover, and the image upload
 
 
 # --- pure logic -------------------------------------------------------------------------------
@@ -359,12 +453,37 @@ def test_fidelity_summary_counts_extractors_and_ocr() -> None:
             "parser": ["pdfium", "tesseract", "html", None],
             "fidelity": [0.55, 1.0, 0.95, None],
             "ocr_pages": [2, 1, 0, 0],
+            "unread_pages": [1, 0, 0, 0],
             "reason": [None, None, None, "low_fidelity"],
         }
     )
     summary = fidelity_summary(frame)
     assert summary["parsed_by_extractor"] == {"html": 1, "pdfium": 1, "tesseract": 1}
     assert summary["ocr_documents"] == 2 and summary["ocr_pages"] == 3 and summary["low_fidelity"] == 1
+    assert summary["documents_with_unread_pages"] == 1 and summary["unread_pages"] == 1
     assert summary["fidelity_min"] == 0.55 and summary["fidelity_median"] == 0.95
     assert summary["fidelity_histogram"] == {"0.0-0.5": 0, "0.5-0.7": 1, "0.7-0.9": 0, "0.9-1.0": 2}
     assert ParsingSpec().limits.min_fidelity == 0.5
+
+
+def test_list_markers_set_apart_from_their_text_are_list_items_and_table_rows_stay_rows() -> None:
+    def row(bottom: float, *cells: tuple[float, str]) -> TextLine:
+        return TextLine(
+            0, "   ".join(text for _, text in cells), bottom + 10, bottom, 10.0, False, cells[0][0], 400, cells
+        )
+
+    numbered = [row(700 - 14 * n, (72, f"{n}."), (90, f"step {n} of the inspection")) for n in (1, 2, 3)]
+    assert [line.text for line in pdf_table_lines(numbered)] == [f"{n}. step {n} of the inspection" for n in (1, 2, 3)]
+    word_bullets = [
+        row(600, (72, "\uf0b7"), (90, "heft the hive"), (300, "weekly")),
+        row(586, (72, "\uf0b7"), (90, "feed"), (300, "when light")),
+    ]
+    assert [line.text for line in pdf_table_lines(word_bullets)] == [
+        "| • heft the hive | weekly |\n| --- | --- |",
+        "| • feed | when light |",
+    ]
+    table = [row(500, (72, "Month"), (200, "Stores")), row(486, (72, "November"), (200, "2 kg"))]
+    assert [line.text for line in pdf_table_lines(table)] == [
+        "| Month | Stores |\n| --- | --- |",
+        "| November | 2 kg |",
+    ]

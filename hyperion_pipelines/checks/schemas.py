@@ -217,6 +217,7 @@ class ParsedDocuments(pa.DataFrameModel):
     page_offsets: Series[Any]
     fidelity: Series[float] = pa.Field(nullable=True, ge=0, le=1)
     ocr_pages: Series[int] = pa.Field(ge=0)
+    unread_pages: Series[int] = pa.Field(ge=0)
 
     class Config:
         name = "ParsedDocuments"

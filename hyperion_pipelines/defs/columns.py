@@ -24,6 +24,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "parser": "Extractor whose text was kept (pdfium, pypdf, tesseract, html, docx, markdown, text).",
         "fidelity": "Parse-fidelity score, 0-1: does the text read like the page (parsing.fidelity).",
         "ocr_pages": "Pages (or images) read with OCR; 0 when the text came from a text layer.",
+        "unread_pages": "Scanned pages of a PDF left unread because OCR is not installed (the rest was read).",
         "text": "Extracted text.",
         "char_count": "Characters of extracted text.",
         "headings": "Heading records: level, text and character offset.",

@@ -95,6 +95,7 @@ from hyperion_pipelines.parsing.stage import (
     any_to_parse,
     fidelity_summary,
     parse_documents,
+    unread_pages_note,
 )
 from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
 from hyperion_pipelines.settings import current_settings
@@ -359,6 +360,8 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         parsed_chars = frame.loc[frame["status"] == "parsed", "char_count"]
         for row in rejected.itertuples(index=False):
             context.log.warning(f"quarantined {row.source}: {row.reason}: {row.message}")
+        for row in frame[frame["unread_pages"] > 0].itertuples(index=False):
+            context.log.warning(unread_pages_note(row.source, row.unread_pages))
         return MaterializeResult(
             value=value,
             check_results=[check],

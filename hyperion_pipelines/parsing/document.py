@@ -21,6 +21,7 @@ class ParsedDocument:
     headings: list[Heading] = field(default_factory=list)
     page_offsets: list[int] = field(default_factory=list)  # start offset of each page, if paged
     ocr_pages: int = 0  # pages (or images) whose text was read by OCR
+    unread_pages: int = 0  # scanned pages left unread because OCR is not installed (parsing.pdf)
     fidelity: float | None = None  # the parse-fidelity score, set by the registry's gate
 
 
@@ -43,7 +44,7 @@ REASONS: dict[str, str] = {
     "parse_memory": "parsing needed more memory than the configured limit",
     "parser_crashed": "the parser process died (signal or hard crash)",
     "low_fidelity": "every extractor's text scored below the pipeline's parse-fidelity threshold",
-    "ocr_unavailable": "the document needs OCR (a scan or an image) and tesseract is not installed",
+    "ocr_unavailable": "the document needs OCR (an image, or a PDF mostly of scans) and tesseract is not installed",
 }
 
 

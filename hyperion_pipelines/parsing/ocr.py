@@ -3,7 +3,8 @@
 Runs inside the parser sandbox: tesseract is a child of the sandboxed parser, so it shares the
 document's time budget, inherits its memory limit and dies with it. Where tesseract or its English
 data is missing, the document is quarantined as ``ocr_unavailable`` with the command that installs
-them, never skipped.
+them, never skipped (a PDF whose text layer holds most of its pages is the exception: see
+``parsing.pdf``).
 """
 
 from __future__ import annotations
@@ -34,8 +35,16 @@ def tesseract_path() -> str | None:
     return shutil.which("tesseract")
 
 
-def unavailable(what: str) -> ParseError:
-    return ParseError("ocr_unavailable", f"{what} needs OCR, and tesseract is not installed: {INSTALL_HINT}")
+class OcrUnavailable(ParseError):
+    """OCR was needed and cannot run here; ``missing`` says what is missing."""
+
+    def __init__(self, what: str, missing: str):
+        super().__init__("ocr_unavailable", f"{what} needs OCR, and {missing}: {INSTALL_HINT}")
+        self.missing = missing
+
+
+def unavailable(what: str, missing: str = "tesseract is not installed") -> OcrUnavailable:
+    return OcrUnavailable(what, missing)
 
 
 def read_image(image: bytes, what: str, timeout_s: float) -> str:
@@ -60,9 +69,7 @@ def read_image(image: bytes, what: str, timeout_s: float) -> str:
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace")
         if "Failed loading language" in message or "Error opening data file" in message:
-            raise ParseError(
-                "ocr_unavailable", f"{what} needs OCR, and tesseract has no '{LANGUAGE}' data: {INSTALL_HINT}"
-            )
+            raise unavailable(what, f"tesseract has no '{LANGUAGE}' data")
         # leptonica names the failure in its first lines ("Error in pixReadMem: ..."), tesseract last
         lines = [line.strip() for line in message.splitlines() if line.strip()] or [f"exit code {done.returncode}"]
         raise ParseError("corrupt", f"{what} cannot be decoded for OCR: {lines[0][:200]}")

@@ -4,6 +4,12 @@ Chosen on evidence (``benchmarks/parsing_bench.py``): on TeX-made manuals pdfium
 between words that pypdf and pdfminer lose, at about ten times pypdf's speed. A page without a text
 layer but with an image is a scan: it is rendered and read with OCR. The outline (bookmarks) gives
 the headings; without one they are inferred from font size and weight.
+
+Without OCR installed, a PDF whose text layer covers most of its pages (a manual with a cover
+picture, a report with a scanned appendix) is still read: the pages that needed OCR are counted
+in ``unread_pages`` and named in the run's log, and the parse is not cached, so installing
+tesseract reads them on the next run. A PDF that is mostly scans is quarantined as
+``ocr_unavailable``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ _SOFT_HYPHEN = "\ufffe"
 _BOLD_WEIGHT = 600
 #: Fewer visible characters than this on a page that holds an image: the page is a scan.
 _SCAN_MAX_CHARS = 8
+#: Without OCR, a PDF is quarantined when more than this share of its pages are scans.
+_MAX_UNREAD_SHARE = 0.5
 
 
 def _char_style(textpage: pdfium.PdfTextPage, index: int) -> tuple[float, bool]:
@@ -155,7 +163,8 @@ def parse_pdf(content: bytes, *, timeout_s: float = 60.0) -> ParsedDocument:
 def _read(document: pdfium.PdfDocument, deadline: float) -> ParsedDocument:
     pages: list[list[TextLine]] = []
     heights: list[float] = []
-    scanned = 0
+    scanned, unread = 0, 0
+    missing_ocr: ocr.OcrUnavailable | None = None
     for index in range(len(document)):
         page = document[index]
         try:
@@ -163,12 +172,18 @@ def _read(document: pdfium.PdfDocument, deadline: float) -> ParsedDocument:
             lines = _page_lines(index, textpage)
             textpage.close()
             if sum(len(line.text.strip()) for line in lines) < _SCAN_MAX_CHARS and _has_image(page):
-                lines = _ocr_page(page, index, deadline)
-                scanned += 1
+                try:
+                    lines = _ocr_page(page, index, deadline)
+                    scanned += 1
+                except ocr.OcrUnavailable as exc:
+                    missing_ocr, unread = exc, unread + 1
             pages.append(lines)
             heights.append(page.get_height())
         finally:
             page.close()
+    if missing_ocr is not None and unread > _MAX_UNREAD_SHARE * len(document):
+        what = f"the PDF ({unread} of {len(document)} pages have no text layer)"
+        raise ocr.unavailable(what, missing_ocr.missing) from missing_ocr
     # Margins first: a running head with the page number far right would pass for a table row.
     pages = [pdf_table_lines(lines) for lines in without_contents_entries(without_margins(pages, heights))]
     laid_out = lay_out(pages, infer_headings=False)
@@ -184,4 +199,5 @@ def _read(document: pdfium.PdfDocument, deadline: float) -> ParsedDocument:
         headings=headings,
         page_offsets=laid_out.page_offsets,
         ocr_pages=scanned,
+        unread_pages=unread,
     )

@@ -238,7 +238,10 @@ def lay_out(kept: Sequence[Sequence[TextLine]], *, infer_headings: bool = True) 
                 joins_heading = level is not None and level == previous_level and previous.size == line.size
                 gap = previous.bottom - line.bottom
                 table_edge = text.startswith("| ") != previous.text.startswith("| ")
-                paragraph = level is not None or previous_level is not None or table_edge or not 0 <= gap <= 1.4 * pitch
+                # rows of one table stay together, however far apart a word processor sets them
+                next_row = previous.text.startswith("| ") and text.startswith("| ") and "\n| --- " not in text
+                far = not 0 <= gap <= 1.4 * pitch and not next_row
+                paragraph = level is not None or previous_level is not None or table_edge or far
                 # a line that runs to the column's right edge was wrapped: its sentence goes on
                 wrapped = not paragraph and previous.right >= edge - 2 * previous.size and not text.startswith("| ")
                 separator = " " if joins_heading or wrapped else ("\n\n" if paragraph else "\n")

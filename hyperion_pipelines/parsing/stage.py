@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
+from hyperion_pipelines.parsing import ocr
 from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.parsing.document import ParseError
 from hyperion_pipelines.parsing.sandbox import ParserPool, ParserSandbox
@@ -18,6 +19,7 @@ from hyperion_pipelines.spec import ParsingSpec
 PARSED_COLUMNS = [
     "document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser",
     "title", "text", "char_count", "headings", "page_offsets", "reused", "fidelity", "ocr_pages",
+    "unread_pages",
 ]  # fmt: skip
 TEXT_COLUMNS = ("document_id", "source", "media_type", "sha256", "status", "reason", "message", "parser", "title")
 # The columns that grow with a document; the others are its outcome, read whole by later steps.
@@ -30,7 +32,7 @@ def _rejected(row: pd.Series, reason: str, message: str) -> dict:
         "document_id": row.document_id, "source": row.source, "media_type": row.media_type,
         "sha256": row.sha256, "status": "rejected", "reason": reason, "message": message,
         "parser": None, "title": None, "text": None, "char_count": 0, "headings": [],
-        "page_offsets": [], "reused": False, "fidelity": None, "ocr_pages": 0,
+        "page_offsets": [], "reused": False, "fidelity": None, "ocr_pages": 0, "unread_pages": 0,
     }  # fmt: skip
 
 
@@ -66,6 +68,7 @@ def parse_documents(
     frame["reused"] = frame["reused"].astype("bool")
     frame["fidelity"] = frame["fidelity"].astype("float64")
     frame["ocr_pages"] = frame["ocr_pages"].astype("int64")
+    frame["unread_pages"] = frame["unread_pages"].astype("int64")
     return frame
 
 
@@ -86,7 +89,9 @@ def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSan
             parsed = sandbox.parse(blobs.get(row.sha256), row.media_type, spec.accepted_media_types, row.file_name)
         except ParseError as exc:
             return _rejected(row, exc.reason, exc.message)
-        if cache is not None:
+        # A parse that left scanned pages unread is not kept: once OCR is installed, the next
+        # run reads them.
+        if cache is not None and not parsed.unread_pages:
             cache.put(row.sha256, row.media_type, parsed)
     return {
         "document_id": row.document_id,
@@ -105,6 +110,7 @@ def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSan
         "reused": reused,
         "fidelity": parsed.fidelity,
         "ocr_pages": parsed.ocr_pages,
+        "unread_pages": parsed.unread_pages,
     }  # fmt: skip
 
 
@@ -116,7 +122,8 @@ def fidelity_summary(frame: pd.DataFrame) -> dict[str, float | int | dict[str, i
     """The partition's parse fidelity and extractors: figures for the parsed asset's metadata.
 
     Minimum, 10th percentile and median score of the documents parsed (none when no document
-    was), a histogram, documents per extractor and what OCR read.
+    was), a histogram, documents per extractor, what OCR read and what it could not (scanned
+    pages of otherwise readable PDFs, left unread where OCR is not installed).
     """
     parsed = frame[frame["status"] == "parsed"]
     scores = parsed["fidelity"].dropna().astype(float)
@@ -124,6 +131,8 @@ def fidelity_summary(frame: pd.DataFrame) -> dict[str, float | int | dict[str, i
         "parsed_by_extractor": {str(k): int(v) for k, v in parsed["parser"].value_counts().sort_index().items()},
         "ocr_documents": int((parsed["ocr_pages"] > 0).sum()),
         "ocr_pages": int(parsed["ocr_pages"].sum()),
+        "documents_with_unread_pages": int((parsed["unread_pages"] > 0).sum()),
+        "unread_pages": int(parsed["unread_pages"].sum()),
         "low_fidelity": int((frame["reason"] == "low_fidelity").sum()),
     }
     if not scores.empty:
@@ -137,3 +146,12 @@ def fidelity_summary(frame: pd.DataFrame) -> dict[str, float | int | dict[str, i
             lower = upper
         summary["fidelity_histogram"] = histogram
     return summary
+
+
+def unread_pages_note(source: str, unread_pages: int) -> str:
+    """The run-log line for a PDF read without its scanned pages."""
+    return (
+        f"{source}: {unread_pages} scanned page(s) without a text layer were not read, as OCR is not "
+        f"available here; the rest of the document is indexed. To read them, {ocr.INSTALL_HINT}; the next "
+        "run parses the document again."
+    )

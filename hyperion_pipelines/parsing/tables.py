@@ -8,6 +8,7 @@ its lines: consecutive lines whose cells, separated by wide gaps, start at the s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -17,6 +18,10 @@ from hyperion_pipelines.parsing.pdf_layout import TextLine
 CELL_GAP_RATIO = 0.8
 _COLUMN_TOLERANCE = 4.0  # points
 _MIN_ROWS = 2
+#: A list item's marker: a bullet, a dash, or a number or letter with "." or ")". Word processors
+#: set the item's text a tab stop away from it, a gap as wide as a table's column gap. Word's
+#: bullets are glyphs of its Symbol font, which PDF text gives as private-use characters.
+_LIST_MARKER = re.compile(r"[•◦▪▫‣∙·●○■□➢➤✓\-–—*\ue000-\uf8ff]|\(?(\d{1,3}|[a-zA-Z]|[ivxlcIVXLC]{1,6})[.)]")
 
 
 def _cell(text: str) -> str:
@@ -85,8 +90,20 @@ def _continues(line: TextLine, columns: Sequence[float], size: float) -> bool:
     return all(_column(x, columns) is not None for x, _ in line.cells)
 
 
+def _marker_joined(line: TextLine) -> TextLine:
+    """A list item's marker and text as one cell: a bulleted list is not a two-column table."""
+    if len(line.cells) < 2 or not _LIST_MARKER.fullmatch(line.cells[0][1]):
+        return line
+    (x, marker), (_, text), *rest = line.cells
+    marker = "•" if "\ue000" <= marker <= "\uf8ff" else marker
+    if not rest:
+        return replace(line, text=f"{marker} {text}", cells=())
+    return replace(line, cells=((x, f"{marker} {text}"), *rest))
+
+
 def pdf_table_lines(lines: Sequence[TextLine]) -> list[TextLine]:
     """``lines`` with each run of table rows replaced by one line per Markdown row."""
+    lines = [_marker_joined(line) for line in lines]
     out: list[TextLine] = []
     i = 0
     while i < len(lines):
