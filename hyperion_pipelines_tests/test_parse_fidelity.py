@@ -31,7 +31,7 @@ from hyperion_pipelines.parsing import registry
 from hyperion_pipelines.parsing.document import ParsedDocument, ParseError
 from hyperion_pipelines.parsing.fidelity import assess_fidelity
 from hyperion_pipelines.parsing.html import parse_html
-from hyperion_pipelines.parsing.pdf_layout import TextLine, heading_levels, margin_lines
+from hyperion_pipelines.parsing.pdf_layout import TextLine, heading_levels, lay_out, margin_lines
 from hyperion_pipelines.parsing.pdf_pypdf import parse_pdf_pypdf
 from hyperion_pipelines.parsing.sandbox import ParserSandbox
 from hyperion_pipelines.parsing.stage import fidelity_summary
@@ -189,11 +189,12 @@ def test_the_gate_catches_the_broken_extraction_and_quarantines_it_with_figures(
 def test_a_failing_first_extractor_falls_back_to_the_next_and_the_better_text_is_kept(
     browser_pdf: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    original = registry.EXTRACTORS[mt.PDF]
+
     def spaces_lost(content: bytes, limits: ParsingLimits) -> ParsedDocument:
-        good = registry.EXTRACTORS[mt.PDF][0][1](content, limits)
+        good = original[0][1](content, limits)
         return ParsedDocument(good.text.replace(" ", ""), good.title, "spaces_lost", page_offsets=good.page_offsets)
 
-    original = registry.EXTRACTORS[mt.PDF]
     monkeypatch.setitem(registry.EXTRACTORS, mt.PDF, (("spaces_lost", spaces_lost), *original[1:]))
     doc = parse(browser_pdf, mt.PDF)
     assert doc.parser == "pypdf" and doc.fidelity >= 0.5
@@ -355,20 +356,36 @@ def test_without_ocr_a_scan_is_quarantined_with_the_install_command(
 def test_without_ocr_a_pdf_mostly_in_text_is_read_and_its_scanned_pages_counted(
     browser_pdf: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    scan = scanned_pdf(browser_pdf)
     # A manual with a scanned cover: Debian's own Reference has one, and was quarantined whole.
-    with_cover = pdf_of(scanned_pdf(browser_pdf), browser_pdf)
-    mostly_scans = pdf_of(scanned_pdf(browser_pdf), scanned_pdf(browser_pdf), browser_pdf)  # 2 scans, 3 text pages
-    mostly_scans = pdf_of(mostly_scans, scanned_pdf(browser_pdf), scanned_pdf(browser_pdf))  # 4 of 7 scans
+    with_cover = pdf_of(scan, browser_pdf)
+    half_scans = pdf_of(scan, scan, scan, browser_pdf)  # 3 of 6 pages
+    mostly_scans = pdf_of(scan, scan, browser_pdf, scan, scan)  # 4 of 7 pages
     monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract on it; the sandbox child inherits it
     with ParserSandbox(ParsingLimits()) as sandbox:
         doc = sandbox.parse(with_cover, mt.PDF, SUPPORTED_MEDIA_TYPES, "manual.pdf")
         assert doc.unread_pages == 1 and doc.ocr_pages == 0 and len(doc.page_offsets) == 4
         assert "Ventilation and damp in part 3" in doc.text and doc.fidelity >= 0.9
+        assert sandbox.parse(half_scans, mt.PDF, SUPPORTED_MEDIA_TYPES, "half.pdf").unread_pages == 3
         with pytest.raises(ParseError) as raised:
             sandbox.parse(mostly_scans, mt.PDF, SUPPORTED_MEDIA_TYPES, "scans.pdf")
     assert raised.value.reason == "ocr_unavailable"
-    assert "4 of 7 pages have no text layer" in raised.value.message
+    assert "over half of its 7 pages have no text layer" in raised.value.message
     assert "apt-get install tesseract-ocr tesseract-ocr-eng" in raised.value.message
+
+    # When pdfium's text fails the gate and pypdf's is kept, the pages left unread are still counted.
+    original = registry.EXTRACTORS[mt.PDF]
+
+    def spaces_lost(content: bytes, limits: ParsingLimits) -> ParsedDocument:
+        good = original[0][1](content, limits)
+        assert good.unread_pages == 1
+        return ParsedDocument(
+            good.text.replace(" ", ""), good.title, "spaces_lost", page_offsets=good.page_offsets, unread_pages=1
+        )
+
+    monkeypatch.setitem(registry.EXTRACTORS, mt.PDF, (("spaces_lost", spaces_lost), *original[1:]))
+    doc = parse(with_cover, mt.PDF)
+    assert doc.parser == "pypdf" and doc.unread_pages == 1
 
 
 def test_a_partition_shows_fidelity_and_extractors_and_quarantines_what_ocr_cannot_read(
@@ -468,22 +485,47 @@ def test_fidelity_summary_counts_extractors_and_ocr() -> None:
 
 def test_list_markers_set_apart_from_their_text_are_list_items_and_table_rows_stay_rows() -> None:
     def row(bottom: float, *cells: tuple[float, str]) -> TextLine:
-        return TextLine(
-            0, "   ".join(text for _, text in cells), bottom + 10, bottom, 10.0, False, cells[0][0], 400, cells
-        )
+        text = "   ".join(text for _, text in cells)
+        return TextLine(0, text, bottom + 10, bottom, 10.0, False, cells[0][0], 400, cells)
+
+    def texts(*lines: TextLine) -> list[str]:
+        return [line.text for line in pdf_table_lines(lines)]
 
     numbered = [row(700 - 14 * n, (72, f"{n}."), (90, f"step {n} of the inspection")) for n in (1, 2, 3)]
-    assert [line.text for line in pdf_table_lines(numbered)] == [f"{n}. step {n} of the inspection" for n in (1, 2, 3)]
-    word_bullets = [
-        row(600, (72, "\uf0b7"), (90, "heft the hive"), (300, "weekly")),
-        row(586, (72, "\uf0b7"), (90, "feed"), (300, "when light")),
+    wrapped = TextLine(0, "which takes a while", 650, 640, 10.0, False, 90, 300)  # item 2's text goes on
+    assert texts(*numbered[:2], wrapped, numbered[2]) == [
+        "1. step 1 of the inspection",
+        "2. step 2 of the inspection",
+        "which takes a while",
+        "3. step 3 of the inspection",
     ]
-    assert [line.text for line in pdf_table_lines(word_bullets)] == [
-        "| • heft the hive | weekly |\n| --- | --- |",
-        "| • feed | when light |",
+    # Word's Symbol-font bullet is a private-use character
+    assert texts(row(600, (72, "\uf0b7"), (90, "heft the hive")), row(586, (72, "\uf0b7"), (90, "feed"))) == [
+        "• heft the hive",
+        "• feed",
     ]
-    table = [row(500, (72, "Month"), (200, "Stores")), row(486, (72, "November"), (200, "2 kg"))]
-    assert [line.text for line in pdf_table_lines(table)] == [
-        "| Month | Stores |\n| --- | --- |",
-        "| November | 2 kg |",
+    # a "-" for a missing value, or letters in a first column, keep a table a table
+    fruit = [("Fruit", "Count"), ("Apples", "4"), ("-", "5"), ("Pears", "7")]
+    assert texts(*(row(500 - 14 * n, (72, a), (200, b)) for n, (a, b) in enumerate(fruit))) == [
+        "| Fruit | Count |\n| --- | --- |",
+        "| Apples | 4 |",
+        "| - | 5 |",
+        "| Pears | 7 |",
     ]
+    grades = [("Grade", "Meaning"), ("A.", "excellent"), ("B.", "good")]
+    assert texts(*(row(400 - 14 * n, (72, a), (200, b)) for n, (a, b) in enumerate(grades))) == [
+        "| Grade | Meaning |\n| --- | --- |",
+        "| A. | excellent |",
+        "| B. | good |",
+    ]
+
+
+def test_rows_of_a_table_stay_together_however_far_apart_they_are_set() -> None:
+    def line(bottom: float, text: str, *cells: tuple[float, str]) -> TextLine:
+        return TextLine(0, text, bottom + 10, bottom, 10.0, False, 72, 300, cells)
+
+    body = [line(700 - 14 * n, f"Line {n} of a paragraph about winter stores.") for n in range(4)]
+    rows = [("Month", "Stores"), ("November", "2 kg"), ("December", "3 kg")]
+    table = [line(600 - 40 * n, f"{a}   {b}", (72, a), (200, b)) for n, (a, b) in enumerate(rows)]  # 40 pt apart
+    text = lay_out([pdf_table_lines([*body, *table])], infer_headings=False).text
+    assert text.endswith("\n\n| Month | Stores |\n| --- | --- |\n| November | 2 kg |\n| December | 3 kg |")

@@ -361,7 +361,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         for row in rejected.itertuples(index=False):
             context.log.warning(f"quarantined {row.source}: {row.reason}: {row.message}")
         for row in frame[frame["unread_pages"] > 0].itertuples(index=False):
-            context.log.warning(unread_pages_note(row.source, row.unread_pages))
+            context.log.warning(unread_pages_note(row.source, row.unread_pages, context.partition_key))
         return MaterializeResult(
             value=value,
             check_results=[check],

@@ -173,17 +173,19 @@ def _read(document: pdfium.PdfDocument, deadline: float) -> ParsedDocument:
             textpage.close()
             if sum(len(line.text.strip()) for line in lines) < _SCAN_MAX_CHARS and _has_image(page):
                 try:
+                    if missing_ocr is not None:  # known already: not worth rendering the page
+                        raise missing_ocr
                     lines = _ocr_page(page, index, deadline)
                     scanned += 1
                 except ocr.OcrUnavailable as exc:
                     missing_ocr, unread = exc, unread + 1
+                    if unread > _MAX_UNREAD_SHARE * len(document):
+                        what = f"the PDF (over half of its {len(document)} pages have no text layer)"
+                        raise ocr.unavailable(what, exc.missing) from exc
             pages.append(lines)
             heights.append(page.get_height())
         finally:
             page.close()
-    if missing_ocr is not None and unread > _MAX_UNREAD_SHARE * len(document):
-        what = f"the PDF ({unread} of {len(document)} pages have no text layer)"
-        raise ocr.unavailable(what, missing_ocr.missing) from missing_ocr
     # Margins first: a running head with the page number far right would pass for a table row.
     pages = [pdf_table_lines(lines) for lines in without_contents_entries(without_margins(pages, heights))]
     laid_out = lay_out(pages, infer_headings=False)

@@ -82,6 +82,7 @@ def parse_document(
     best: tuple[ParsedDocument, Fidelity] | None = None
     tried: list[str] = []
     first_error: ParseError | None = None
+    unread = 0  # scanned pages an extractor could not read (no OCR): the fallback cannot read them either
     for name, extractor in extractors:
         try:
             parsed = _extract(extractor, content, limits)
@@ -92,7 +93,9 @@ def parse_document(
             first_error = first_error or exc
             tried.append(f"{name}: {exc.reason}")
             continue
-        fidelity = assess_fidelity(parsed.text, len(parsed.page_offsets))
+        unread = max(unread, parsed.unread_pages)
+        # Scanned pages left unread hold no text by design: they do not count as pages of thin text.
+        fidelity = assess_fidelity(parsed.text, max(0, len(parsed.page_offsets) - unread))
         tried.append(f"{name} {fidelity.score:.2f}")
         if best is None or fidelity.score > best[1].score:
             best = (parsed, fidelity)
@@ -108,7 +111,7 @@ def parse_document(
             f"the extracted text does not read like the page: {fidelity.describe()}, below this pipeline's "
             f"min_fidelity {limits.min_fidelity:g} (extractors tried: {', '.join(tried)})",
         )
-    return replace(parsed, fidelity=fidelity.score)
+    return replace(parsed, fidelity=fidelity.score, unread_pages=max(unread, parsed.unread_pages))
 
 
 #: Reasons no other extractor can help with: the file itself is refused.

@@ -89,8 +89,8 @@ def _parse_one(row: Any, blobs: BlobStore, spec: ParsingSpec, sandbox: ParserSan
             parsed = sandbox.parse(blobs.get(row.sha256), row.media_type, spec.accepted_media_types, row.file_name)
         except ParseError as exc:
             return _rejected(row, exc.reason, exc.message)
-        # A parse that left scanned pages unread is not kept: once OCR is installed, the next
-        # run reads them.
+        # A parse that left scanned pages unread is not kept: once OCR is installed, a run of the
+        # day reads them (and until then each run of the day parses the document again).
         if cache is not None and not parsed.unread_pages:
             cache.put(row.sha256, row.media_type, parsed)
     return {
@@ -148,10 +148,10 @@ def fidelity_summary(frame: pd.DataFrame) -> dict[str, float | int | dict[str, i
     return summary
 
 
-def unread_pages_note(source: str, unread_pages: int) -> str:
+def unread_pages_note(source: str, unread_pages: int, day: str) -> str:
     """The run-log line for a PDF read without its scanned pages."""
     return (
         f"{source}: {unread_pages} scanned page(s) without a text layer were not read, as OCR is not "
-        f"available here; the rest of the document is indexed. To read them, {ocr.INSTALL_HINT}; the next "
-        "run parses the document again."
+        f"available here; the rest of the document is indexed. To read them, {ocr.INSTALL_HINT}, then run "
+        f"its day again (hyperion ingest --date {day}, or the partition {day} in the UI)."
     )

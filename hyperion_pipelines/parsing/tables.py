@@ -90,20 +90,45 @@ def _continues(line: TextLine, columns: Sequence[float], size: float) -> bool:
     return all(_column(x, columns) is not None for x, _ in line.cells)
 
 
-def _marker_joined(line: TextLine) -> TextLine:
-    """A list item's marker and text as one cell: a bulleted list is not a two-column table."""
-    if len(line.cells) < 2 or not _LIST_MARKER.fullmatch(line.cells[0][1]):
-        return line
-    (x, marker), (_, text), *rest = line.cells
+def _is_item(line: TextLine) -> bool:
+    return len(line.cells) == 2 and bool(_LIST_MARKER.fullmatch(line.cells[0][1]))
+
+
+def _as_item(line: TextLine) -> TextLine:
+    (_, marker), (_, text) = line.cells
     marker = "•" if "\ue000" <= marker <= "\uf8ff" else marker
-    if not rest:
-        return replace(line, text=f"{marker} {text}", cells=())
-    return replace(line, cells=((x, f"{marker} {text}"), *rest))
+    return replace(line, text=f"{marker} {text}", cells=())
+
+
+def _list_items(lines: Sequence[TextLine]) -> list[TextLine]:
+    """Lines of a list as list items, not two-column table rows. A run of lines with as many cells,
+    the first at one column (lines without cells set further right, a wrapped item's text, in
+    between), is a list when every such line is a marker and a text; a table with a "-" or "1." in
+    its first column has other first cells too, or more than two cells, and stays a table."""
+    out = list(lines)
+    i = 0
+    while i < len(out):
+        if len(out[i].cells) < 2:
+            i += 1
+            continue
+        x, width = out[i].cells[0][0], len(out[i].cells)
+        j = i + 1
+        while j < len(out) and (
+            (len(out[j].cells) == width and abs(out[j].cells[0][0] - x) <= _COLUMN_TOLERANCE)
+            or (not out[j].cells and out[j].left > x + _COLUMN_TOLERANCE)
+        ):
+            j += 1
+        rows = [k for k in range(i, j) if out[k].cells]
+        if all(_is_item(out[k]) for k in rows):
+            for k in rows:
+                out[k] = _as_item(out[k])
+        i = j
+    return out
 
 
 def pdf_table_lines(lines: Sequence[TextLine]) -> list[TextLine]:
     """``lines`` with each run of table rows replaced by one line per Markdown row."""
-    lines = [_marker_joined(line) for line in lines]
+    lines = _list_items(lines)
     out: list[TextLine] = []
     i = 0
     while i < len(lines):
