@@ -212,6 +212,7 @@ def source_letters(files: list[tuple[str, bytes]], media_type: str) -> str:
             texts.append(" ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(content)).pages))
             document = pdfium.PdfDocument(content)
             texts.append(" ".join(document[i].get_textpage().get_text_range() for i in range(len(document))))
+            document.close()
         elif media_type == mt.DOCX:
             xml = zipfile.ZipFile(io.BytesIO(content)).read("word/document.xml").decode("utf-8")
             texts.append(html_module.unescape(re.sub(r"<[^>]+>", "", xml)))

@@ -38,20 +38,16 @@ def tesseract_path() -> str | None:
 class OcrUnavailable(ParseError):
     """OCR was needed and cannot run here; ``missing`` says what is missing."""
 
-    def __init__(self, what: str, missing: str):
+    def __init__(self, what: str, missing: str = "tesseract is not installed"):
         super().__init__("ocr_unavailable", f"{what} needs OCR, and {missing}: {INSTALL_HINT}")
         self.missing = missing
-
-
-def unavailable(what: str, missing: str = "tesseract is not installed") -> OcrUnavailable:
-    return OcrUnavailable(what, missing)
 
 
 def read_image(image: bytes, what: str, timeout_s: float) -> str:
     """The text tesseract reads in ``image`` (PNG, JPEG, TIFF, PNM: anything leptonica opens)."""
     binary = tesseract_path()
     if binary is None:
-        raise unavailable(what)
+        raise OcrUnavailable(what)
     # One thread: parsers of several runs share the cores, and OpenMP's threads only add overhead.
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
     try:
@@ -69,7 +65,7 @@ def read_image(image: bytes, what: str, timeout_s: float) -> str:
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace")
         if "Failed loading language" in message or "Error opening data file" in message:
-            raise unavailable(what, f"tesseract has no '{LANGUAGE}' data")
+            raise OcrUnavailable(what, f"tesseract has no '{LANGUAGE}' data")
         # leptonica names the failure in its first lines ("Error in pixReadMem: ..."), tesseract last
         lines = [line.strip() for line in message.splitlines() if line.strip()] or [f"exit code {done.returncode}"]
         raise ParseError("corrupt", f"{what} cannot be decoded for OCR: {lines[0][:200]}")

@@ -7,9 +7,9 @@ the headings; without one they are inferred from font size and weight.
 
 Without OCR installed, a PDF whose text layer covers most of its pages (a manual with a cover
 picture, a report with a scanned appendix) is still read: the pages that needed OCR are counted
-in ``unread_pages`` and named in the run's log, and the parse is not cached, so installing
-tesseract reads them on the next run. A PDF that is mostly scans is quarantined as
-``ocr_unavailable``.
+in ``unread_pages`` and named in the run's log, and the parse is not cached, so once tesseract
+is installed a run of the document's day reads them. A PDF that is mostly scans is quarantined
+as ``ocr_unavailable``.
 """
 
 from __future__ import annotations
@@ -172,16 +172,17 @@ def _read(document: pdfium.PdfDocument, deadline: float) -> ParsedDocument:
             lines = _page_lines(index, textpage)
             textpage.close()
             if sum(len(line.text.strip()) for line in lines) < _SCAN_MAX_CHARS and _has_image(page):
-                try:
-                    if missing_ocr is not None:  # known already: not worth rendering the page
-                        raise missing_ocr
-                    lines = _ocr_page(page, index, deadline)
-                    scanned += 1
-                except ocr.OcrUnavailable as exc:
-                    missing_ocr, unread = exc, unread + 1
+                if missing_ocr is None:  # once OCR is known missing, no page is rendered for it
+                    try:
+                        lines = _ocr_page(page, index, deadline)
+                        scanned += 1
+                    except ocr.OcrUnavailable as exc:
+                        missing_ocr = exc
+                if missing_ocr is not None:
+                    unread += 1
                     if unread > _MAX_UNREAD_SHARE * len(document):
                         what = f"the PDF (over half of its {len(document)} pages have no text layer)"
-                        raise ocr.unavailable(what, exc.missing) from exc
+                        raise ocr.OcrUnavailable(what, missing_ocr.missing) from missing_ocr
             pages.append(lines)
             heights.append(page.get_height())
         finally:
