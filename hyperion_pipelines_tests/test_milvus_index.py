@@ -141,3 +141,36 @@ def test_the_same_on_a_milvus_server_before_2_4(tmp_path: Path) -> None:
         assert_loaded_with_every_index(*left_unindexed(server.uri))
     finally:
         server.kill()
+
+
+def test_stored_vectors_are_looked_up_only_for_documents_with_entries(tmp_path: Path) -> None:
+    """A chunk id names its document, so the chunks of a document with no entries (a new upload)
+    cannot have a stored vector: they are not asked for, and the stored ones come back."""
+    import numpy as np
+    import pandas as pd
+
+    client = MilvusClient(uri=str(tmp_path / "index.db"))
+    index = MilvusIndex(client, IndexSpec(alias="docs"))
+    collection = index.ensure_collection("0123456789abcdef", 4)
+    stored = {"a-0": [1.0, 0.0, 0.0, 0.0], "a-1": [0.0, 1.0, 0.0, 0.0]}
+    fields = {"source": "a.txt", "title": "A", "partition_date": "2026-01-15", "heading_path": "", "text": "t"}
+    rows = [
+        {"id": i, "vector": v, "document_id": "doc-a", "document_sha256": "s", "chunk_index": n, **fields}
+        | {"char_start": 0, "char_end": 1, "token_count": 1}
+        for n, (i, v) in enumerate(stored.items())
+    ]
+    index.upsert(collection, rows)
+    index.flush(collection)
+    asked: list[list[str]] = []
+    looked_up = index.vectors_for
+    index.vectors_for = lambda name, ids: asked.append(list(ids)) or looked_up(name, ids)  # type: ignore[method-assign]
+    chunks = pd.DataFrame(
+        {"chunk_id": ["a-0", "a-1", "a-2", "b-0", "b-1"], "document_id": ["doc-a"] * 3 + ["doc-b"] * 2}
+    )
+    found = index.reusable_vectors(collection, [], chunks)
+    assert sorted(found) == ["a-0", "a-1"]
+    assert np.allclose(found["a-1"], stored["a-1"])
+    assert asked == [["a-0", "a-1", "a-2"]]  # doc-b's chunks were not asked for
+    assert index.reusable_vectors(collection, [], chunks[chunks["document_id"] == "doc-b"]) == {}
+    assert asked == [["a-0", "a-1", "a-2"]]
+    client.close()

@@ -81,7 +81,7 @@ def test_batches_are_in_flight_at_once_up_to_the_concurrency_and_come_back_in_or
     chunks = pd.DataFrame(
         {"chunk_id": [f"c{i}" for i in range(len(TEXTS))], "text": TEXTS, "context": [""] * len(TEXTS)}
     )
-    frame, stats = embed_chunks(chunks, embedder, lambda ids: {}, batch_size=4)
+    frame, stats = embed_chunks(chunks, embedder, lambda part: {}, batch_size=4)
     assert stats.embedded == len(TEXTS) and service.most_in_flight == most
     by_id = dict(zip(frame["chunk_id"], frame["vector"], strict=True))
     np.testing.assert_allclose(np.stack([by_id[f"c{i}"] for i in range(len(TEXTS))]), model.embed(TEXTS), atol=1e-6)

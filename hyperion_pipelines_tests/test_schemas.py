@@ -65,7 +65,7 @@ def run_stages(uploads: Path, blobs: BlobStore, day_start: datetime) -> Frames:
         space_fingerprint(SPEC, identity),
         context_tokens=context_tokens(SPEC.chunking, identity),
     )
-    embeddings, _ = embed_chunks(chunks, embedder, lambda ids: {}, batch_size=SPEC.embed_batch_size)
+    embeddings, _ = embed_chunks(chunks, embedder, lambda part: {}, batch_size=SPEC.embed_batch_size)
     return Frames(raw, parsed, chunks, embeddings, identity.dimension, identity.normalized)
 
 
@@ -396,4 +396,4 @@ class _ShortVectors(SentenceTransformerEmbedder):
 def test_vectors_of_the_wrong_size_stop_embedding_with_a_clear_error(partition: Frames) -> None:
     chunks = partition.chunks.head(3)
     with pytest.raises(ValueError, match=r"shape \(3, 383\) for 3 texts; all-MiniLM-L6-v2@\w+ has 384 dimensions"):
-        embed_chunks(chunks, _ShortVectors(), lambda ids: {}, batch_size=SPEC.embed_batch_size)
+        embed_chunks(chunks, _ShortVectors(), lambda part: {}, batch_size=SPEC.embed_batch_size)

@@ -559,7 +559,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 frame, stats = embed_chunks(
                     chunks,
                     embedder,
-                    lambda ids: index.reusable_vectors(collection, same_space, ids),
+                    lambda part: index.reusable_vectors(collection, same_space, part),
                     batch_size=spec.embed_batch_size,
                     checkpoint=checkpoint,
                 )

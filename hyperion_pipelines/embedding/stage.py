@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +15,9 @@ from hyperion_pipelines.embedding.base import Embedder
 
 EMBEDDING_COLUMNS = ["chunk_id", "vector", "reused"]
 
-#: Looks up stored vectors by chunk id; returns those it has.
-VectorLookup = Callable[[Sequence[str]], dict[str, np.ndarray]]
+#: Looks up the stored vectors of a frame's chunks (``chunk_id``, ``document_id``); returns
+#: those it has, by chunk id.
+VectorLookup = Callable[[pd.DataFrame], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def embed_chunks(
     """A chunk id encodes its text and embedding space, so a stored vector under the same id is
     exactly the vector the model would produce again: reuse it instead of re-embedding."""
     ids = chunks["chunk_id"].tolist()
-    known = lookup(ids)
+    known = lookup(chunks)
     # The model's input is the chunk's context line and text; a frame from before context lines
     # has none, and its chunk ids were derived from the text alone.
     contexts = chunks["context"].tolist() if "context" in chunks else [""] * len(chunks)

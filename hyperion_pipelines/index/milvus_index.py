@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from pymilvus import (
     AnnSearchRequest,
     DataType,
@@ -382,16 +383,27 @@ class MilvusIndex:
                 vectors[row["id"]] = np.asarray(row["vector"], dtype=np.float32)
         return vectors
 
-    def reusable_vectors(self, collection: str, same_space: Sequence[str], ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored vectors of ``ids`` in ``collection``, else in whichever of the ``same_space``
-        collections (the same embedding space, the other retrieval) exist."""
-        found = self.vectors_for(collection, ids)
-        for other in same_space:
-            missing = [i for i in ids if i not in found]
-            if not missing or not self.client.has_collection(other, timeout=self.timeout_s):
-                continue
-            self.ensure_loaded(other)
-            found.update(self.vectors_for(other, missing))
+    def reusable_vectors(
+        self, collection: str, same_space: Sequence[str], chunks: pd.DataFrame
+    ) -> dict[str, np.ndarray]:
+        """Stored vectors of ``chunks`` (``chunk_id``, ``document_id``) in ``collection``, else in
+        whichever of the ``same_space`` collections (the same embedding space, the other retrieval)
+        exist. A chunk id names its document, so only chunks of documents with entries can have
+        one: a query per 1,000 documents says which, and a day of new documents asks for no
+        vectors (looking up 77,000 absent ids took 18 s of a 108 s day on Milvus 2.3.5)."""
+        found: dict[str, np.ndarray] = {}
+        for name in [collection, *same_space]:
+            wanted = chunks[~chunks["chunk_id"].isin(found.keys())] if found else chunks
+            if wanted.empty:
+                break
+            if name != collection:
+                if not self.client.has_collection(name, timeout=self.timeout_s):
+                    continue
+                self.ensure_loaded(name)
+            present = self.documents_with_entries(name, wanted["document_id"].unique().tolist())
+            ids = wanted.loc[wanted["document_id"].isin(present), "chunk_id"].tolist()
+            if ids:
+                found.update(self.vectors_for(name, ids))
         return found
 
     def texts_of(self, collection: str, ids: Sequence[str]) -> dict[str, str]:
