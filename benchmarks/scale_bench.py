@@ -271,8 +271,11 @@ def live_entries(uri: str) -> int:
         release_local(uri)
 
 
-def physical_limits(scratch: Path, corpus: Path, pages: list[Path], count: int, url: str) -> dict[str, Any]:
-    """Parsing, chunking and the Milvus write rate, each alone, on ``count`` documents."""
+def physical_limits(
+    scratch: Path, corpus: Path, pages: list[Path], count: int, url: str, server_kind: str = "lite-server"
+) -> dict[str, Any]:
+    """Parsing, chunking and the Milvus write rate (the server of the run; milvus-lite's server for
+    an embedded run), each alone, on ``count`` documents."""
     from datetime import timedelta
 
     from pipeline_bench import UPLOAD_TIME
@@ -315,7 +318,8 @@ def physical_limits(scratch: Path, corpus: Path, pages: list[Path], count: int, 
     vectors = rng.standard_normal((len(chunks), identity.dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     embeddings = pd.DataFrame({"chunk_id": chunks["chunk_id"], "vector": list(vectors)})
-    with milvus_server(workspace.home / "milvus-server") as (uri, _):
+    label, start_server = SERVERS[server_kind if server_kind != "embedded" else "lite-server"]
+    with start_server(workspace.home / "milvus-server") as (uri, _):
         index = MilvusIndex(connect(uri), spec.index)
         collection = index.ensure_collection(fingerprint, identity.dimension)
         rows = [{**row, **index.scalar_values(row)} for row in index_rows(chunks, embeddings, DAY)]
@@ -332,6 +336,7 @@ def physical_limits(scratch: Path, corpus: Path, pages: list[Path], count: int, 
         "parse_chunks_per_s": round(len(chunks) / parse_s, 1),
         "parser_processes": workers,
         "chunk_chunks_per_s": round(len(chunks) / chunk_s, 1),
+        "milvus_server": label,
         "milvus_server_rows_per_s": round(written / write_s, 1),
         "milvus_write_batch": spec.index.write_batch_size,
     }
@@ -362,7 +367,9 @@ def main() -> None:
                 row = run_size(args.scratch, corpus, pages, count, part, url, server_kind)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-        limits = physical_limits(args.scratch, corpus, pages, min(args.sizes), url) if args.limits else None
+        limits = (
+            physical_limits(args.scratch, corpus, pages, min(args.sizes), url, server_kind) if args.limits else None
+        )
     result = {
         "machine": f"{psutil.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB",
         "embedder": f"loopback OpenAI-compatible, {args.delay_ms} ms per batch",

@@ -15,7 +15,10 @@ after ``--delay-ms`` (a stand-in for a remote GPU service; it answers concurrent
 side, as a pool of GPUs would). Each worker keeps one batch in flight
 (``HYPERION_OPENAI_CONCURRENCY=1``), so the speed-up is the workers' alone. Steps of one day run
 in order, so a single day does not spread over workers: workers speed up several days (a backfill,
-or days landing together). Results go to ``benchmarks/results/workers.json``.
+or days landing together). Each configuration records the embedder's requests; from them and the
+one-worker time, ``best_seconds_here`` is the least time this machine allows: one worker's time
+is the embedder's answers plus everything else, and n workers can at best divide the first by n
+and the rest by the cores. Results go to ``benchmarks/results/workers.json``.
 """
 
 from __future__ import annotations
@@ -171,14 +174,26 @@ def main() -> None:
     with loopback_embedder(args.delay_ms / 1000) as (url, counts):
         server = next(postgres)
         for workers in args.workers:
+            before = counts["requests"]
             row = run_with(workers, args, pages, corpus, url, server)
+            row["embedder_requests"] = counts["requests"] - before
             print(json.dumps(row), flush=True)
             rows.append(row)
     base = next((r for r in rows if r["workers"] == 1), None)
+    cores = psutil.cpu_count() or 1
     for row in rows:
         if base is not None:
             row["speed_up"] = round(base["seconds"] / row["seconds"], 2)
             row["speed_up_per_worker"] = round(row["speed_up"] / row["workers"], 2)
+            # What this machine allows at best: one worker's time is the embedder's answers
+            # (one batch in flight, each after the delay) plus the rest (parsing, chunking,
+            # checks, writes, Dagster); n workers divide the waiting by n and the rest by at most
+            # the cores, and that only if every step overlaps perfectly.
+            waiting = base["embedder_requests"] * args.delay_ms / 1000
+            rest = max(base["seconds"] - waiting, 0.0)
+            best = waiting / row["workers"] + rest / min(row["workers"], cores)
+            row["best_seconds_here"] = round(best, 1)
+            row["best_speed_up_per_worker_here"] = round(base["seconds"] / best / row["workers"], 2)
     result = {
         "machine": f"{psutil.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB",
         "embedder": f"loopback OpenAI-compatible, {args.delay_ms} ms per batch, one batch in flight per worker",

@@ -24,10 +24,15 @@ class CountingIndex(MilvusIndex):
         super().__init__(client, IndexSpec(alias="docs"))
         self.looked_up: list[list[str]] = []
         self.flushes = 0
+        self.dated_reads: list[str | None] = []  # the day each read-back for leftovers covered
 
     def stored_rows(self, collection: str, *, document_ids, partition_date=None):  # noqa: ANN001
         self.looked_up.append(sorted(document_ids))
         return super().stored_rows(collection, document_ids=document_ids, partition_date=partition_date)
+
+    def id_pages(self, collection: str, *, partition_date, document_ids):  # noqa: ANN001
+        self.dated_reads.append(partition_date)
+        return super().id_pages(collection, partition_date=partition_date, document_ids=document_ids)
 
     def flush(self, collection: str) -> None:
         self.flushes += 1
@@ -73,6 +78,7 @@ def test_a_day_of_new_documents_is_written_without_lookups_and_flushed_once(inde
     report = sync_partition(index, collection, parts, partition_date="2026-01-15", document_ids=["a", "b", "c"])
     assert (report.upserted, report.deleted, report.total_entries) == (9, 0, 9)
     assert index.looked_up == [] and index.flushes == 1
+    assert index.dated_reads == [None]  # the day had no entries before: none can be left over
     assert set(entries(index, collection)) == {i for chunks, _ in parts for i in chunks["chunk_id"]}
 
 
@@ -107,3 +113,14 @@ def test_a_rerun_of_the_same_day_changes_nothing(index: CountingIndex) -> None:
     again = sync_partition(index, collection, parts, partition_date="2026-01-15", document_ids=["a", "b"])
     assert (again.upserted, again.deleted, again.unchanged, again.total_entries) == (0, 0, 5, 5)
     assert index.looked_up == [["a"], ["b"]] and index.flushes == flushes  # nothing written, nothing sealed
+
+
+def test_a_document_gone_from_its_day_loses_its_entries(index: CountingIndex) -> None:
+    """Entries dated the day before the run: the day is read back, and what no part holds goes."""
+    collection = index.ensure_collection("0123456789abcdef", DIMENSION)
+    sync_partition(index, collection, [part("a", "1", 3), part("b", "1", 2)], partition_date="2026-01-15",
+                   document_ids=["a", "b"])  # fmt: skip
+    report = sync_partition(index, collection, [part("a", "1", 3)], partition_date="2026-01-15", document_ids=["a"])
+    assert index.dated_reads == [None, "2026-01-15"]
+    assert set(entries(index, collection)) == set(part("a", "1", 3)[0]["chunk_id"])
+    assert (report.deleted, report.total_entries) == (2, 3)

@@ -1,9 +1,11 @@
-# Local stand-in for the Milvus standalone service: the milvus-lite server (the same gRPC API the
-# pipeline uses, one process, data in one folder): Milvus standalone needs etcd and MinIO, which do
-# not start here (see README, Production).
+# Local stand-in for the Milvus standalone service: Milvus 2.3.5's own server binary, from the PyPI
+# package `milvus` (standalone with embedded etcd and local storage in one folder). The production
+# images (Milvus 2.6, etcd, MinIO) cannot be pulled here. 2.3.5 is the newest Milvus on PyPI: no
+# BM25, so `retrieval: auto` makes dense collections on it (see README, Production).
 ARG PYTHON_IMAGE=hyperion-local/python:3.11
 FROM ${PYTHON_IMAGE}
-# The server imports pymilvus for its gRPC stubs: the versions the pipeline itself was tested with.
-RUN pip install --no-cache-dir milvus-lite==3.2.2 pymilvus==3.0.2 && mkdir -p /var/lib/milvus
-EXPOSE 19530
-CMD ["milvus-lite", "server", "--data-dir", "/var/lib/milvus", "--host", "0.0.0.0", "--port", "19530"]
+RUN pip install --no-cache-dir milvus==2.3.5 && mkdir -p /var/lib/milvus
+EXPOSE 19530 9091
+# The launcher stops the binary on SIGINT; its proxy listens on every interface.
+STOPSIGNAL SIGINT
+CMD ["milvus-server", "--data", "/var/lib/milvus", "--proxy-port", "19530"]

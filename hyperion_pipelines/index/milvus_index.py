@@ -314,11 +314,14 @@ class MilvusIndex:
             found.extend(row["id"] for row in self._iterate(collection, f"document_id in {_quoted(batch)}", ["id"]))
         return found
 
-    def id_pages(self, collection: str, *, partition_date: str, document_ids: Sequence[str]) -> Iterator[list[str]]:
-        """Ids of entries dated ``partition_date`` or belonging to any of ``document_ids``, a page
-        at a time (a day's ids can be millions); an id may come twice."""
-        for page in self._pages(collection, f"partition_date == {json.dumps(partition_date)}", ["id"]):
-            yield [row["id"] for row in page]
+    def id_pages(
+        self, collection: str, *, partition_date: str | None, document_ids: Sequence[str]
+    ) -> Iterator[list[str]]:
+        """Ids of entries dated ``partition_date`` (none when None) or belonging to any of
+        ``document_ids``, a page at a time (a day's ids can be millions); an id may come twice."""
+        if partition_date is not None:
+            for page in self._pages(collection, f"partition_date == {json.dumps(partition_date)}", ["id"]):
+                yield [row["id"] for row in page]
         for batch in _batches(list(document_ids), _BATCH):
             for page in self._pages(collection, f"document_id in {_quoted(batch)}", ["id"]):
                 yield [row["id"] for row in page]
@@ -413,6 +416,10 @@ class MilvusIndex:
             for row in self.client.get(collection, ids=list(batch), output_fields=["text"], timeout=self.timeout_s):
                 texts[row["id"]] = row["text"]
         return texts
+
+    def any_entry(self, collection: str, expr: str) -> bool:
+        """Whether any entry matches ``expr`` (one row asked for, not a count of them all)."""
+        return bool(self.client.query(collection, filter=expr, output_fields=["id"], limit=1, timeout=self.timeout_s))
 
     def count(self, collection: str, expr: str = "") -> int:
         # No filter for the whole collection: Milvus then counts from its segments' row counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -58,6 +59,11 @@ def sync_partition(
     # flush seals a small segment whose vector index Milvus builds, then builds again once it
     # merges the segments.
     present = index.documents_with_entries(collection, document_ids)
+    # A day with no entries dated it before this run (a new upload day) can have no leftovers
+    # of other documents afterwards: every entry dated it was written by the parts below, so
+    # the pass that reads the day's entries back for leftovers is skipped (on a day of 100,000
+    # new documents it read 2.58 million ids; the check after the sync still reads them all).
+    dated_before = index.any_entry(collection, f"partition_date == {json.dumps(partition_date)}")
     written = [encode_ids(keep)]  # the day's current ids, compactly (see IdSet)
     synced: set[str] = set()  # documents whose entries are known: looked up, or none before
     upserted = deleted = unchanged = 0
@@ -88,7 +94,8 @@ def sync_partition(
     current = IdSet(*written)
     unsynced = [d for d in document_ids if d not in synced and d in present]
     leftover: set[str] = set()
-    for page in index.id_pages(collection, partition_date=partition_date, document_ids=unsynced):
+    dated = partition_date if dated_before or keep else None
+    for page in index.id_pages(collection, partition_date=dated, document_ids=unsynced):
         leftover.update(current.not_in(page))
     deleted += index.delete(collection, sorted(leftover)) if leftover else 0
     return SyncReport(
