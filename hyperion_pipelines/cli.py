@@ -807,10 +807,13 @@ def worker_command(name: str, loglevel: str) -> list[str]:
     """The Celery worker that runs steps of runs on ``HYPERION_EXECUTOR=celery``: dagster-celery's
     app and queue, with the settings of :func:`worker_environment`. One step at a time, in the
     worker's own process (``solo`` pool): the parser sandbox starts child processes, which a
-    prefork pool's daemonic children may not. Start more workers for more steps at once."""
+    prefork pool's daemonic children may not. Start more workers for more steps at once.
+    ``--concurrency 1``: Celery sizes a worker's prefetch as multiplier x concurrency, and the
+    concurrency defaults to the cores even for ``solo``; on 2 cores a busy worker reserved a
+    second step while another worker sat idle (seen with ``rabbitmqctl list_channels``)."""
     return [
         sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker",
-        "--pool", "solo", "-n", name, "-l", loglevel,
+        "--pool", "solo", "--concurrency", "1", "-n", name, "-l", loglevel,
         "--task-events",  # for Flower
     ]  # fmt: skip
 

@@ -119,6 +119,16 @@ def start_worker(name: str, log: Path, prefix: list[str] | None = None) -> subpr
         return subprocess.Popen([*(prefix or []), *command], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
 
+def worker_prefetch(broker: str) -> dict[str, int]:
+    """Each worker's prefetch count, as the workers report it (``celery inspect stats``)."""
+    stats = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "-b", broker,
+         "inspect", "stats", "--json", "--timeout", "5"],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    )  # fmt: skip
+    return {name: found["prefetch_count"] for name, found in json.loads(stats.stdout.strip().splitlines()[-1]).items()}
+
+
 def wait_for_workers(names: tuple[str, ...], timeout_s: float = 120) -> None:
     settings = Settings.from_env()
     deadline = time.monotonic() + timeout_s
@@ -185,6 +195,11 @@ def test_two_days_run_on_celery_workers_on_two_hosts_and_the_index_is_exact(
         processes.append(remote)
         wait_for_workers(WORKERS)
         assert netns.namespace_of(remote.pid) == host.name  # the second worker lives on the other host
+        # A worker reserves no step beyond the one it runs: a step held by a busy worker would
+        # wait while another worker idles (Celery sizes the prefetch by the concurrency, which
+        # defaults to the cores even for the solo pool).
+        prefetch = worker_prefetch(settings.celery_broker)
+        assert {name: prefetch.get(name) for name in WORKERS} == {name: 1 for name in WORKERS}
 
         runs = {day: start_run(day, tmp_path / f"run-{day}.log") for day in (UPLOAD_DAY, SECOND_DAY)}
         outputs = {day: run.communicate(timeout=900)[0] for day, run in runs.items()}
