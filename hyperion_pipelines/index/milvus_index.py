@@ -417,8 +417,9 @@ class MilvusIndex:
                 texts[row["id"]] = row["text"]
         return texts
 
-    def any_entry(self, collection: str, expr: str) -> bool:
-        """Whether any entry matches ``expr`` (one row asked for, not a count of them all)."""
+    def has_entries_dated(self, collection: str, partition_date: str) -> bool:
+        """Whether any entry is dated ``partition_date`` (one row asked for, not a count)."""
+        expr = f"partition_date == {json.dumps(partition_date)}"
         return bool(self.client.query(collection, filter=expr, output_fields=["id"], limit=1, timeout=self.timeout_s))
 
     def count(self, collection: str, expr: str = "") -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -63,7 +62,7 @@ def sync_partition(
     # of other documents afterwards: every entry dated it was written by the parts below, so
     # the pass that reads the day's entries back for leftovers is skipped (on a day of 100,000
     # new documents it read 2.58 million ids; the check after the sync still reads them all).
-    dated_before = index.any_entry(collection, f"partition_date == {json.dumps(partition_date)}")
+    dated_before = index.has_entries_dated(collection, partition_date)
     written = [encode_ids(keep)]  # the day's current ids, compactly (see IdSet)
     synced: set[str] = set()  # documents whose entries are known: looked up, or none before
     upserted = deleted = unchanged = 0
@@ -94,7 +93,7 @@ def sync_partition(
     current = IdSet(*written)
     unsynced = [d for d in document_ids if d not in synced and d in present]
     leftover: set[str] = set()
-    dated = partition_date if dated_before or keep else None
+    dated = partition_date if dated_before else None
     for page in index.id_pages(collection, partition_date=dated, document_ids=unsynced):
         leftover.update(current.not_in(page))
     deleted += index.delete(collection, sorted(leftover)) if leftover else 0
