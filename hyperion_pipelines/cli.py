@@ -1048,12 +1048,35 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker",
         help="run a Celery worker that executes steps of runs on HYPERION_EXECUTOR=celery",
-        description="Example: HYPERION_CELERY_BROKER=pyamqp://guest:guest@broker:5672// hyperion worker -n w1@%h",
     )
     worker.add_argument("-n", "--name", help="worker name, unique per host (default: hyperion@<hostname>)")
     worker.add_argument("-l", "--loglevel", default="INFO", help="Celery's log level (default INFO)")
     worker.set_defaults(handler=cmd_worker)
+    for name, sub in commands.choices.items():
+        sub.epilog = "examples:\n" + "\n".join(f"  {example}" for example in HELP_EXAMPLES[name])
+        sub.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the examples' lines
     return parser
+
+
+#: What ``hyperion <command> --help`` ends with (test_docs checks every command has one).
+HELP_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "pipelines": ("hyperion pipelines --json",),
+    "ingest": (
+        "hyperion ingest --uploads hyperion_pipelines/sample_corpus --all",
+        "hyperion ingest --pipeline legal --date 2026-03-02 --json",
+        "hyperion ingest --from 2026-03-01 --to 2026-03-31",
+    ),
+    "reindex": ("hyperion reindex --drop-old",),
+    "collections": ("hyperion collections --json",),
+    "search": ('hyperion search "how do honeybees survive the winter" -k 10 --json',),
+    "serve": ("hyperion serve --port 8080", "HYPERION_SERVE_TOKEN=... hyperion serve --host 0.0.0.0"),
+    "eval": ("hyperion eval queries.jsonl -k 10 --json",),
+    "quarantine": ("hyperion quarantine --date 2026-03-02", "hyperion quarantine --history --json"),
+    "gc": ("hyperion gc --dry-run", "hyperion gc --retention-days 3 --json"),
+    "repair": ("hyperion repair", "hyperion repair --rebuild-index --json"),
+    "export-onnx": ("hyperion export-onnx --quantize int8",),
+    "worker": ("HYPERION_CELERY_BROKER=pyamqp://guest:guest@broker:5672// hyperion worker -n w1@%h",),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

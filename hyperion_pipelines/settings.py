@@ -1,6 +1,6 @@
 """Runtime settings read from ``HYPERION_*`` environment variables.
 
-Every knob a deployment turns lives here, with its default, so the README can document one list.
+Every knob a deployment turns lives here, with its default, so docs/configuration.md can document one list.
 Secrets (tokens, API keys) are deliberately *not* read here: resources receive them through
 ``dagster.EnvVar`` so their values never appear in the Dagster UI or in run configuration.
 """

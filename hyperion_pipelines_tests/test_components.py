@@ -426,11 +426,11 @@ def test_dg_scaffolds_lists_and_checks_a_pipeline_from_a_template(hyperion_env: 
     assert "attributes.chunking.max_tokens: Input should be greater than 8" in refused.stdout + refused.stderr
 
 
-def test_the_readme_examples_are_valid_declarations(hyperion_env: Settings) -> None:
-    readme = (REPO / "README.md").read_text()
-    blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+def test_the_documented_examples_are_valid_declarations(hyperion_env: Settings) -> None:
+    pages = (REPO / "README.md").read_text() + (REPO / "docs" / "pipelines.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in pages.split("```yaml\n")[1:]]
     examples = [yaml.safe_load(b) for b in blocks if f"type: {COMPONENT_TYPE}" in b]
-    assert len(examples) >= 2
+    assert len(examples) >= 3
     for example in examples:
         declared = PipelineDeclaration.model_validate(example["attributes"]).model_dump(exclude_unset=True)
         declared.get("evaluation", {}).pop("golden_queries", None)  # a file next to the example's YAML

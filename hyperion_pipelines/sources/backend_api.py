@@ -1,4 +1,4 @@
-"""Client for Hyperion's backend document API (the HTTP contract is in the README).
+"""Client for Hyperion's backend document API (the HTTP contract is docs/backend_api.md).
 
     GET {base}/documents?uploaded_after=ISO&uploaded_before=ISO&limit=N[&page_token=T]
         -> {"documents": [{"id", "name", "size", "uploaded_at", "path"?}], "next_page_token": str|null}
