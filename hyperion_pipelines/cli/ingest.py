@@ -1,0 +1,122 @@
+"""``hyperion ingest``: materialise the document assets for upload-day partitions, then evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from hyperion_pipelines.cli.common import (
+    CommandError,
+    DayRuns,
+    _days_to_ingest,
+    _ensure_dagster_home,
+    _evaluate_after_ingest,
+    _pipeline,
+    _run_days,
+)
+from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG
+from hyperion_pipelines.settings import Settings
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.uploads:
+        os.environ["HYPERION_UPLOADS_DIR"] = str(Path(args.uploads).resolve())
+    settings = Settings.from_env()
+    _ensure_dagster_home(settings)
+
+    from dagster import DagsterInstance
+
+    from hyperion_pipelines.definitions import build_definitions
+
+    spec = _pipeline(args)
+    if args.uploads and getattr(spec.source, "path", None) != os.environ["HYPERION_UPLOADS_DIR"]:
+        raise CommandError(
+            f"--uploads sets HYPERION_UPLOADS_DIR, which the pipeline {spec.name!r} does not read (its source: "
+            f"{spec.source.kind} {getattr(spec.source, 'path', None) or getattr(spec.source, 'base_url', '')})"
+        )
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(f"ingest_{spec.name}")
+    valid = set(job.partitions_def.get_partition_keys())
+    today = datetime.now(UTC).date()
+    if args.all:
+        wanted = _days_to_ingest(settings, spec)
+    elif args.from_date:
+        first, last = date.fromisoformat(args.from_date), date.fromisoformat(args.to_date or today.isoformat())
+        if last < first:
+            print(f"--to {last} is before --from {first}", file=sys.stderr)
+            return 2
+        wanted = {(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)}
+    else:
+        wanted = {args.date or today.isoformat()}
+    partitions, skipped = sorted(wanted & valid), sorted(wanted - valid)
+    if skipped:
+        print(
+            f"Not upload-day partitions (before {spec.partitions_start} or in the future), skipped: "
+            f"{', '.join(skipped)}",
+            file=sys.stderr,
+        )
+        if not (args.all or args.from_date):
+            return 2
+    # Quiet by default: warnings and failures are printed below from the run's event log, one
+    # line each, instead of Dagster's console lines with their stack traces.
+    log_level = "INFO" if args.verbose else "CRITICAL"
+    started = time.perf_counter()
+    tags = {ALLOW_DELETIONS_TAG: "true"} if args.allow_deletions else {}
+    with DagsterInstance.get() as instance:
+        runs = _run_days(job, instance, partitions, log_level, tags)
+        evaluation = (
+            _evaluate_after_ingest(defs, spec, instance, log_level) if partitions and not runs.failed_days else None
+        )
+    totals, run_ids, failed = runs.totals, runs.run_ids, runs.failed_days
+    summary = {
+        **totals,
+        "seconds": round(time.perf_counter() - started, 2),
+        "partitions": partitions,
+        "failed_partitions": failed,
+        "skipped_partitions": skipped,
+        "run_ids": run_ids,
+        "failures": runs.failures,
+        "failed_checks": runs.failed_checks,
+        "evaluation": evaluation,
+    }
+    if args.json:
+        print(json.dumps({**summary, "warnings": runs.warnings}))
+    else:
+        for line in runs.warnings if not args.verbose else []:
+            print(f"warning: {line}", file=sys.stderr)
+        print(
+            f"Ingested {len(partitions)} partition(s): {totals['documents']} documents, "
+            f"{totals['chunks']} chunks, {totals['rejected']} rejected, {totals['embedded']} chunks "
+            f"embedded now, {totals['reused']} reused, in {summary['seconds']} s."
+        )
+        if evaluation:
+            k = evaluation["k"]
+            print(
+                f"Golden queries: recall@{k} {evaluation['recall_at_k']:.3f}, MRR {evaluation['mrr']:.3f}, "
+                f"nDCG@{k} {evaluation['ndcg_at_k']:.3f} ({evaluation['check']})."
+            )
+        for line in runs.failed_checks:
+            print(f"FAILED check: {line} (see the asset's checks in the Dagster UI)", file=sys.stderr)
+        if failed:
+            print(f"FAILED partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
+            for line in runs.failures:
+                print(f"  {line}", file=sys.stderr)
+    _hint_if_candidate(runs)
+    return 1 if failed else 0
+
+
+def _hint_if_candidate(runs: DayRuns) -> None:
+    """After a configuration change, ingest fills a new collection that searches do not use yet."""
+    for candidate, live in sorted(runs.collections):
+        if live == candidate:
+            continue
+        print(
+            f"Searches still use {live}: the embedding configuration changed, and this run wrote {candidate}. "
+            "Run 'hyperion reindex' to fill it for every day and move the alias once its checks pass.",
+            file=sys.stderr,
+        )
