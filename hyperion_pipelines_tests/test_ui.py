@@ -74,6 +74,10 @@ def test_the_ui_shows_the_assets_runs_a_partition_and_shows_checks_metadata_and_
 
         # Materialise one partition (today's, where the corpus was uploaded) from the job's page.
         page.goto(f"{dagster_ui}/locations/hyperion_pipelines/jobs/ingest_documents", wait_until="networkidle")
+        # On a loaded machine a Blueprint overlay (a dialog the UI opened while the page was still
+        # loading) was seen covering the button in CI: close whatever overlay is open first.
+        page.keyboard.press("Escape")
+        expect(page.locator(".bp5-overlay-backdrop")).to_have_count(0)
         page.get_by_role("button", name="Materialize all").first.click()
         dialog = page.get_by_role("dialog")
         dialog.get_by_role("button", name="Latest").click()
