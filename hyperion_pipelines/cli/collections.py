@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from hyperion_pipelines.cli.common import _index_and_embedder, _pipeline
+from hyperion_pipelines.cli.common import declared_pipeline, index_and_embedder
 from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.settings import Settings
 
@@ -14,8 +14,8 @@ def cmd_collections(args: argparse.Namespace) -> int:
     """The alias's collections (one per embedding space built), which one is live, and their sizes."""
     settings = Settings.from_env()
 
-    spec = _pipeline(args)
-    with _index_and_embedder(settings, spec) as (index, embedder):
+    spec = declared_pipeline(args)
+    with index_and_embedder(settings, spec) as (index, embedder):
         current = index.collection_name(collection_fingerprint(spec, embedder.identity, index.retrieval))
         live = index.live_collection()
         rows = []

@@ -36,7 +36,7 @@ class FaultFound(Exception):
     """Damage found that the command will not undo by itself; printed in one line, exit status 1."""
 
 
-def _ensure_dagster_home(settings: Settings) -> Path:
+def ensure_dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME as set, else ``$HYPERION_HOME/dagster``, given the embedded instance settings
     (the repository's ``dagster.yaml``) when it has none."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
@@ -47,11 +47,11 @@ def _ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def _notice(message: str) -> None:
+def notice(message: str) -> None:
     print(f"hyperion: {message}", file=sys.stderr)
 
 
-def _pipeline(args: argparse.Namespace) -> PipelineSpec:
+def declared_pipeline(args: argparse.Namespace) -> PipelineSpec:
     """The declared pipeline ``--pipeline`` names (default: the sample pipeline, ``documents``)."""
     from hyperion_pipelines.definitions import pipeline_specs
 
@@ -61,7 +61,7 @@ def _pipeline(args: argparse.Namespace) -> PipelineSpec:
     return specs[args.pipeline]
 
 
-def _days_to_ingest(settings: Settings, spec: PipelineSpec) -> set[str]:
+def days_to_ingest(settings: Settings, spec: PipelineSpec) -> set[str]:
     """Days with documents at the source, plus days with entries in the live index: a day whose
     documents were all deleted must run too, or their vectors would stay searchable."""
     from hyperion_pipelines.defs.partitions import partition_key_for
@@ -80,7 +80,7 @@ def _days_to_ingest(settings: Settings, spec: PipelineSpec) -> set[str]:
             print(f"hyperion: {exc}", file=sys.stderr)
             days = set()
     with resources[spec.resources.milvus].process_config_and_initialize_cm() as milvus:
-        index = milvus.index(spec.index, _notice)
+        index = milvus.index(spec.index, notice)
         live = index.live_collection()
         if live is not None:
             days |= index.partition_dates(live)
@@ -110,7 +110,7 @@ class DayRuns:
     collections: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _failure_line(event: DagsterEvent) -> str:
+def failure_line(event: DagsterEvent) -> str:
     """Why a step failed, in one line: a Failure's description, else the error's last line."""
     data = event.event_specific_data
     user = getattr(data, "user_failure_data", None)  # only a step's failure carries one
@@ -128,7 +128,7 @@ def _explained(line: str) -> str:
     return explain(line, Settings.from_env()) or line
 
 
-def _run_days(
+def run_days(
     job: JobDefinition,
     instance: DagsterInstance,
     partitions: Sequence[str],
@@ -161,25 +161,25 @@ def _run_days(
         failures_before = len(runs.failures)
         for event in result.all_events:
             if event.event_type_value == "STEP_FAILURE":
-                runs.failures.append(f"{partition}: {event.step_key}: {_explained(_failure_line(event))}")
+                runs.failures.append(f"{partition}: {event.step_key}: {_explained(failure_line(event))}")
             # A run that failed before any step (its resources could not start) says why here.
             elif event.event_type_value in ("RESOURCE_INIT_FAILURE", "RUN_FAILURE") and (
                 getattr(event.event_specific_data, "error", None) is not None and len(runs.failures) == failures_before
             ):
-                runs.failures.append(f"{partition}: run: {_explained(_failure_line(event))}")
+                runs.failures.append(f"{partition}: run: {_explained(failure_line(event))}")
             if event.event_type_value == "ASSET_CHECK_EVALUATION":
                 check = event.event_specific_data
                 if not check.passed and check.severity.value == "ERROR":
                     runs.failed_checks.append(f"{partition}: {check.asset_key.path[-1]}.{check.check_name}")
-        metadata = _metadata_by_asset(result)
-        for key, value in _summarise(metadata).items():
+        metadata = metadata_by_asset(result)
+        for key, value in summarise(metadata).items():
             runs.totals[key] += value
         if "vector_index" in metadata:
             runs.collections.add((metadata["vector_index"]["collection"], metadata["vector_index"]["live_collection"]))
     return runs
 
 
-def _metadata_by_asset(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+def metadata_by_asset(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
     values: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
@@ -187,11 +187,11 @@ def _metadata_by_asset(result: ExecuteInProcessResult) -> dict[str, dict[str, An
     return values
 
 
-def _summarise(values: dict[str, dict[str, Any]]) -> dict[str, int]:
+def summarise(values: dict[str, dict[str, Any]]) -> dict[str, int]:
     return {key: int(values.get(asset, {}).get(entry, 0)) for key, (asset, entry) in _SUMMARY_SOURCES.items()}
 
 
-def _evaluate_after_ingest(
+def evaluate_after_ingest(
     defs: Definitions, spec: PipelineSpec, instance: DagsterInstance, log_level: str
 ) -> dict[str, Any] | None:
     """Run the golden query set, when the pipeline has one, against the freshly written index."""
@@ -226,7 +226,7 @@ QUERY_LOCK_WAIT_S = 30.0
 
 
 @contextmanager
-def _index_and_embedder(
+def index_and_embedder(
     settings: Settings, spec: PipelineSpec, lock_wait_s: float | None = None
 ) -> Iterator[tuple[MilvusIndex, Embedder]]:
     from hyperion_pipelines.defs.resources import build_resources
@@ -241,14 +241,14 @@ def _index_and_embedder(
         milvus_resource.process_config_and_initialize_cm() as milvus,
         resources[spec.resources.embedder].process_config_and_initialize_cm() as embedder_resource,
     ):
-        yield milvus.index(spec.index, _notice), embedder_resource.get()
+        yield milvus.index(spec.index, notice), embedder_resource.get()
 
 
 @contextmanager
-def _live_index(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[MilvusIndex, Embedder] | None]:
+def open_live_index(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[MilvusIndex, Embedder] | None]:
     """The pipeline's index and embedder, or None (with a hint printed) before any ingest."""
-    spec = _pipeline(args)
-    with _index_and_embedder(settings, spec, QUERY_LOCK_WAIT_S) as (index, embedder):
+    spec = declared_pipeline(args)
+    with index_and_embedder(settings, spec, QUERY_LOCK_WAIT_S) as (index, embedder):
         live = index.live_collection()
         if live is None:
             print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hyperion_pipelines.cli.common import _live_index
+from hyperion_pipelines.cli.common import open_live_index
 from hyperion_pipelines.settings import Settings
 
 
@@ -20,7 +20,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     from hyperion_pipelines.evaluation.retrieval import report_rows, retrieve_documents, score_retrievals
 
-    with _live_index(Settings.from_env(), args) as live:
+    with open_live_index(Settings.from_env(), args) as live:
         if live is None:
             return 1
         retrievals = retrieve_documents(*live, queries, args.k)

@@ -8,7 +8,7 @@ import os
 import sys
 from contextlib import ExitStack
 
-from hyperion_pipelines.cli.common import _ensure_dagster_home
+from hyperion_pipelines.cli.common import ensure_dagster_home
 from hyperion_pipelines.settings import Settings
 
 
@@ -18,7 +18,7 @@ def _mib(size: int) -> str:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    _ensure_dagster_home(settings)
+    ensure_dagster_home(settings)
     from dagster import DagsterInstance
     from sqlalchemy.exc import DatabaseError
 

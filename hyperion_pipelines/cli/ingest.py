@@ -13,11 +13,11 @@ from pathlib import Path
 from hyperion_pipelines.cli.common import (
     CommandError,
     DayRuns,
-    _days_to_ingest,
-    _ensure_dagster_home,
-    _evaluate_after_ingest,
-    _pipeline,
-    _run_days,
+    days_to_ingest,
+    declared_pipeline,
+    ensure_dagster_home,
+    evaluate_after_ingest,
+    run_days,
 )
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG
 from hyperion_pipelines.settings import Settings
@@ -27,13 +27,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.uploads:
         os.environ["HYPERION_UPLOADS_DIR"] = str(Path(args.uploads).resolve())
     settings = Settings.from_env()
-    _ensure_dagster_home(settings)
+    ensure_dagster_home(settings)
 
     from dagster import DagsterInstance
 
     from hyperion_pipelines.definitions import build_definitions
 
-    spec = _pipeline(args)
+    spec = declared_pipeline(args)
     if args.uploads and getattr(spec.source, "path", None) != os.environ["HYPERION_UPLOADS_DIR"]:
         raise CommandError(
             f"--uploads sets HYPERION_UPLOADS_DIR, which the pipeline {spec.name!r} does not read (its source: "
@@ -44,7 +44,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     valid = set(job.partitions_def.get_partition_keys())
     today = datetime.now(UTC).date()
     if args.all:
-        wanted = _days_to_ingest(settings, spec)
+        wanted = days_to_ingest(settings, spec)
     elif args.from_date:
         first, last = date.fromisoformat(args.from_date), date.fromisoformat(args.to_date or today.isoformat())
         if last < first:
@@ -68,9 +68,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     tags = {ALLOW_DELETIONS_TAG: "true"} if args.allow_deletions else {}
     with DagsterInstance.get() as instance:
-        runs = _run_days(job, instance, partitions, log_level, tags)
+        runs = run_days(job, instance, partitions, log_level, tags)
         evaluation = (
-            _evaluate_after_ingest(defs, spec, instance, log_level) if partitions and not runs.failed_days else None
+            evaluate_after_ingest(defs, spec, instance, log_level) if partitions and not runs.failed_days else None
         )
     totals, run_ids, failed = runs.totals, runs.run_ids, runs.failed_days
     summary = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from hyperion_pipelines.cli.common import _pipeline
+from hyperion_pipelines.cli.common import declared_pipeline
 from hyperion_pipelines.settings import Settings
 
 
@@ -14,7 +14,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
     from hyperion_pipelines.defs.resources import build_resources
 
-    spec = _pipeline(args)
+    spec = declared_pipeline(args)
     resource = build_resources(settings, spec)[spec.resources.state]
     with resource.process_config_and_initialize_cm() as ledger_resource:
         entries = ledger_resource.ledger(spec.name).entries(partition=args.date, history=args.history)

@@ -9,12 +9,12 @@ import time
 from typing import TYPE_CHECKING
 
 from hyperion_pipelines.cli.common import (
-    _days_to_ingest,
-    _ensure_dagster_home,
-    _evaluate_after_ingest,
-    _index_and_embedder,
-    _pipeline,
-    _run_days,
+    days_to_ingest,
+    declared_pipeline,
+    ensure_dagster_home,
+    evaluate_after_ingest,
+    index_and_embedder,
+    run_days,
 )
 from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.settings import Settings
@@ -42,15 +42,15 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     """Blue/green: fill the current embedding space's collection for every upload day, check it,
     evaluate it, and only then move the live alias to it."""
     settings = Settings.from_env()
-    _ensure_dagster_home(settings)
+    ensure_dagster_home(settings)
     from dagster import DagsterInstance
 
     from hyperion_pipelines.definitions import build_definitions
     from hyperion_pipelines.index.promotion import coverage, decide
 
-    spec = _pipeline(args)
+    spec = declared_pipeline(args)
     defs = build_definitions(settings)
-    with _index_and_embedder(settings, spec) as (index, embedder):
+    with index_and_embedder(settings, spec) as (index, embedder):
         candidate = index.collection_name(collection_fingerprint(spec, embedder.identity, index.retrieval))
         live = index.live_collection()
     if live == candidate and not args.force:
@@ -61,18 +61,18 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         return 0
     job = defs.resolve_job_def(f"ingest_{spec.name}")
     valid = set(job.partitions_def.get_partition_keys())
-    days = sorted((_days_to_ingest(settings, spec) | _indexed_documents(settings, spec)[1]) & valid)
+    days = sorted((days_to_ingest(settings, spec) | _indexed_documents(settings, spec)[1]) & valid)
     print(f"Building {candidate} for {len(days)} upload day(s); searches keep using {live or 'nothing yet'}.")
     # Quiet by default: warnings and failures are printed below from the run's event log, one
     # line each, instead of Dagster's console lines with their stack traces.
     log_level = "INFO" if args.verbose else "CRITICAL"
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
-        runs = _run_days(job, instance, days, log_level)
+        runs = run_days(job, instance, days, log_level)
         wrote = bool(days) and not runs.failed_days
-        evaluation = _evaluate_after_ingest(defs, spec, instance, log_level) if wrote else None
+        evaluation = evaluate_after_ingest(defs, spec, instance, log_level) if wrote else None
     indexed, _ = _indexed_documents(settings, spec)
-    with _index_and_embedder(settings, spec) as (index, _):
+    with index_and_embedder(settings, spec) as (index, _):
         exists = index.client.has_collection(candidate)
         documents = coverage(index.document_ids(candidate) if exists else set(), indexed)
         decision = decide(

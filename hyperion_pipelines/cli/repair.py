@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from hyperion_pipelines.cli.common import (
     CommandError,
     FaultFound,
-    _days_to_ingest,
-    _ensure_dagster_home,
-    _notice,
-    _run_days,
+    days_to_ingest,
+    ensure_dagster_home,
+    notice,
+    run_days,
 )
 from hyperion_pipelines.settings import Settings
 
@@ -36,7 +36,7 @@ def _check_index(settings: Settings, spec: PipelineSpec, rebuild: bool) -> str:
     uri = spec.index.milvus_uri or settings.milvus_uri
     try:
         with build_resources(settings, spec)[spec.resources.milvus].process_config_and_initialize_cm() as milvus:
-            index = milvus.index(spec.index, _notice)
+            index = milvus.index(spec.index, notice)
             for collection in index.collections():
                 index.ensure_loaded(collection)
         return "sound"
@@ -53,7 +53,7 @@ def _check_index(settings: Settings, spec: PipelineSpec, rebuild: bool) -> str:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    _ensure_dagster_home(settings)
+    ensure_dagster_home(settings)
     from dagster import DagsterInstance
 
     from hyperion_pipelines.definitions import build_definitions, pipeline_specs
@@ -74,8 +74,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
     failed = False
     with DagsterInstance.get() as instance:
         for spec in specs:
-            days = sorted(_days_to_ingest(settings, spec))
-            runs = _run_days(defs.resolve_job_def(f"ingest_{spec.name}"), instance, days, log_level)
+            days = sorted(days_to_ingest(settings, spec))
+            runs = run_days(defs.resolve_job_def(f"ingest_{spec.name}"), instance, days, log_level)
             failed = failed or bool(runs.failed_days)
             summary["pipelines"][spec.name] = {
                 **runs.totals,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from hyperion_pipelines.cli.common import _live_index
+from hyperion_pipelines.cli.common import open_live_index
 from hyperion_pipelines.settings import Settings
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    with _live_index(Settings.from_env(), args) as live:
+    with open_live_index(Settings.from_env(), args) as live:
         if live is None:
             return 1
         index, embedder = live

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from hyperion_pipelines.cli.common import MAX_K, CommandError, _notice, _pipeline
+from hyperion_pipelines.cli.common import MAX_K, CommandError, declared_pipeline, notice
 from hyperion_pipelines.settings import Settings
 
 #: Addresses ``hyperion serve`` may listen on without a token: this machine only.
@@ -28,12 +28,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.max_k <= MAX_K:
         raise CommandError(f"--max-k must be between 1 and {MAX_K}")
-    spec = _pipeline(args)
+    spec = declared_pipeline(args)
     live = LiveSearch(Settings.from_env(), spec, idle_release_s=args.idle_release_s)
     about = {"pipeline": spec.name, "alias": spec.index.alias, "model": live.embedder.identity.model_name}
     app = build_app(live, token=token, max_k=args.max_k, about=about)
     where = "embedded index, let go after each burst of requests" if live.embedded else "Milvus server"
-    _notice(f"serving '{spec.name}' on http://{args.host}:{args.port} ({where}); POST /search, GET /openapi.json")
+    notice(f"serving '{spec.name}' on http://{args.host}:{args.port} ({where}); POST /search, GET /openapi.json")
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:
