@@ -11,7 +11,7 @@ setup(
             "sample_corpus/**/*",
             "evaluation/*.jsonl",
             "components/templates/*.yaml",
-            "pipelines/**/*.yaml",
+            "defs/**/*.yaml",
         ]
     },
     include_package_data=True,

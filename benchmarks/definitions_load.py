@@ -26,7 +26,7 @@ from hyperion_pipelines.components import DocumentPipeline
 from hyperion_pipelines.components.declaration import TEMPLATES
 from hyperion_pipelines.components.document_pipeline import COMPONENT_TYPE
 from hyperion_pipelines.definitions import declared_pipelines
-from hyperion_pipelines.defs.assembly import platform_definitions
+from hyperion_pipelines.orchestration.assembly import platform_definitions
 from hyperion_pipelines.settings import Settings
 
 

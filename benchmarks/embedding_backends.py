@@ -47,9 +47,9 @@ from hyperion_pipelines.embedding.space import context_tokens
 from hyperion_pipelines.evaluation.golden import GoldenQuery, load_golden_queries, qrels_of
 from hyperion_pipelines.evaluation.metrics import EvaluationResult, evaluate_run
 from hyperion_pipelines.parsing.document import ParseError
-from hyperion_pipelines.parsing.media_type import sniff_media_type
 from hyperion_pipelines.parsing.registry import parse_document
 from hyperion_pipelines.settings import SAMPLE_CORPUS_DIR, SAMPLE_GOLDEN_QUERIES
+from hyperion_pipelines.sources.media_type import sniff_media_type
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ChunkingSpec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -66,11 +66,11 @@ from hyperion_pipelines.embedding.sentence_transformer import (  # noqa: E402
     packaged_model_dir,
 )
 from hyperion_pipelines.embedding.space import context_tokens  # noqa: E402
-from hyperion_pipelines.parsing import media_type as mt  # noqa: E402
 from hyperion_pipelines.parsing.document import ParsedDocument, ParseError  # noqa: E402
 from hyperion_pipelines.parsing.fidelity import assess_fidelity  # noqa: E402
 from hyperion_pipelines.parsing.pdf_pypdf import parse_pdf_pypdf  # noqa: E402
 from hyperion_pipelines.parsing.registry import parse_document  # noqa: E402
+from hyperion_pipelines.sources import media_type as mt  # noqa: E402
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ChunkingSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -144,8 +144,8 @@ def man_corpus(target: Path, limit: int) -> Queries:
 
 def extracted_text(raw: Path, target: Path) -> dict[str, str]:
     """Each file's text as our parsers extract it, written to ``<path>.txt``; raw path -> text path."""
-    from hyperion_pipelines.parsing.media_type import sniff_media_type
     from hyperion_pipelines.parsing.registry import parse_document
+    from hyperion_pipelines.sources.media_type import sniff_media_type
     from hyperion_pipelines.spec import ParsingSpec
 
     accepted = ParsingSpec().accepted_media_types
@@ -199,12 +199,12 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int) -
     from dagster import DagsterInstance, materialize
 
     from hyperion_pipelines.definitions import build_definitions, default_spec
-    from hyperion_pipelines.defs.pipeline import build_pipeline
     from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
     from hyperion_pipelines.evaluation.golden import parse_golden_queries
     from hyperion_pipelines.evaluation.retrieval import retrieve_documents
+    from hyperion_pipelines.index.connection import connect, release_local
     from hyperion_pipelines.index.milvus_index import MilvusIndex
-    from hyperion_pipelines.index.resources import connect, release_local
+    from hyperion_pipelines.orchestration.pipeline import build_pipeline
     from hyperion_pipelines.settings import Settings
 
     workspace = Workspace.create(scratch / f"hyperion-{name}", corpus)

@@ -97,10 +97,10 @@ def read_model_inputs(home: str | Path) -> dict[str, list[str]]:
     from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
     from hyperion_pipelines.chunking.stage import HEADING_SEPARATOR
     from hyperion_pipelines.definitions import default_spec
-    from hyperion_pipelines.embedding.resources import SentenceTransformerResource
     from hyperion_pipelines.embedding.space import context_tokens
+    from hyperion_pipelines.index.connection import connect
     from hyperion_pipelines.index.milvus_index import MilvusIndex
-    from hyperion_pipelines.index.resources import connect
+    from hyperion_pipelines.orchestration.resources.embedder import SentenceTransformerResource
     from hyperion_pipelines.settings import Settings
     from hyperion_pipelines.spec import IndexSpec
 

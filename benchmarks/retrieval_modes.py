@@ -60,12 +60,12 @@ def evaluate_corpus(name: str, uploads: Path, query_sets: dict[str, list[dict]],
     from dagster import DagsterInstance, materialize
 
     from hyperion_pipelines.definitions import build_definitions, default_spec
-    from hyperion_pipelines.defs.pipeline import build_pipeline
     from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
     from hyperion_pipelines.evaluation.golden import parse_golden_queries
     from hyperion_pipelines.evaluation.retrieval import evaluate_golden_set
+    from hyperion_pipelines.index.connection import connect, release_local
     from hyperion_pipelines.index.milvus_index import MilvusIndex
-    from hyperion_pipelines.index.resources import connect, release_local
+    from hyperion_pipelines.orchestration.pipeline import build_pipeline
     from hyperion_pipelines.settings import Settings
 
     workspace = Workspace.create(scratch / name, uploads)

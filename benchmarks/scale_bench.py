@@ -250,6 +250,7 @@ def run_size(
         "documents_per_s": round(count / seconds, 2),
         "chunks_per_s": round(summary["chunks"] / seconds, 1),
         "peak_rss_mib": peaks,
+        "step_seconds": summary.get("step_seconds", {}),
         "step_output_bytes": folder_bytes(storage) if storage.exists() else 0,
         "step_output_bytes_per_chunk": round(folder_bytes(storage) / max(summary["chunks"], 1), 1),
     }
@@ -259,7 +260,7 @@ def run_size(
 
 def live_entries(uri: str) -> int:
     """Entries of the collection behind the sample pipeline's alias."""
-    from hyperion_pipelines.index.resources import connect, release_local
+    from hyperion_pipelines.index.connection import connect, release_local
 
     client = connect(uri)
     try:
@@ -285,8 +286,8 @@ def physical_limits(
     from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder
     from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
     from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
+    from hyperion_pipelines.index.connection import connect
     from hyperion_pipelines.index.milvus_index import MilvusIndex
-    from hyperion_pipelines.index.resources import connect
     from hyperion_pipelines.index.sync import index_rows
     from hyperion_pipelines.parsing.sandbox import ParserPool
     from hyperion_pipelines.parsing.stage import parse_documents

@@ -44,16 +44,16 @@ def timed_tick(defs, instance, cursor):  # noqa: ANN001 - Dagster objects
 
 def fill_manifest(settings, root: Path) -> None:  # noqa: ANN001
     """What the runs of every day would record: each file's current version."""
-    from hyperion_pipelines.defs.partitions import partition_key_for
     from hyperion_pipelines.ids import document_id
     from hyperion_pipelines.sources.uploads_folder import UploadsFolder
     from hyperion_pipelines.state.database import open_engine
     from hyperion_pipelines.state.manifest import DocumentManifest, ManifestRecord
+    from hyperion_pipelines.upload_day import upload_day
 
     folder = UploadsFolder(root)
     by_day = defaultdict(list)
     for ref in folder.list_documents(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)):
-        by_day[partition_key_for(ref.uploaded_at)].append(
+        by_day[upload_day(ref.uploaded_at)].append(
             ManifestRecord(document_id(folder.name, ref.key), ref.key, ref.version, "indexed")
         )
     manifest = DocumentManifest(open_engine(settings.state_db_url), "documents")

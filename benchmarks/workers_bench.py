@@ -36,6 +36,7 @@ from typing import Any
 
 import psutil
 import yaml
+from dagster import DagsterInstance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import fetch_corpus  # noqa: E402
@@ -113,6 +114,11 @@ def run_with(
     tag = f"{os.getpid()}-{workers}"
     names = tuple(f"bench-{tag}-{i}@host" for i in range(workers))
     try:
+        # The instance's tables, made once: runs that start together on an empty database race
+        # to create them (one fails with "relation already exists"), as a deployment's webserver
+        # or daemon would have made them before any run.
+        with DagsterInstance.get():
+            pass
         milvus.start()
         with running() as processes:
             processes.extend(start_worker(name, home / f"worker-{i}.log") for i, name in enumerate(names))

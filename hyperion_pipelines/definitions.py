@@ -1,6 +1,6 @@
 """The Hyperion Pipelines code location: ``dagster dev`` in the repository root loads ``defs``.
 
-Pipelines are declared in YAML under ``hyperion_pipelines/pipelines/<name>/defs.yaml`` (Dagster
+Pipelines are declared in YAML under ``hyperion_pipelines/defs/<name>/defs.yaml`` (Dagster
 components, see ``components/``); the shared sensors and resources are added here.
 """
 
@@ -25,11 +25,11 @@ from hyperion_pipelines.components.declaration import (
     resolve_spec,
 )
 from hyperion_pipelines.components.document_pipeline import DocumentPipeline
-from hyperion_pipelines.defs.assembly import pipeline_definitions, platform_definitions
+from hyperion_pipelines.orchestration.assembly import pipeline_definitions, platform_definitions
 from hyperion_pipelines.settings import PACKAGE_DIR, Settings, loading_with
 from hyperion_pipelines.spec import PipelineSpec
 
-PIPELINES_MODULE = "hyperion_pipelines.pipelines"
+PIPELINES_MODULE = "hyperion_pipelines.defs"
 
 
 def pipeline_tree(module: str = PIPELINES_MODULE, project_root: Path | None = None) -> ComponentTree:
@@ -87,11 +87,11 @@ def declared_pipelines(tree: ComponentTree) -> list[DocumentPipeline]:
     return pipelines
 
 
-SAMPLE_PIPELINE = PACKAGE_DIR / "pipelines" / "documents" / "defs.yaml"
+SAMPLE_PIPELINE = PACKAGE_DIR / "defs" / "documents" / "defs.yaml"
 
 
 def default_spec(settings: Settings) -> PipelineSpec:
-    """The sample pipeline (``pipelines/documents/defs.yaml``) resolved against ``settings``."""
+    """The sample pipeline (``defs/documents/defs.yaml``) resolved against ``settings``."""
     attributes = yaml.safe_load(SAMPLE_PIPELINE.read_text(encoding="utf-8"))["attributes"]
     declared = PipelineDeclaration.model_validate(attributes).model_dump(exclude_unset=True)
     return resolve_spec(declared, settings, base_dir=SAMPLE_PIPELINE.parent, origin=str(SAMPLE_PIPELINE))

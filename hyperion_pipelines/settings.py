@@ -67,7 +67,8 @@ def default_golden_queries(uploads_dir: Path) -> Path | None:
 
 
 def default_parse_workers() -> int:
-    """The cores this process may run on (a container's cpuset, not the host's count), at most 4."""
+    """The cores this process may run on (a container's cpuset, not the host's count), at most 4:
+    the default of the parser and chunker processes a step runs side by side."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(4, cores))
 
@@ -121,6 +122,9 @@ class Settings:
     # HYPERION_PARSE_WORKERS: parser processes a parse step runs side by side (default: the
     # host's cores, at most 4); each holds up to HYPERION_PARSE_MEMORY_MB
     parse_workers: int = 1
+    # HYPERION_CHUNK_WORKERS: processes a chunk step spreads a day's parts over (default: the
+    # host's cores, at most 4); a day of one part is chunked in the step's own process
+    chunk_workers: int = 1
     # HYPERION_OPENAI_CONCURRENCY: batches in flight at once to an OpenAI-compatible service
     openai_concurrency: int = 4
 
@@ -191,6 +195,7 @@ class Settings:
             embedding_onnx_file=onnx_file,
             openai_concurrency=int(_get(env, "OPENAI_CONCURRENCY", "4")),
             parse_workers=int(_get(env, "PARSE_WORKERS", str(default_parse_workers()))),
+            chunk_workers=int(_get(env, "CHUNK_WORKERS", str(default_parse_workers()))),
         )
 
 

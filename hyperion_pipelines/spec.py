@@ -1,6 +1,6 @@
 """The pipeline specification: everything that defines one document-to-vector pipeline.
 
-An asset graph is built from a :class:`PipelineSpec` (see ``defs/pipeline.py``), so a second
+An asset graph is built from a :class:`PipelineSpec` (see ``orchestration/pipeline.py``), so a second
 collection is declared by writing a second spec, not by copying asset code.
 """
 
@@ -294,7 +294,7 @@ class UploadSensorSpec(_Strict):
 
 
 def _valid_cron(value: str) -> str:
-    from dagster._utils.schedules import is_valid_cron_string  # Dagster's own cron parser decides
+    from hyperion_pipelines.dagster_internals import is_valid_cron_string  # Dagster's own cron parser decides
 
     if not is_valid_cron_string(value):
         raise ValueError(f"{value!r} is not a valid cron expression (five fields, e.g. '15 0 * * *')")

@@ -58,6 +58,9 @@ def set_upload_time(path: Path, moment: datetime = UPLOAD_TIME) -> None:
 
 TEST_PART_DOCUMENTS = 4
 TEST_PARSE_WORKERS = 2
+#: Chunking in the step's process: starting chunker processes costs each pipeline test seconds;
+#: the tests that spread chunking over processes set HYPERION_CHUNK_WORKERS themselves.
+TEST_CHUNK_WORKERS = 1
 
 
 @pytest.fixture
@@ -73,6 +76,7 @@ def hyperion_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("HYPERION_PART_DOCUMENTS", str(TEST_PART_DOCUMENTS))
     # Two parser processes on any machine, so that parsing side by side is what the tests run.
     monkeypatch.setenv("HYPERION_PARSE_WORKERS", str(TEST_PARSE_WORKERS))
+    monkeypatch.setenv("HYPERION_CHUNK_WORKERS", str(TEST_CHUNK_WORKERS))
     (home / "uploads").mkdir(parents=True)
     (home / "dagster").mkdir(parents=True)
     return Settings.from_env()

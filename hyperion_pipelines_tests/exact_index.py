@@ -12,16 +12,16 @@ import pandas as pd
 from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.definitions import default_spec
 from hyperion_pipelines.embedding.base import Embedder
-from hyperion_pipelines.embedding.resources import SentenceTransformerResource
 from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
 from hyperion_pipelines.ids import document_id
-from hyperion_pipelines.index.resources import connect
+from hyperion_pipelines.index.connection import connect
+from hyperion_pipelines.orchestration.resources.embedder import SentenceTransformerResource
+from hyperion_pipelines.orchestration.resources.state import StateDatabaseResource
 from hyperion_pipelines.parsing.document import ParseError
-from hyperion_pipelines.parsing.media_type import sniff_media_type
 from hyperion_pipelines.parsing.registry import parse_document
 from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.sources.media_type import sniff_media_type
 from hyperion_pipelines.spec import PipelineSpec
-from hyperion_pipelines.state.resources import StateDatabaseResource
 
 from .conftest import set_upload_time
 

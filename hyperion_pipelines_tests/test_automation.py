@@ -22,7 +22,7 @@ from dagster import (
 from hyperion_pipelines.automation.alerts import Delivery, post_alert
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.definitions import build_definitions
-from hyperion_pipelines.defs.automation import AlertWebhookResource
+from hyperion_pipelines.orchestration.automation import AlertWebhookResource
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 
 from .conftest import REPO, UPLOAD_DAY, run_ingest

@@ -9,7 +9,7 @@ import pytest
 from dagster import materialize
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.pipeline import build_pipeline
+from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.backend_api import BackendApiError, BackendDocumentApi
 from hyperion_pipelines.sources.base import DocumentGone, DocumentRef, DocumentSource

@@ -12,13 +12,13 @@ import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.evaluation.metrics import EvaluationResult
 from hyperion_pipelines.evaluation.thresholds import assess
+from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.index.milvus_index import MilvusIndex
-from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.index.verification import reconcile_partition, self_retrieval
+from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 from hyperion_pipelines.spec import EvaluationSpec, IndexSpec
 from hyperion_pipelines.step_outputs.parts import whole

@@ -14,6 +14,7 @@ from pandas.testing import assert_frame_equal
 from hyperion_pipelines.chunking.cache import ChunkCache
 from hyperion_pipelines.chunking.chunker import chunk_text
 from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
+from hyperion_pipelines.chunking.pool import ChunkJob, chunk_parts
 from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
 from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
@@ -141,6 +142,37 @@ def test_chunk_documents_with_a_cache_gives_the_frame_it_gives_without(tmp_path:
     assert_frame_equal(chunk_documents(frame, TOKENIZER, spec, "fp", cache, context_tokens=24), plain)  # written
     assert_frame_equal(chunk_documents(frame, TOKENIZER, spec, "fp", cache, context_tokens=24), plain)  # read back
     assert cache.hits == len(rows)
+
+
+def test_parts_chunked_in_worker_processes_give_the_frames_and_cache_hits_of_parts_chunked_here(
+    tmp_path: Path,
+) -> None:
+    frame = sample_parsed()
+    # Texts of their own in each part: which process sees a text first does not matter.
+    parts = [
+        frame.assign(document_id=frame["document_id"] + f"-{i}", text=frame["text"] + f"\n\nPart {i}.")
+        for i in range(5)
+    ]
+    spec = ChunkingSpec(max_tokens=64, overlap_tokens=8)
+    here = list(chunk_parts(parts, ChunkJob(TOKENIZER, spec, "fp", ChunkCache(tmp_path / "a", "fp"), 24), workers=1))
+    job = ChunkJob(TOKENIZER, spec, "fp", ChunkCache(tmp_path / "b", "fp"), 24)
+    # Five parts on two processes: more parts than fit in flight, results come back in order.
+    spread = list(chunk_parts(parts, job, workers=2))
+    assert len(spread) == len(here) == len(parts)
+    for (ours, hits), (theirs, their_hits) in zip(spread, here, strict=True):
+        assert_frame_equal(ours, theirs)
+        assert hits == their_hits
+    # The worker processes wrote the cache this process reads: every text is a hit now.
+    again = list(chunk_parts(parts, job, workers=2))
+    assert [hits for _, hits in again] == [len(frame)] * len(parts)
+    assert_frame_equal(pd.concat([f for f, _ in again]), pd.concat([f for f, _ in here]))
+
+
+def test_a_chunker_process_that_fails_fails_the_step_with_its_error() -> None:
+    broken = sample_parsed().drop(columns=["headings"])
+    job = ChunkJob(TOKENIZER, ChunkingSpec(max_tokens=64, overlap_tokens=8), "fp", None, 24)
+    with pytest.raises(AttributeError, match="headings"):
+        list(chunk_parts([sample_parsed(), broken], job, workers=2))
 
 
 class OneAtATime:

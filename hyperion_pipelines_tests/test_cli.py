@@ -37,6 +37,9 @@ def test_ingest_then_search_as_json(hyperion_env: Settings, sample_uploads: Path
     assert summary["documents"] == 8 and summary["rejected"] == 0
     assert summary["chunks"] > 8 and summary["embedded"] == summary["chunks"] and summary["reused"] == 0
     assert summary["seconds"] > 0
+    steps = summary["step_seconds"]  # where the time went, step by step
+    assert set(steps) >= {"raw_documents", "parsed_documents", "document_chunks", "chunk_embeddings", "vector_index"}
+    assert all(seconds > 0 for seconds in steps.values()) and sum(steps.values()) < summary["seconds"]
 
     with DagsterInstance.get() as instance:  # the runs are in the instance the UI reads
         run = instance.get_run_by_id(summary["run_ids"][0])

@@ -28,9 +28,9 @@ from hyperion_pipelines.components.declaration import (
 )
 from hyperion_pipelines.components.document_pipeline import COMPONENT_TYPE
 from hyperion_pipelines.definitions import SAMPLE_PIPELINE, build_definitions, declared_pipelines, default_spec
-from hyperion_pipelines.defs.assembly import platform_definitions
+from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.index.milvus_index import MilvusIndex
-from hyperion_pipelines.index.resources import connect
+from hyperion_pipelines.orchestration.assembly import platform_definitions
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
 
@@ -386,7 +386,7 @@ def dg(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_dg_scaffolds_lists_and_checks_a_pipeline_from_a_template(hyperion_env: Settings, project_copy: Path) -> None:
     scaffolded = dg(project_copy, "scaffold", "defs", COMPONENT_TYPE, "legal", "--template", "high_recall")
     assert scaffolded.returncode == 0, scaffolded.stdout + scaffolded.stderr
-    written = project_copy / "hyperion_pipelines" / "pipelines" / "legal" / "defs.yaml"
+    written = project_copy / "hyperion_pipelines" / "defs" / "legal" / "defs.yaml"
     declared = yaml.safe_load(written.read_text())
     assert declared["type"] == COMPONENT_TYPE
     assert declared["attributes"] == {"template": "high_recall", "name": "legal", "owners": ["team:document-platform"]}

@@ -10,7 +10,7 @@ from dagster import AssetKey
 from pydantic import ValidationError
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.pipeline import ASSET_NAMES, STAGES, build_pipeline
+from hyperion_pipelines.orchestration.pipeline import ASSET_NAMES, STAGES, build_pipeline
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 

@@ -21,8 +21,8 @@ from hyperion_pipelines.evaluation.retrieval import (
     retrieve_documents,
     score_retrievals,
 )
+from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.index.milvus_index import MilvusIndex, SearchHit
-from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.settings import Settings
 
 from .conftest import SAMPLE_CORPUS

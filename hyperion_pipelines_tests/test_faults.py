@@ -23,9 +23,9 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunSta
 
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.instance.run_launcher import PID_TAG
+from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 

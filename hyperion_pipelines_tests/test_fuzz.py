@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hyperion_pipelines.parsing.document import REASONS, ParsedDocument, ParseError
-from hyperion_pipelines.parsing.media_type import sniff_media_type
 from hyperion_pipelines.parsing.registry import parse_document
 from hyperion_pipelines.sources.backend_api import BackendDocumentApi
 from hyperion_pipelines.sources.base import SourceError
+from hyperion_pipelines.sources.media_type import sniff_media_type
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ParsingLimits
 
 from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument

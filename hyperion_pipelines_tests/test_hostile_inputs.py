@@ -13,9 +13,9 @@ from dagster import DagsterInstance, materialize
 
 from hyperion_pipelines.automation.change_feed import scan_feed
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.pipeline import build_pipeline
-from hyperion_pipelines.defs.resources import build_resources
 from hyperion_pipelines.ids import document_id
+from hyperion_pipelines.orchestration.pipeline import build_pipeline
+from hyperion_pipelines.orchestration.resources import build_resources
 from hyperion_pipelines.parsing.document import REASONS
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec

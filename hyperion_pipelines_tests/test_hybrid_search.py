@@ -11,13 +11,13 @@ from dagster import DagsterInstance, materialize
 from pymilvus import MilvusClient
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.embedding.base import EmbedderIdentity
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.embedding.space import collection_fingerprint, same_space_fingerprints, space_fingerprint
+from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.index.milvus_index import SCALAR_FIELDS, SPARSE_FIELD, MilvusIndex
-from hyperion_pipelines.index.resources import connect
 from hyperion_pipelines.index.verification import self_retrieval
+from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec, PipelineSpec
 

@@ -10,8 +10,8 @@ from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_c
 from prometheus_client.parser import text_string_to_metric_families
 
 from hyperion_pipelines.definitions import build_definitions
-from hyperion_pipelines.defs.monitoring import PrometheusPushResource
 from hyperion_pipelines.monitoring.metrics import push_metrics, run_metrics_from
+from hyperion_pipelines.orchestration.monitoring import PrometheusPushResource
 from hyperion_pipelines.settings import Settings
 
 from .conftest import UPLOAD_DAY, run_ingest, set_upload_time

@@ -11,7 +11,6 @@ import pytest
 
 from hyperion_pipelines.cli import main
 from hyperion_pipelines.components.declaration import PipelineDeclaration, PipelineDeclarationError, resolve_spec
-from hyperion_pipelines.defs.resources import embedder_resource
 from hyperion_pipelines.embedding.onnx_export import (
     FP32_FILE,
     OnnxExport,
@@ -23,6 +22,7 @@ from hyperion_pipelines.embedding.onnx_export import (
 )
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
 from hyperion_pipelines.embedding.space import space_fingerprint
+from hyperion_pipelines.orchestration.resources import embedder_resource
 from hyperion_pipelines.settings import Settings, SettingsError
 from hyperion_pipelines.spec import PipelineSpec
 

@@ -23,12 +23,12 @@ from dagster import DagsterInstance
 
 from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.ids import document_id
+from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, Removals, refusal, removals
 from hyperion_pipelines.index.local_lock import IndexInUse, lock_holder, lock_is_free, wait_for_lock
-from hyperion_pipelines.index.resources import connect
-from hyperion_pipelines.parsing.media_type import PPTX, XLSX, sniff_media_type
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.base import SourceUnavailable
+from hyperion_pipelines.sources.media_type import PPTX, XLSX, sniff_media_type
 from hyperion_pipelines.sources.uploads_folder import UploadsFolder
 from hyperion_pipelines.spec import DeletionGuardSpec
 from hyperion_pipelines.state.database import open_engine
@@ -288,7 +288,7 @@ def test_as_an_unprivileged_user_an_unreadable_file_is_quarantined_and_an_unlist
 
 HOLDER = """
 import sys, time
-from hyperion_pipelines.index.resources import connect
+from hyperion_pipelines.index.connection import connect
 client = connect(sys.argv[1])
 client.list_collections()
 print("holding", flush=True)

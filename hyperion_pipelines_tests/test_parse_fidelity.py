@@ -26,7 +26,6 @@ from PIL import Image
 
 from hyperion_pipelines.chunking.stage import chunk_documents
 from hyperion_pipelines.chunking.tables import table_header
-from hyperion_pipelines.parsing import media_type as mt
 from hyperion_pipelines.parsing import registry
 from hyperion_pipelines.parsing.document import ParsedDocument, ParseError
 from hyperion_pipelines.parsing.fidelity import assess_fidelity
@@ -37,6 +36,7 @@ from hyperion_pipelines.parsing.sandbox import ParserSandbox
 from hyperion_pipelines.parsing.stage import fidelity_summary
 from hyperion_pipelines.parsing.tables import pdf_table_lines
 from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.sources import media_type as mt
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ChunkingSpec, ParsingLimits, ParsingSpec
 
 from .conftest import REPO, UPLOAD_DAY, ensure_debian_packages

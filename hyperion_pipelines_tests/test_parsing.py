@@ -7,10 +7,10 @@ import io
 import pytest
 from pypdf import PdfWriter
 
-from hyperion_pipelines.parsing import media_type as mt
 from hyperion_pipelines.parsing.document import ParseError
-from hyperion_pipelines.parsing.media_type import sniff_media_type
 from hyperion_pipelines.parsing.registry import parse_document
+from hyperion_pipelines.sources import media_type as mt
+from hyperion_pipelines.sources.media_type import sniff_media_type
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES
 
 from .conftest import SAMPLE_CORPUS

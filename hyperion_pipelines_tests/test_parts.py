@@ -9,7 +9,7 @@ import pytest
 from dagster import AssetKey, DailyPartitionsDefinition, build_input_context, build_output_context
 from fsspec.implementations.local import LocalFileSystem
 
-from hyperion_pipelines.defs.io_manager import ParquetIOManager
+from hyperion_pipelines.orchestration.io_manager import ParquetIOManager
 from hyperion_pipelines.step_outputs.parts import (
     FrameParts,
     PartWriter,

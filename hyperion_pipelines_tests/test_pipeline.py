@@ -11,10 +11,10 @@ from dagster import AssetKey, DagsterInstance, TableColumnDep, materialize
 
 from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.pipeline import build_pipeline
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.embedding.space import context_tokens
-from hyperion_pipelines.index.resources import connect
+from hyperion_pipelines.index.connection import connect
+from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
 
@@ -206,7 +206,7 @@ def test_removed_document_leaves_the_index(hyperion_env: Settings, sample_upload
 
 
 def test_distributions_have_fixed_buckets_and_a_value_for_an_empty_partition() -> None:
-    from hyperion_pipelines.defs.metadata import bucket_edges, histogram, mean, percentile
+    from hyperion_pipelines.orchestration.metadata import bucket_edges, histogram, mean, percentile
 
     edges = bucket_edges(200)
     assert edges == [25, 50, 75, 100, 125, 150, 175, 200]

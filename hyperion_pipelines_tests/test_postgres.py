@@ -165,9 +165,9 @@ def test_production_instance_on_postgres_runs_the_sensor_into_a_milvus_server(
 def test_the_state_database_on_a_throwaway_postgres(tmp_path: Path) -> None:
     """The fallback a machine without PostgreSQL gets, exercised everywhere: a pgserver instance
     holding the quarantine ledger and the index manifest."""
-    from hyperion_pipelines.quarantine.ledger import QuarantineLedger, Rejection
     from hyperion_pipelines.state.database import open_engine
     from hyperion_pipelines.state.manifest import DocumentManifest, IndexedDocument, ManifestRecord
+    from hyperion_pipelines.state.quarantine_ledger import QuarantineLedger, Rejection
 
     from .postgres import fresh_database, throwaway
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from hyperion_pipelines.parsing import media_type as mt
 from hyperion_pipelines.parsing.document import REASONS, ParseError
 from hyperion_pipelines.parsing.sandbox import ParserPool, ParserSandbox
-from hyperion_pipelines.quarantine.ledger import QuarantineLedger, Rejection
 from hyperion_pipelines.settings import Settings
+from hyperion_pipelines.sources import media_type as mt
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ParsingLimits
 from hyperion_pipelines.state.database import open_engine
+from hyperion_pipelines.state.quarantine_ledger import QuarantineLedger, Rejection
 
 from .conftest import REPO, UPLOAD_DAY, set_upload_time
 from .fixtures.malformed import ENCODED_TEXTS, docx_with_body, encrypted_pdf, malformed_uploads, slow_markdown

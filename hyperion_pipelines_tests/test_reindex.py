@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hyperion_pipelines.cli import main
-from hyperion_pipelines.index.resources import connect
+from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.settings import Settings
 
 from .embedding_server import EmbeddingService, serve_embeddings

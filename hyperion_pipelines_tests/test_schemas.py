@@ -23,10 +23,10 @@ from hyperion_pipelines.checks.schemas import (
 )
 from hyperion_pipelines.checks.validation import SchemaReport, validate_frame
 from hyperion_pipelines.chunking.stage import chunk_documents
-from hyperion_pipelines.embedding.resources import SentenceTransformerResource
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
 from hyperion_pipelines.embedding.stage import embed_chunks
+from hyperion_pipelines.orchestration.resources.embedder import SentenceTransformerResource
 from hyperion_pipelines.parsing.stage import parse_documents
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import land_documents

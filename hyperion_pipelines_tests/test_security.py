@@ -36,9 +36,9 @@ from dagster._serdes import serialize_value
 
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.defs.resources import build_resources
 from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder, RemoteEmbeddingError
 from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
+from hyperion_pipelines.orchestration.resources import build_resources
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.backend_api import BackendApiError, BackendDocumentApi
 from hyperion_pipelines.spec import BackendApiSource, OpenAICompatibleEmbedding, PipelineSpec

@@ -243,7 +243,7 @@ def test_a_backfill_from_the_asset_graph_holds_its_days_like_a_job_run() -> None
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from hyperion_pipelines.defs.sensors import active_days
+    from hyperion_pipelines.orchestration.sensors import active_days
 
     ours = frozenset({AssetKey("raw_documents"), AssetKey("vector_index")})
     with DagsterInstance.ephemeral() as instance:

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from pymilvus import MilvusClient
 
+from hyperion_pipelines.index.connection import connect, release_local
 from hyperion_pipelines.index.milvus_index import SCALAR_FIELDS, MilvusIndex, SearchHit
-from hyperion_pipelines.index.resources import connect, release_local
 from hyperion_pipelines.serving.queries import (
     CLI_FIELDS,
     RESULT_FIELDS,

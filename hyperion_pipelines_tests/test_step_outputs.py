@@ -18,7 +18,7 @@ from dagster import (
 )
 from fsspec.implementations.local import LocalFileSystem
 
-from hyperion_pipelines.defs.io_manager import ParquetIOManager
+from hyperion_pipelines.orchestration.io_manager import ParquetIOManager
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.step_outputs.parquet import read_frame, write_frame
 from hyperion_pipelines.step_outputs.parts import FrameParts, whole
@@ -57,8 +57,10 @@ def test_a_run_writes_each_step_in_parts_of_bounded_size_to_the_configured_store
 ) -> None:
     shared = tmp_path / "shared-step-outputs"
     monkeypatch.setenv("HYPERION_STEP_OUTPUT_URI", f"file://{shared}")
+    monkeypatch.setenv("HYPERION_CHUNK_WORKERS", "2")  # the parts are chunked by two processes
     with DagsterInstance.ephemeral() as instance:
         metadata = run_partition(Settings.from_env(), instance)
+    assert metadata["document_chunks"]["chunker_processes"] == 2
     files = {path.relative_to(shared).as_posix(): path for path in shared.rglob("*") if path.is_file()}
     documents = metadata["raw_documents"]["dagster/row_count"]
     for step in WHOLE_STEPS:  # one row per document, no text: one file

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from hyperion_pipelines.chunking.cache import ChunkCache
 from hyperion_pipelines.housekeeping.state_repair import set_aside, sqlite_damage, sqlite_file
 from hyperion_pipelines.housekeeping.storage_gc import References, collect
-from hyperion_pipelines.index.resources import release_local
+from hyperion_pipelines.index.connection import release_local
 from hyperion_pipelines.parsing.cache import ParseCache
 from hyperion_pipelines.parsing.document import Heading, ParsedDocument
 from hyperion_pipelines.settings import Settings

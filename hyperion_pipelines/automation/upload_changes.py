@@ -1,6 +1,6 @@
 """What changed at a document source since the index last caught up, grouped by upload day.
 
-Pure logic plus two scanners, no Dagster: the upload sensor (``defs/sensors.py``) turns the result
+Pure logic plus two scanners, no Dagster: the upload sensor (``orchestration/sensors.py``) turns the result
 into run requests. A change is judged against the index manifest (what the index reflects), not
 against the sensor's own memory, so a sensor restarted without its cursor asks for nothing twice,
 and a document whose run failed stays visible as pending.
@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hyperion_pipelines.defs.partitions import partition_key_for
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.sources.base import DocumentRef, DocumentSource
 from hyperion_pipelines.state.manifest import DocumentManifest, IndexedDocument
+from hyperion_pipelines.upload_day import upload_day
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class DayChanges:
 
 
 def seen(source: DocumentSource, ref: DocumentRef) -> Seen:
-    return Seen(document_id(source.name, ref.key), partition_key_for(ref.uploaded_at), ref.version)
+    return Seen(document_id(source.name, ref.key), upload_day(ref.uploaded_at), ref.version)
 
 
 def pending_changes(

@@ -64,8 +64,8 @@ def declared_pipeline(args: argparse.Namespace) -> PipelineSpec:
 def days_to_ingest(settings: Settings, spec: PipelineSpec) -> set[str]:
     """Days with documents at the source, plus days with entries in the live index: a day whose
     documents were all deleted must run too, or their vectors would stay searchable."""
-    from hyperion_pipelines.defs.partitions import partition_key_for
-    from hyperion_pipelines.defs.resources import build_resources
+    from hyperion_pipelines.orchestration.resources import build_resources
+    from hyperion_pipelines.upload_day import upload_day
 
     resources = build_resources(settings, spec)
     start = datetime.fromisoformat(spec.partitions_start).replace(tzinfo=UTC)
@@ -74,7 +74,7 @@ def days_to_ingest(settings: Settings, spec: PipelineSpec) -> set[str]:
 
     with resources[spec.resources.source].process_config_and_initialize_cm() as source, source.open() as opened:
         try:
-            days = {partition_key_for(ref.uploaded_at) for ref in opened.list_documents(start, end)}
+            days = {upload_day(ref.uploaded_at) for ref in opened.list_documents(start, end)}
         except SourceUnavailable as exc:
             # The days the index holds still run, and fail saying so without removing anything.
             print(f"hyperion: {exc}", file=sys.stderr)
@@ -106,6 +106,8 @@ class DayRuns:
     failures: list[str] = field(default_factory=list)  # "day: step: why" of each step that failed for good
     warnings: list[str] = field(default_factory=list)  # "day: step: message" the steps logged as warnings
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMARY_KEYS, 0))
+    # Seconds each step took (its "seconds" metadata), summed over the days: where a run's time went
+    step_seconds: dict[str, float] = field(default_factory=dict)
     # (collection written, collection behind the alias), from vector_index's metadata
     collections: set[tuple[str, str]] = field(default_factory=set)
 
@@ -174,6 +176,9 @@ def run_days(
         metadata = metadata_by_asset(result)
         for key, value in summarise(metadata).items():
             runs.totals[key] += value
+        for asset, values in metadata.items():
+            if "seconds" in values:
+                runs.step_seconds[asset] = round(runs.step_seconds.get(asset, 0.0) + float(values["seconds"]), 2)
         if "vector_index" in metadata:
             runs.collections.add((metadata["vector_index"]["collection"], metadata["vector_index"]["live_collection"]))
     return runs
@@ -229,7 +234,7 @@ QUERY_LOCK_WAIT_S = 30.0
 def index_and_embedder(
     settings: Settings, spec: PipelineSpec, lock_wait_s: float | None = None
 ) -> Iterator[tuple[MilvusIndex, Embedder]]:
-    from hyperion_pipelines.defs.resources import build_resources
+    from hyperion_pipelines.orchestration.resources import build_resources
 
     resources = build_resources(settings, spec)
     milvus_resource = resources[spec.resources.milvus]

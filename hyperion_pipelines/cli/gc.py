@@ -23,9 +23,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DatabaseError
 
     from hyperion_pipelines.definitions import pipeline_specs
-    from hyperion_pipelines.defs.housekeeping import reclaim
-    from hyperion_pipelines.defs.resources import shared_resources
     from hyperion_pipelines.faults import explain
+    from hyperion_pipelines.orchestration.housekeeping import reclaim
+    from hyperion_pipelines.orchestration.resources import shared_resources
 
     shared = shared_resources(settings)
     retention = settings.step_output_retention_days if args.retention_days is None else args.retention_days

@@ -76,6 +76,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     summary = {
         **totals,
         "seconds": round(time.perf_counter() - started, 2),
+        "step_seconds": runs.step_seconds,
         "partitions": partitions,
         "failed_partitions": failed,
         "skipped_partitions": skipped,

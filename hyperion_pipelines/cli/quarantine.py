@@ -12,7 +12,7 @@ from hyperion_pipelines.settings import Settings
 def cmd_quarantine(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
-    from hyperion_pipelines.defs.resources import build_resources
+    from hyperion_pipelines.orchestration.resources import build_resources
 
     spec = declared_pipeline(args)
     resource = build_resources(settings, spec)[spec.resources.state]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def _indexed_documents(settings: Settings, spec: PipelineSpec) -> tuple[set[str], set[str]]:
     """Documents the index manifest records as indexed, and the days it has documents on."""
-    from hyperion_pipelines.defs.resources import build_resources
+    from hyperion_pipelines.orchestration.resources import build_resources
 
     resource = build_resources(settings, spec)[spec.resources.state]
     with resource.process_config_and_initialize_cm() as state:

@@ -28,10 +28,10 @@ def _check_index(settings: Settings, spec: PipelineSpec, rebuild: bool) -> str:
     when ``rebuild``, else named with the way back."""
     from pymilvus.exceptions import MilvusException
 
-    from hyperion_pipelines.defs.resources import build_resources
     from hyperion_pipelines.faults import explain
     from hyperion_pipelines.housekeeping.state_repair import is_index_damage, set_aside
-    from hyperion_pipelines.index.resources import release_local
+    from hyperion_pipelines.index.connection import release_local
+    from hyperion_pipelines.orchestration.resources import build_resources
 
     uri = spec.index.milvus_uri or settings.milvus_uri
     try:

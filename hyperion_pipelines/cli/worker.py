@@ -30,7 +30,7 @@ def worker_command(name: str, loglevel: str) -> list[str]:
 def worker_environment(settings: Settings) -> dict[str, str]:
     """The environment of a worker: this one, plus the folder of the ``dagster_celery_config``
     module (broker, result backend, late acknowledgement) on PYTHONPATH."""
-    from hyperion_pipelines.defs.execution import celery_config_module
+    from hyperion_pipelines.orchestration.execution import celery_config_module
 
     folder = settings.home / "celery"
     folder.mkdir(parents=True, exist_ok=True)

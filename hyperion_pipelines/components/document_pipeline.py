@@ -28,7 +28,7 @@ from hyperion_pipelines.components.declaration import (
     resolve_spec,
     unset_secrets,
 )
-from hyperion_pipelines.defs.assembly import pipeline_definitions
+from hyperion_pipelines.orchestration.assembly import pipeline_definitions
 from hyperion_pipelines.settings import current_settings
 from hyperion_pipelines.spec import PipelineSpec
 

@@ -1,9 +1,5 @@
-"""The Dagster layer: partitions, the asset graph built from a pipeline spec, resources, jobs."""
+"""The declared pipelines: one folder per pipeline, each with a ``defs.yaml``.
 
-import warnings
-
-from dagster import BetaWarning
-
-# Owners of jobs, schedules and sensors are a beta parameter in Dagster 1.13 (owners of assets are
-# not): said once here rather than as a warning per definition each time the code location loads.
-warnings.filterwarnings("ignore", message=r"Parameter `owners` of ", category=BetaWarning)
+This is the project's defs folder for ``dg`` (``dg.toml``); add a pipeline with
+``dg scaffold defs hyperion_pipelines.components.DocumentPipeline <name> --template <template>``.
+"""

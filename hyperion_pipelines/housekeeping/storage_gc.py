@@ -28,8 +28,8 @@ from sqlalchemy import Engine, func, select
 
 from hyperion_pipelines.chunking.cache import ChunkCache
 from hyperion_pipelines.parsing.cache import ParseCache
-from hyperion_pipelines.quarantine.ledger import events
 from hyperion_pipelines.state.manifest import documents
+from hyperion_pipelines.state.quarantine_ledger import events
 
 PARSED_DIR, CHUNKS_DIR = "_parsed", "_chunks"
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}")

@@ -27,13 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from dagster import _check as check
-from dagster._core.instance import DagsterInstance, InstanceRef
-from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
-from dagster._core.origin import get_python_environment_entry_point
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._grpc.types import ExecuteRunArgs
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster import DagsterInstance, DagsterRun
+
+from hyperion_pipelines.dagster_internals import (
+    CheckRunHealthResult,
+    ConfigurableClass,
+    ConfigurableClassData,
+    ExecuteRunArgs,
+    InstanceRef,
+    LaunchRunContext,
+    RunLauncher,
+    WorkerStatus,
+    get_python_environment_entry_point,
+)
 
 PID_TAG = "hyperion/worker_pid"
 HOST_TAG = "hyperion/worker_host"
@@ -170,7 +176,9 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
-        origin = check.not_none(context.job_code_origin)
+        origin = context.job_code_origin
+        if origin is None:  # Dagster gives one for every run it launches through a code location
+            raise ValueError(f"run {run.run_id} has no code location origin to launch")
         args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=self._instance.get_ref())
         # The code location's own interpreter, by path: its entry point is a bare `dagster`, which
         # need not be on the launching process's PATH.

@@ -6,12 +6,9 @@ import io
 import zipfile
 
 from hyperion_pipelines.parsing.document import ParseError, describe_exception
+from hyperion_pipelines.sources.media_type import ZIP_ERRORS
 
 MAX_ENTRIES = 10_000  # a Word document has tens of parts; tens of thousands is an attack
-
-#: What ``zipfile`` raises opening a damaged archive: besides BadZipFile, a flipped byte in the
-#: central directory gives NotImplementedError ("zip file version 9.4") or a bad seek/size.
-ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError)
 
 
 def check_archive(content: bytes, *, max_expanded_bytes: int, max_ratio: float) -> None:

@@ -11,24 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 
+from hyperion_pipelines.child_processes import die_with_parent
 from hyperion_pipelines.parsing.document import ParseError, normalize_text
 
 LANGUAGE = "eng"
 #: Rendering resolution of a scanned PDF page: tesseract reads body text well from 200 dpi on.
 RENDER_DPI = 200
 INSTALL_HINT = "install Debian's tesseract-ocr and tesseract-ocr-eng (apt-get install tesseract-ocr tesseract-ocr-eng)"
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def tesseract_path() -> str | None:
@@ -57,7 +48,7 @@ def read_image(image: bytes, what: str, timeout_s: float) -> str:
             capture_output=True,
             timeout=max(timeout_s, 1.0),
             env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:

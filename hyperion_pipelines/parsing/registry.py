@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import PurePosixPath
 
-from hyperion_pipelines.parsing import media_type as mt
 from hyperion_pipelines.parsing.archive import check_archive
 from hyperion_pipelines.parsing.document import ParsedDocument, ParseError, describe_exception
 from hyperion_pipelines.parsing.docx import parse_docx
@@ -24,6 +23,7 @@ from hyperion_pipelines.parsing.pdf import parse_pdf
 from hyperion_pipelines.parsing.pdf_pypdf import parse_pdf_pypdf
 from hyperion_pipelines.parsing.quality import assess_text
 from hyperion_pipelines.parsing.text import parse_markdown, parse_plain_text
+from hyperion_pipelines.sources import media_type as mt
 from hyperion_pipelines.spec import ParsingLimits
 
 Extractor = Callable[[bytes, ParsingLimits], ParsedDocument]

@@ -18,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import TypeVar
 
+from hyperion_pipelines.child_processes import die_with_parent
 from hyperion_pipelines.parsing.document import ParsedDocument, ParseError, describe_exception
 from hyperion_pipelines.spec import ParsingLimits
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 # "spawn": the run worker has threads (Dagster, PyTorch), and forking a threaded process is unsafe.
 _CONTEXT = multiprocessing.get_context("spawn")
 _READY_TIMEOUT_S = 60.0
-_PR_SET_PDEATHSIG = 1
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 
@@ -40,23 +40,11 @@ def _limit_memory(memory_bytes: int) -> None:
         log.warning("parser memory limit not applied: %s", exc)
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this child when its parent dies, so a parser stuck in a loop does
-    not outlive a run worker that was killed."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
 def _serve(conn: Connection, memory_bytes: int) -> None:
     """Child loop: receive (content, media type, accepted, limits, file name), answer with a result."""
     from hyperion_pipelines.parsing.registry import parse_document
 
-    _die_with_parent()
+    die_with_parent()
     _limit_memory(memory_bytes)
     conn.send("ready")
     while True:

@@ -14,7 +14,7 @@ from hyperion_pipelines.parsing.document import (
     first_line_title,
     normalize_text,
 )
-from hyperion_pipelines.parsing.media_type import WIDE_BOMS
+from hyperion_pipelines.sources.media_type import WIDE_BOMS
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), *WIDE_BOMS)
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperion_pipelines.embedding.space import collection_fingerprint
+from hyperion_pipelines.index.connection import connect, release_local
 from hyperion_pipelines.index.milvus_index import MilvusIndex
-from hyperion_pipelines.index.resources import connect, release_local
 from hyperion_pipelines.serving.queries import SearchQuery, milvus_filter, result_row
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import PipelineSpec
@@ -48,7 +48,7 @@ class LiveSearch:
         idle_release_s: float = DEFAULT_IDLE_RELEASE_S,
         lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
     ):
-        from hyperion_pipelines.defs.resources import build_resources
+        from hyperion_pipelines.orchestration.resources import build_resources
 
         self.spec = spec
         self.idle_release_s = idle_release_s

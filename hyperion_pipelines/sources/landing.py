@@ -10,9 +10,9 @@ from datetime import datetime
 import pandas as pd
 
 from hyperion_pipelines.ids import document_id
-from hyperion_pipelines.parsing.media_type import sniff_media_type
 from hyperion_pipelines.sources.base import DocumentGone, DocumentSource, DocumentUnreadable, parse_version
 from hyperion_pipelines.sources.blob_store import BlobStore
+from hyperion_pipelines.sources.media_type import sniff_media_type
 
 log = logging.getLogger(__name__)
 

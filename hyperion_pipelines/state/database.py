@@ -35,8 +35,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def open_engine(url: str) -> Engine:
     """An engine with every state table created."""
     # The table modules register their tables on ``metadata`` when imported.
-    from hyperion_pipelines.quarantine import ledger  # noqa: F401
-    from hyperion_pipelines.state import manifest  # noqa: F401
+    from hyperion_pipelines.state import (
+        manifest,  # noqa: F401
+        quarantine_ledger,  # noqa: F401
+    )
 
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":

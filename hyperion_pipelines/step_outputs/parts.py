@@ -113,6 +113,11 @@ def parts_of(value: StepValue, columns: Sequence[str] | None = None) -> Iterator
         yield value if columns is None else value[list(columns)]
 
 
+def part_count(value: StepValue) -> int:
+    """How many parts :func:`parts_of` yields for ``value``."""
+    return len(value.urls) if isinstance(value, FrameParts) else 1
+
+
 def whole(value: StepValue, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A step input as one frame: only for narrow columns (ids, statuses, counts)."""
     if isinstance(value, FrameParts):

@@ -12,13 +12,20 @@ from typing import Any
 
 from dagster import EnvVar
 
-from hyperion_pipelines.defs.io_manager import ParquetIOManager
-from hyperion_pipelines.embedding.resources import OpenAICompatibleEmbedderResource, SentenceTransformerResource
-from hyperion_pipelines.index.resources import MilvusResource
+from hyperion_pipelines.orchestration.io_manager import ParquetIOManager
+from hyperion_pipelines.orchestration.resources.embedder import (
+    OpenAICompatibleEmbedderResource,
+    SentenceTransformerResource,
+)
+from hyperion_pipelines.orchestration.resources.milvus import MilvusResource
+from hyperion_pipelines.orchestration.resources.sources import (
+    BackendApiResource,
+    BlobStoreResource,
+    UploadsFolderResource,
+)
+from hyperion_pipelines.orchestration.resources.state import StateDatabaseResource
 from hyperion_pipelines.settings import Settings
-from hyperion_pipelines.sources.resources import BackendApiResource, BlobStoreResource, UploadsFolderResource
 from hyperion_pipelines.spec import BackendApiSource, OpenAICompatibleEmbedding, PipelineSpec
-from hyperion_pipelines.state.resources import StateDatabaseResource
 
 
 def secret(name: str) -> EnvVar | None:

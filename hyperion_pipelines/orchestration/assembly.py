@@ -7,18 +7,22 @@ from collections.abc import Sequence
 
 from dagster import BetaWarning, Definitions, with_source_code_references
 
-from hyperion_pipelines.defs.automation import (
+from hyperion_pipelines.orchestration.automation import (
     ALERT_RESOURCE_KEY,
     AlertWebhookResource,
     build_alert_sensor,
     build_schedules,
 )
-from hyperion_pipelines.defs.execution import run_executor
-from hyperion_pipelines.defs.housekeeping import build_housekeeping
-from hyperion_pipelines.defs.monitoring import METRICS_RESOURCE_KEY, PrometheusPushResource, build_metrics_sensors
-from hyperion_pipelines.defs.pipeline import build_pipeline
-from hyperion_pipelines.defs.resources import pipeline_resources, secret, shared_resources
-from hyperion_pipelines.defs.sensors import build_upload_sensor
+from hyperion_pipelines.orchestration.execution import run_executor
+from hyperion_pipelines.orchestration.housekeeping import build_housekeeping
+from hyperion_pipelines.orchestration.monitoring import (
+    METRICS_RESOURCE_KEY,
+    PrometheusPushResource,
+    build_metrics_sensors,
+)
+from hyperion_pipelines.orchestration.pipeline import build_pipeline
+from hyperion_pipelines.orchestration.resources import pipeline_resources, secret, shared_resources
+from hyperion_pipelines.orchestration.sensors import build_upload_sensor
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import PipelineSpec
 

@@ -13,8 +13,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from hyperion_pipelines.defs.automation import owner_tags
 from hyperion_pipelines.monitoring.metrics import push_metrics, run_metrics_from
+from hyperion_pipelines.orchestration.automation import owner_tags
 from hyperion_pipelines.spec import DEFAULT_OWNERS
 
 METRICS_RESOURCE_KEY = "prometheus"

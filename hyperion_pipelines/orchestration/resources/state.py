@@ -6,9 +6,9 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 
-from hyperion_pipelines.quarantine.ledger import QuarantineLedger
 from hyperion_pipelines.state.database import open_engine
 from hyperion_pipelines.state.manifest import DocumentManifest
+from hyperion_pipelines.state.quarantine_ledger import QuarantineLedger
 
 
 class StateDatabaseResource(ConfigurableResource):

@@ -12,7 +12,10 @@ import zipfile
 
 import filetype
 
-from hyperion_pipelines.parsing.archive import ZIP_ERRORS
+#: What ``zipfile`` raises opening a damaged archive: besides BadZipFile, a flipped byte in the
+#: central directory gives NotImplementedError ("zip file version 9.4") or a bad seek/size.
+ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError)
+
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

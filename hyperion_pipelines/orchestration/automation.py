@@ -15,11 +15,11 @@ from dagster import (
     run_failure_sensor,
     schedule,
 )
-from dagster._utils.error import SerializableErrorInfo
 from pydantic import Field
 
 from hyperion_pipelines.automation.alerts import RunFailure, alert_payload, post_alert
-from hyperion_pipelines.defs.pipeline import PipelineDefs
+from hyperion_pipelines.dagster_internals import SerializableErrorInfo
+from hyperion_pipelines.orchestration.pipeline import PipelineDefs
 from hyperion_pipelines.spec import DEFAULT_OWNERS
 
 ALERT_RESOURCE_KEY = "alert_webhook"

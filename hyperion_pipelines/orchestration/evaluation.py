@@ -22,17 +22,17 @@ from dagster import (
     asset,
     define_asset_job,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from hyperion_pipelines.defs.checks import check_spec
-from hyperion_pipelines.defs.execution import REMOTE_RETRY, RUN_EXECUTOR, stop_if_terminated
-from hyperion_pipelines.defs.metadata import markdown_preview
-from hyperion_pipelines.embedding.resources import EmbedderResource
+from hyperion_pipelines.dagster_internals import UnresolvedAssetJobDefinition
 from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.evaluation.golden import load_golden_queries
 from hyperion_pipelines.evaluation.retrieval import report_rows, retrieve_documents, score_retrievals
 from hyperion_pipelines.evaluation.thresholds import Assessment, assess
-from hyperion_pipelines.index.resources import MilvusResource
+from hyperion_pipelines.orchestration.checks import check_spec
+from hyperion_pipelines.orchestration.execution import REMOTE_RETRY, RUN_EXECUTOR, stop_if_terminated
+from hyperion_pipelines.orchestration.metadata import markdown_preview
+from hyperion_pipelines.orchestration.resources.embedder import EmbedderResource
+from hyperion_pipelines.orchestration.resources.milvus import MilvusResource
 from hyperion_pipelines.spec import EvaluationSpec, PipelineSpec
 
 QUALITY_CHECK = "retrieval_quality"

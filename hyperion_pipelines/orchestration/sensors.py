@@ -22,12 +22,12 @@ from dagster import (
 
 from hyperion_pipelines.automation.change_feed import ChangeFeed, scan_feed
 from hyperion_pipelines.automation.upload_changes import dumps, plan_runs, scan_listing
-from hyperion_pipelines.defs.partitions import upload_day_partitions
-from hyperion_pipelines.defs.pipeline import PipelineDefs
 from hyperion_pipelines.index.deletion_guard import FAR_FUTURE
+from hyperion_pipelines.orchestration.partitions import upload_day_partitions
+from hyperion_pipelines.orchestration.pipeline import PipelineDefs
+from hyperion_pipelines.orchestration.resources.sources import DocumentSourceResource
+from hyperion_pipelines.orchestration.resources.state import StateDatabaseResource
 from hyperion_pipelines.sources.base import SourceUnavailable
-from hyperion_pipelines.sources.resources import DocumentSourceResource
-from hyperion_pipelines.state.resources import StateDatabaseResource
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]

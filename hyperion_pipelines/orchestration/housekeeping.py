@@ -24,7 +24,7 @@ from dagster import (
 
 from hyperion_pipelines.housekeeping.storage_gc import GcReport, References, collect, references
 from hyperion_pipelines.instance.run_launcher import worker_gone
-from hyperion_pipelines.sources.resources import BlobStoreResource
+from hyperion_pipelines.orchestration.resources.sources import BlobStoreResource
 from hyperion_pipelines.spec import DEFAULT_OWNERS, PipelineSpec
 from hyperion_pipelines.state.database import readable_engine
 

@@ -33,7 +33,6 @@ from dagster import (
     asset,
     define_asset_job,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from hyperion_pipelines.checks.schemas import (
     chunk_embeddings_schema,
@@ -42,39 +41,9 @@ from hyperion_pipelines.checks.schemas import (
     raw_documents_schema,
 )
 from hyperion_pipelines.checks.validation import merged_reports, validate_frame
-from hyperion_pipelines.chunking.stage import chunk_documents
+from hyperion_pipelines.chunking.pool import ChunkJob, chunk_parts
+from hyperion_pipelines.dagster_internals import UnresolvedAssetJobDefinition
 from hyperion_pipelines.deadline import Checkpoint, StepTimeout, deadline
-from hyperion_pipelines.defs.checks import (
-    RECONCILIATION_CHECK,
-    SELF_RETRIEVAL_CHECK,
-    check_spec,
-    reconciliation_result,
-    schema_check_result,
-    schema_check_spec,
-    self_retrieval_result,
-)
-from hyperion_pipelines.defs.columns import DESCRIPTIONS, LINEAGE, TYPES
-from hyperion_pipelines.defs.evaluation import build_evaluation
-from hyperion_pipelines.defs.execution import (
-    EMBEDDING_POOL,
-    MILVUS_WRITE_POOL,
-    ONE_DAY_PER_RUN,
-    REMOTE_RETRY,
-    stop_if_terminated,
-)
-from hyperion_pipelines.defs.io_manager import ParquetIOManager
-from hyperion_pipelines.defs.metadata import (
-    bucket_edges,
-    column_lineage,
-    fidelity_metadata,
-    frame_metadata,
-    histogram,
-    mean,
-    percentile,
-    timing,
-)
-from hyperion_pipelines.defs.partitions import upload_day_partitions
-from hyperion_pipelines.embedding.resources import EmbedderResource
 from hyperion_pipelines.embedding.space import (
     check_chunk_size,
     collection_fingerprint,
@@ -85,9 +54,42 @@ from hyperion_pipelines.embedding.space import (
 from hyperion_pipelines.embedding.stage import embed_chunks
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_listing
 from hyperion_pipelines.index.id_set import IdSet, encode_ids
-from hyperion_pipelines.index.resources import MilvusResource
 from hyperion_pipelines.index.sync import sync_partition
 from hyperion_pipelines.index.verification import reconcile_partition, self_retrieval
+from hyperion_pipelines.orchestration.checks import (
+    RECONCILIATION_CHECK,
+    SELF_RETRIEVAL_CHECK,
+    check_spec,
+    reconciliation_result,
+    schema_check_result,
+    schema_check_spec,
+    self_retrieval_result,
+)
+from hyperion_pipelines.orchestration.columns import DESCRIPTIONS, LINEAGE, TYPES
+from hyperion_pipelines.orchestration.evaluation import build_evaluation
+from hyperion_pipelines.orchestration.execution import (
+    EMBEDDING_POOL,
+    MILVUS_WRITE_POOL,
+    ONE_DAY_PER_RUN,
+    REMOTE_RETRY,
+    stop_if_terminated,
+)
+from hyperion_pipelines.orchestration.io_manager import ParquetIOManager
+from hyperion_pipelines.orchestration.metadata import (
+    bucket_edges,
+    column_lineage,
+    fidelity_metadata,
+    frame_metadata,
+    histogram,
+    mean,
+    percentile,
+    timing,
+)
+from hyperion_pipelines.orchestration.partitions import upload_day_partitions
+from hyperion_pipelines.orchestration.resources.embedder import EmbedderResource
+from hyperion_pipelines.orchestration.resources.milvus import MilvusResource
+from hyperion_pipelines.orchestration.resources.sources import BlobStoreResource, DocumentSourceResource
+from hyperion_pipelines.orchestration.resources.state import StateDatabaseResource
 from hyperion_pipelines.parsing.sandbox import ParserPool
 from hyperion_pipelines.parsing.stage import (
     OUTCOME_COLUMNS,
@@ -97,16 +99,22 @@ from hyperion_pipelines.parsing.stage import (
     parse_documents,
     unread_pages_note,
 )
-from hyperion_pipelines.quarantine.ledger import QuarantineLedger, quarantine_frame, rejections_in
 from hyperion_pipelines.settings import current_settings
 from hyperion_pipelines.sources.base import SourceUnavailable, document_version
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import HELD, Recorded, is_held, land_documents, listing_defect, raw_frame
-from hyperion_pipelines.sources.resources import BlobStoreResource, DocumentSourceResource
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.state.manifest import ManifestRecord
-from hyperion_pipelines.state.resources import StateDatabaseResource
-from hyperion_pipelines.step_outputs.parts import StepValue, frame_slices, paired_parts, parts_of, values_for, whole
+from hyperion_pipelines.state.quarantine_ledger import QuarantineLedger, quarantine_frame, rejections_in
+from hyperion_pipelines.step_outputs.parts import (
+    StepValue,
+    frame_slices,
+    paired_parts,
+    part_count,
+    parts_of,
+    values_for,
+    whole,
+)
 
 ASSET_NAMES = (
     "raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings",
@@ -462,17 +470,15 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
         cache = blob_resource(context).chunk_cache(fingerprint)
         schema = document_chunks_schema(spec.chunking.max_tokens)
         writer = outputs.part_writer(context)
-        reports, tokens, chars, documents, first = [], [], [], set(), None
-        for part in parts_of(parsed_documents):
+        reports, tokens, chars, documents, first, reused = [], [], [], set(), None, 0
+        job = ChunkJob(
+            embedder.tokenizer, spec.chunking, fingerprint, cache, context_tokens(spec.chunking, embedder.identity)
+        )
+        # A day of one part is chunked here; a larger one by processes on every core.
+        workers = current_settings().chunk_workers if part_count(parsed_documents) > 1 else 1
+        for frame, hits in chunk_parts(parts_of(parsed_documents), job, workers):
             stop_if_terminated(context)
-            frame = chunk_documents(
-                part,
-                embedder.tokenizer,
-                spec.chunking,
-                fingerprint,
-                cache,
-                context_tokens=context_tokens(spec.chunking, embedder.identity),
-            )
+            reused += hits
             writer.write(frame)
             reports.append(validate_frame(frame, schema, "chunk_id"))
             # Per-row figures as arrays: millions of small Python objects kept across parts would
@@ -498,7 +504,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                     total_rows=chunks,
                 ),
                 "chunks": chunks,
-                "documents_chunked_now": int((outcomes["status"] == "parsed").sum()) - cache.hits,
+                "documents_chunked_now": int((outcomes["status"] == "parsed").sum()) - reused,
                 "tokens": int(tokens.sum()),
                 "tokens_mean": float(round(tokens.mean(), 1)) if chunks else 0.0,
                 "tokens_max": int(tokens.max()) if chunks else 0,
@@ -511,6 +517,7 @@ def build_pipeline(spec: PipelineSpec) -> PipelineDefs:
                 "token_histogram": histogram(tokens, bucket_edges(spec.chunking.max_tokens), "tokens", "chunks"),
                 "fingerprint": fingerprint,
                 "parts": len(value.urls),
+                "chunker_processes": workers,
                 "step_output_bytes": writer.bytes,
                 **timing(seconds, chunks, "chunks"),
             },

@@ -17,8 +17,8 @@ from dagster import (
 )
 
 from hyperion_pipelines.checks.validation import SchemaReport
-from hyperion_pipelines.defs.metadata import markdown_preview
 from hyperion_pipelines.index.verification import KEYWORD_TOP, ReconciliationReport, SelfRetrievalReport
+from hyperion_pipelines.orchestration.metadata import markdown_preview
 
 SCHEMA_CHECK = "schema"
 RECONCILIATION_CHECK = "matches_chunks"

@@ -1,1 +1,0 @@
-"""The quarantine (dead-letter queue) for documents that cannot be indexed."""

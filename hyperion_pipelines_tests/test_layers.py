@@ -1,0 +1,86 @@
+"""The package's layers: pure logic imports without Dagster, and Dagster's private names come
+through one module."""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import hyperion_pipelines
+
+PACKAGE = Path(hyperion_pipelines.__file__).parent
+
+#: The Dagster layer: definitions, resources, sensors, the run launcher, and the names taken from
+#: Dagster's private modules. Every other module is logic that runs and is tested without Dagster.
+DAGSTER_LAYER = (
+    "hyperion_pipelines.definitions",
+    "hyperion_pipelines.dagster_internals",
+    "hyperion_pipelines.orchestration",
+    "hyperion_pipelines.components",
+    "hyperion_pipelines.instance",
+)
+
+_IMPORT_WITHOUT_DAGSTER = """
+import importlib, sys
+
+class NoDagster:
+    def find_spec(self, name, path=None, target=None):
+        if name == "dagster" or name.startswith(("dagster.", "dagster_")):
+            raise ImportError(f"{name} is not importable here")
+
+sys.meta_path.insert(0, NoDagster())
+for module in sys.argv[1:]:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        print(f"{module}: {exc}")
+"""
+
+
+def in_dagster_layer(module: str) -> bool:
+    return any(module == layer or module.startswith(layer + ".") for layer in DAGSTER_LAYER)
+
+
+def test_every_module_outside_the_dagster_layer_imports_without_dagster() -> None:
+    modules = [m.name for m in pkgutil.walk_packages([str(PACKAGE)], "hyperion_pipelines.")]
+    pure = [m for m in modules if not in_dagster_layer(m)]
+    assert "hyperion_pipelines.chunking.stage" in pure and len(pure) > 50
+    found = subprocess.run(
+        [sys.executable, "-c", _IMPORT_WITHOUT_DAGSTER, *pure], capture_output=True, text=True, check=True
+    )
+    assert found.stdout == "", f"modules outside the Dagster layer that need Dagster:\n{found.stdout}"
+
+
+def test_only_one_module_imports_dagsters_private_names() -> None:
+    private = re.compile(r"^\s*(from dagster\._|import dagster\._|from dagster import _)", re.MULTILINE)
+    users = sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if private.search(path.read_text(encoding="utf-8"))
+    )
+    assert users == ["dagster_internals.py"]
+
+
+def package_imports() -> dict[str, set[str]]:
+    """For each subpackage (or top-level module), the others its modules import."""
+    edges: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE).with_suffix("").parts
+        source = relative[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hyperion_pipelines."):
+                target = node.module.split(".")[1]
+                if target != source:
+                    edges.setdefault(source, set()).add(target)
+    return edges
+
+
+def test_no_two_packages_import_each_other() -> None:
+    edges = package_imports()
+    assert "sources" in edges["parsing"]  # parsing reads what landing stored
+    circles = sorted((a, b) for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, ()))
+    assert circles == []
