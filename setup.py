@@ -12,6 +12,7 @@ setup(
             "evaluation/*.jsonl",
             "components/templates/*.yaml",
             "defs/**/*.yaml",
+            "instance/dagster.yaml",
         ]
     },
     include_package_data=True,

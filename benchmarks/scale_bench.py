@@ -153,7 +153,8 @@ def kind_of(cmdline: list[str]) -> str:
         return "tesseract"
     if "hyperion_pipelines.cli" in text:
         return "ingest"
-    return "parser_sandbox" if "python" in text else (cmdline[0] if cmdline else "?")
+    # The step's spawned children (parser sandboxes, chunker processes) share one command line.
+    return "parser_or_chunker" if "python" in text else (cmdline[0] if cmdline else "?")
 
 
 def folder_bytes(folder: Path) -> int:

@@ -1,6 +1,6 @@
 """Celery workers against a slow remote embedder: 1, 2 and 4 workers on the same upload days, in one run.
 
-    .venv/bin/python benchmarks/workers_bench.py [--workers 1 2 4] [--days 4] [--documents 150] [--delay-ms 1000]
+    .venv/bin/python benchmarks/workers_bench.py [--workers 1 2 4] [--days 8] [--documents 75] [--delay-ms 1000]
 
 For each worker count, from scratch: a fresh HYPERION_HOME, a fresh PostgreSQL database for the
 Dagster instance and the state database (the local server, else a throwaway one from pgserver), a
@@ -15,10 +15,11 @@ after ``--delay-ms`` (a stand-in for a remote GPU service; it answers concurrent
 side, as a pool of GPUs would). Each worker keeps one batch in flight
 (``HYPERION_OPENAI_CONCURRENCY=1``), so the speed-up is the workers' alone. Steps of one day run
 in order, so a single day does not spread over workers: workers speed up several days (a backfill,
-or days landing together). Each configuration records the embedder's requests; from them and the
-one-worker time, ``best_seconds_here`` is the least time this machine allows: one worker's time
-is the embedder's answers plus everything else, and n workers can at best divide the first by n
-and the rest by the cores. Results go to ``benchmarks/results/workers.json``.
+or days landing together); the default is twice as many days as the most workers, as a backfill
+has, so that the days' different sizes even out over the workers. Each configuration records the
+embedder's requests; from them and the one-worker time, ``best_seconds_here`` is the least time
+this machine allows: one worker's time is the embedder's answers plus everything else, and n
+workers can at best divide the first by n and the rest by the cores. Results go to ``benchmarks/results/workers.json``.
 """
 
 from __future__ import annotations
@@ -162,8 +163,8 @@ def run_with(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--days", type=int, default=4)
-    parser.add_argument("--documents", type=int, default=150, help="documents per upload day")
+    parser.add_argument("--days", type=int, default=8)
+    parser.add_argument("--documents", type=int, default=75, help="documents per upload day")
     parser.add_argument("--delay-ms", type=float, default=1000.0, help="the embedder's answer delay per batch")
     parser.add_argument("--keep", action="store_true", help="keep each configuration's folder and logs")
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hyperion_pipelines.spec import DEFAULT_EMBED_BATCH_SIZE
+
 ENV_PREFIX = "HYPERION_"
 
 EmbedderKind = Literal["local", "openai"]
@@ -167,7 +169,7 @@ class Settings:
             embedder=embedder,  # type: ignore[arg-type]
             embedding_model_path=_get(env, "EMBEDDING_MODEL_PATH", ""),
             embedding_device=_get(env, "EMBEDDING_DEVICE", "auto"),
-            embedding_batch_size=int(_get(env, "EMBEDDING_BATCH_SIZE", "64")),
+            embedding_batch_size=int(_get(env, "EMBEDDING_BATCH_SIZE", str(DEFAULT_EMBED_BATCH_SIZE))),
             openai_base_url=_get(env, "OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
             openai_model=_get(env, "OPENAI_MODEL", "all-MiniLM-L6-v2"),
             milvus_uri=_get(env, "MILVUS_URI", str(home / "milvus.db")),

@@ -278,6 +278,14 @@ class IndexChecksSpec(_Strict):
     self_retrieval_min_ratio: float = Field(
         default=0.95, ge=0, le=1, description="Share that must come back first (HNSW is approximate)."
     )
+    stale_after_hours: float | None = Field(
+        default=26,
+        gt=0,
+        description=(
+            "vector_index's freshness policy: stale when no upload day was written for this long (the daily "
+            "reconcile writes one a day, so a stopped daemon, schedule or failing runs show); unset: no policy."
+        ),
+    )
 
 
 class UploadSensorSpec(_Strict):

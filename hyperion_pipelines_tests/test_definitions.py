@@ -10,7 +10,8 @@ from dagster import AssetKey
 from pydantic import ValidationError
 
 from hyperion_pipelines.definitions import build_definitions, default_spec
-from hyperion_pipelines.orchestration.pipeline import ASSET_NAMES, STAGES, build_pipeline
+from hyperion_pipelines.orchestration.assets.step import ASSET_NAMES, STAGES
+from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 
@@ -149,6 +150,8 @@ def test_cli_writes_the_repository_instance_settings(tmp_path) -> None:
         config = instance.get_concurrency_config()
         assert config.run_queue_config.max_concurrent_runs == 1
         assert config.pool_config.default_pool_limit == 1 and instance.run_monitoring_enabled
+        # The daemon runs its freshness daemon, which evaluates vector_index's freshness policy.
+        assert "FRESHNESS_DAEMON" in instance.get_required_daemon_types()
         [per_day] = config.run_queue_config.tag_concurrency_limits
         assert per_day["key"] == "dagster/partition" and per_day["limit"] == 1
 
@@ -161,3 +164,18 @@ def test_backfills_run_one_day_per_run_and_heavy_steps_have_pools(hyperion_env: 
     pools = {name: graph.get(AssetKey(name)).assets_def.node_def.pool for name in ASSET_NAMES}
     assert pools["chunk_embeddings"] == "hyperion_embedding"
     assert pools["vector_index"] == "hyperion_milvus_writes"
+
+
+def test_the_index_is_stale_after_the_pipelines_hours_without_a_written_day() -> None:
+    from datetime import timedelta
+
+    from hyperion_pipelines.spec import IndexChecksSpec
+
+    def policy(spec: PipelineSpec):  # noqa: ANN202 - Dagster's policy type is not public
+        [vector_index] = [a for a in build_pipeline(spec).assets if a.key.path[-1] == "vector_index"]
+        return vector_index.specs_by_key[vector_index.key].freshness_policy
+
+    default = policy(PipelineSpec(name="legal"))
+    assert default.fail_window.to_timedelta() == timedelta(hours=26)
+    quiet = PipelineSpec(name="legal", index_checks=IndexChecksSpec(stale_after_hours=None))
+    assert policy(quiet) is None

@@ -13,7 +13,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
-from hyperion_pipelines.orchestration.pipeline import ASSET_NAMES
+from hyperion_pipelines.orchestration.assets.step import ASSET_NAMES
 from hyperion_pipelines.settings import SAMPLE_CORPUS_DIR, SAMPLE_GOLDEN_QUERIES, Settings
 
 from .conftest import REPO, ensure_debian_packages, finished

@@ -22,6 +22,7 @@ import numpy as np
 
 from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
 from hyperion_pipelines.embedding.base import Embedder, EmbedderIdentity
+from hyperion_pipelines.spec import DEFAULT_EMBED_BATCH_SIZE
 
 
 class RemoteEmbeddingError(RuntimeError):
@@ -37,7 +38,7 @@ class OpenAICompatibleEmbedder(Embedder):
         api_key: str | None = None,
         tokenizer_dir: Path,
         max_tokens: int = 254,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
         timeout_s: float = 60.0,
         max_retries: int = 4,
         backoff_base_s: float = 0.5,

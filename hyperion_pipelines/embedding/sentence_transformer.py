@@ -21,6 +21,7 @@ import numpy as np
 
 from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
 from hyperion_pipelines.embedding.base import Embedder, EmbedderIdentity
+from hyperion_pipelines.spec import DEFAULT_EMBED_BATCH_SIZE
 
 if TYPE_CHECKING:  # onnx_export imports this module
     from hyperion_pipelines.embedding.onnx_export import OnnxExport
@@ -184,7 +185,7 @@ class SentenceTransformerEmbedder(Embedder):
         model_dir: Path | None = None,
         *,
         device: str = "auto",
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
         backend: Backend = "torch",
         onnx_file: str = "model.onnx",
         exports_root: Path | None = None,

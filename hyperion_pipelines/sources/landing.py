@@ -147,3 +147,8 @@ def raw_frame(rows: list[dict]) -> pd.DataFrame:
     frame = frame.sort_values("uploaded_at", kind="stable").drop_duplicates("document_id", keep="last")
     frame["size_bytes"] = frame["size_bytes"].astype("int64")
     return frame.sort_values("source", kind="stable").reset_index(drop=True)
+
+
+def held_ids(raw: pd.DataFrame) -> list[str]:
+    """Documents held as indexed: their sub-folder could not be listed."""
+    return raw.loc[is_held(raw), "document_id"].tolist()

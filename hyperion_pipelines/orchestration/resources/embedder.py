@@ -13,6 +13,7 @@ from hyperion_pipelines.embedding.base import Embedder
 from hyperion_pipelines.embedding.onnx_export import FP32_FILE
 from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
+from hyperion_pipelines.spec import DEFAULT_EMBED_BATCH_SIZE
 
 
 class EmbedderResource(ConfigurableResource):
@@ -26,7 +27,7 @@ class SentenceTransformerResource(EmbedderResource):
 
     model_path: str = Field(default="", description="Model folder; empty means the packaged model.")
     device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
-    batch_size: int = Field(default=64, gt=0, description="Texts per forward pass.")
+    batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, description="Texts per forward pass.")
     backend: Literal["torch", "onnx"] = Field(
         default="torch", description="'torch', or 'onnx': ONNX Runtime on an export made by 'hyperion export-onnx'."
     )
@@ -61,7 +62,7 @@ class OpenAICompatibleEmbedderResource(EmbedderResource):
     )
     tokenizer_path: str = Field(default="", description="Folder with the model's tokenizer.json.")
     max_tokens: int = Field(default=254, gt=0, description="Longest input the model embeds whole.")
-    batch_size: int = Field(default=64, gt=0)
+    batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, description="Texts per request.")
     timeout_s: float = Field(default=60.0, gt=0)
     concurrency: int = Field(default=4, gt=0, description="Batches in flight at once (HYPERION_OPENAI_CONCURRENCY).")
 
