@@ -189,7 +189,7 @@ def check_index(home: str) -> dict[str, Any]:
     computed from its uploads folder's documents alone. Run it with ``in_child``."""
     from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.settings import Settings
-    from hyperion_pipelines_tests.exact_index import expected_chunk_ids, stored_ids, upload_documents
+    from hyperion_pipelines_tests.support.exact_index import expected_chunk_ids, stored_ids, upload_documents
 
     settings = Settings.from_env()
     assert settings.home.resolve() == Path(home).resolve(), "the child runs with the workspace's environment"

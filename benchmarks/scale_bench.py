@@ -188,7 +188,7 @@ def milvus_server(folder: Path) -> Iterator[tuple[str, psutil.Process]]:
 def milvus_standalone(folder: Path) -> Iterator[tuple[str, psutil.Process]]:
     """Milvus 2.3.5 standalone in its own process (see ``milvus_standalone.py`` of the tests)."""
     sys.path.insert(0, str(REPO))  # the tests' helper, not an installed package
-    from hyperion_pipelines_tests.milvus_standalone import MilvusStandalone
+    from hyperion_pipelines_tests.support.milvus_standalone import MilvusStandalone
 
     server = MilvusStandalone(folder)
     server.start()

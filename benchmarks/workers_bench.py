@@ -48,9 +48,9 @@ sys.path.insert(0, str(REPO))
 from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder  # noqa: E402
 from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir  # noqa: E402
 from hyperion_pipelines.settings import Settings  # noqa: E402
-from hyperion_pipelines_tests import netns  # noqa: E402
-from hyperion_pipelines_tests.exact_index import assert_index_matches_uploads  # noqa: E402
-from hyperion_pipelines_tests.postgres import Postgres, fresh_database, local_or_throwaway  # noqa: E402
+from hyperion_pipelines_tests.support import netns  # noqa: E402
+from hyperion_pipelines_tests.support.exact_index import assert_index_matches_uploads  # noqa: E402
+from hyperion_pipelines_tests.support.postgres import Postgres, fresh_database, local_or_throwaway  # noqa: E402
 from hyperion_pipelines_tests.test_celery import (  # noqa: E402
     BROKER_PORT,
     postgres_url,

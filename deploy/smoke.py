@@ -193,6 +193,35 @@ def check_definitions(stack: Stack) -> dict[str, int]:
     return {"assets": len(assets), "checks": len(checks), "sensors": len(sensors), "schedules": len(schedules)}
 
 
+def image_as_built(stack: Stack) -> dict[str, str]:
+    """What the code-location image gives a run, observed in its running container: a non-root
+    user, the CPU build of torch, OCR, the onnx and celery extras, offline model loading and
+    the production instance settings."""
+    facts = {
+        "uid": stack.in_code_location("id", "-u").strip(),
+        "torch_cuda": stack.in_code_location("python", "-c", "import torch; print(torch.version.cuda)").strip(),
+        "extras": stack.in_code_location(
+            "python", "-c", "import onnxruntime, celery, dagster_celery; print('ok')"
+        ).strip(),
+        "tesseract": stack.in_code_location("tesseract", "--version").splitlines()[0],
+        "hf_hub_offline": stack.in_code_location("printenv", "HF_HUB_OFFLINE").strip(),
+        "run_launcher": stack.in_code_location(
+            "python", "-c", "import dagster; print(type(dagster.DagsterInstance.get().run_launcher).__name__)"
+        ).strip(),
+    }
+    as_built = {
+        "uid": facts["uid"] != "0",
+        "torch_cuda": facts["torch_cuda"] == "None",
+        "extras": facts["extras"] == "ok",
+        "tesseract": facts["tesseract"].startswith("tesseract"),
+        "hf_hub_offline": facts["hf_hub_offline"] == "1",
+        "run_launcher": facts["run_launcher"] == "DockerRunLauncher",
+    }
+    if not all(as_built.values()):
+        raise Expectation(f"the code-location image is not as built: {facts}")
+    return facts
+
+
 def sample_files() -> dict[str, bytes]:
     return {str(p.relative_to(SAMPLE)): p.read_bytes() for p in sorted(SAMPLE.rglob("*")) if p.is_file()}
 
@@ -548,6 +577,7 @@ def main() -> int:
     try:
         stack.summary["services"] = stack.step("services healthy", lambda: check_services(stack))
         stack.summary["definitions"] = stack.step("definitions over GraphQL", lambda: check_definitions(stack))
+        stack.summary["image"] = stack.step("the code-location image as built", lambda: image_as_built(stack))
         first = stack.step("sensor run in its own container", lambda: sensor_run(stack, days[0]))
         stack.summary["runs"]["sensor"] = first
         index = stack.step("search inside the code location", lambda: search_inside(stack))

@@ -96,14 +96,14 @@ def sample_uploads(hyperion_env: Settings) -> Path:
 @pytest.fixture(scope="session")
 def postgres_server():
     """PostgreSQL: the local server when reachable, else a throwaway one (pgserver)."""
-    from .postgres import local_or_throwaway
+    from .support.postgres import local_or_throwaway
 
     yield from local_or_throwaway()
 
 
 @pytest.fixture
 def postgres_database(postgres_server) -> Iterator[str]:
-    from .postgres import fresh_database
+    from .support.postgres import fresh_database
 
     yield from fresh_database(postgres_server)
 

@@ -26,7 +26,7 @@ from hyperion_pipelines.orchestration.automation import AlertWebhookResource
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 
 from .conftest import REPO, UPLOAD_DAY, run_ingest
-from .loopback import recording_server
+from .support.loopback import recording_server
 
 
 @contextmanager

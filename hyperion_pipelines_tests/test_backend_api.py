@@ -17,8 +17,8 @@ from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.sources.landing import land_documents
 from hyperion_pipelines.spec import BackendApiSource
 
-from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
+from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 
 TOKEN = "test-token-3f9a"
 DAY_START = datetime.fromisoformat(UPLOAD_DAY).replace(tzinfo=UTC)

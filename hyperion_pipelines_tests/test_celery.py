@@ -28,12 +28,12 @@ from pymilvus import MilvusClient
 from hyperion_pipelines.cli import worker_command, worker_environment
 from hyperion_pipelines.settings import Settings
 
-from . import netns
 from .conftest import REPO, UPLOAD_DAY, UPLOAD_TIME, set_upload_time
-from .exact_index import assert_index_matches_uploads, generated_text
-from .milvus_standalone import MilvusStandalone
-from .postgres import Postgres, fresh_database
-from .test_postgres import free_port, wait_for_port
+from .support import netns
+from .support.exact_index import assert_index_matches_uploads, generated_text
+from .support.milvus_standalone import MilvusStandalone
+from .support.ports import free_port, wait_for_port
+from .support.postgres import Postgres, fresh_database
 
 BROKER_PORT = 5672
 SECOND_DAY = "2026-01-16"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from hyperion_pipelines.parsing.text import parse_markdown
 from hyperion_pipelines.spec import ChunkingSpec
 
 from .conftest import SAMPLE_CORPUS
+from .fixtures.expected_chunks import BEES_CHUNKS, BEES_HEADINGS, BEES_TEXT
 
 TOKENIZER = HuggingFaceTokenizer.from_model_dir(packaged_model_dir())
 
@@ -220,3 +222,18 @@ def test_a_chunk_id_covers_its_context_so_a_retitled_document_is_embedded_again(
     bare = chunk_documents(frame, TOKENIZER, spec, "fp", context_tokens=0)
     assert bare["context"].tolist() == ["", ""] and bare["chunk_id"].nunique() == 1
     assert embedding_input("Sourdough", text) == f"Sourdough\n\n{text}" and embedding_input("", text) == text
+
+
+class OneTokenPerWord:
+    """A tokenizer whose counts can be done by hand: every run of non-space characters."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in re.finditer(r"\S+", text)]
+
+
+def test_the_chunks_worked_out_by_hand_from_the_rules() -> None:
+    headings = [Heading(level, text, offset) for level, text, offset in BEES_HEADINGS]
+    chunks = chunk_text(BEES_TEXT, headings, OneTokenPerWord(), max_tokens=8, overlap_tokens=3)
+    assert [(c.text, c.token_count, c.heading_path) for c in chunks] == BEES_CHUNKS
+    assert [c.index for c in chunks] == list(range(len(BEES_CHUNKS)))
+    assert all(BEES_TEXT[c.char_start : c.char_end] == c.text for c in chunks)

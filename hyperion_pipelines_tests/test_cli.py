@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 
 from hyperion_pipelines.settings import Settings
 
@@ -117,3 +117,26 @@ def test_a_date_range_backfills_one_run_per_day(hyperion_env: Settings) -> None:
     assert len(summary["run_ids"]) == 4 and summary["documents"] == 2
     assert hyperion("ingest", "--from", UPLOAD_DAY, "--to", "2026-01-12").returncode == 2
     assert "--to needs --from" in hyperion("ingest", "--to", UPLOAD_DAY).stderr
+
+
+def test_ingest_refuses_to_run_beside_runs_of_its_job_in_the_instance(
+    hyperion_env: Settings, sample_uploads: Path
+) -> None:
+    # A run the daemon has under way for the same job (as the sensor or a backfill would start).
+    hyperion("pipelines")  # makes DAGSTER_HOME with the repository's instance settings
+    with DagsterInstance.get() as instance:
+        running = DagsterRun(
+            job_name="ingest_documents", run_id="a1b2c3d4-0000-4000-8000-000000000001",
+            status=DagsterRunStatus.STARTED, tags={"dagster/partition": UPLOAD_DAY},
+        )  # fmt: skip
+        instance.add_run(running)
+    refused = hyperion("ingest", "--date", UPLOAD_DAY)
+    assert refused.returncode == 1
+    assert "runs of ingest_documents are queued or running" in refused.stderr
+    assert f"a1b2c3d4 ({UPLOAD_DAY}, started)" in refused.stderr
+    with DagsterInstance.get() as instance:
+        assert len(instance.get_runs()) == 1  # nothing was run
+        instance.report_run_failed(instance.get_run_by_id(running.run_id))
+    done = hyperion("ingest", "--date", UPLOAD_DAY, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["documents"] == 8

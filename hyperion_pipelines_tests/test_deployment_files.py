@@ -567,32 +567,21 @@ def test_a_misspelt_instance_config_is_rejected(pg_env: None, tmp_path: Path, or
 
 
 def test_dockerfile_installs_cpu_torch_first_and_runs_as_non_root() -> None:
+    """The rules of the file's order; what the built image holds (CPU torch, OCR, the onnx and
+    celery extras, offline model loading, the production instance, a non-root user) is observed
+    in its running container by deploy/smoke.py ("the code-location image as built")."""
     instructions = dockerfile_instructions()
     # The base is a build argument whose default is what users get (deploy/compose.local.yml builds
     # with a local one).
     assert instructions[0] == ("ARG", "PYTHON_IMAGE=python:3.11-slim-bookworm")
     assert instructions[1] == ("FROM", "${PYTHON_IMAGE}")
     runs = [(index, args) for index, (keyword, args) in enumerate(instructions) if keyword == "RUN"]
-    torch = [index for index, args in runs if "pip install torch==2.13.0" in args]
+    torch = [index for index, args in runs if "pip install torch==" in args]
     package = [index for index, args in runs if re.search(r"pip install (\S+ )*'?\.(\[[a-z,]+\])?'?( |$)", args)]
+    # Resolved from PyPI alone, torch pulls GBs of CUDA libraries: the CPU wheel goes in first.
     assert torch and package and torch[0] < package[0], "the CPU torch wheel must be installed before the package"
-    assert "download.pytorch.org/whl/cpu" in instructions[torch[0]][1]
-    # The onnx embedding backend, and the Celery workers and Flower of the `celery` profile.
-    assert "'.[onnx,celery]'" in dict(runs)[package[0]]
-    assert any(
-        "apt-get install" in args and {"tesseract-ocr", "tesseract-ocr-eng"} <= set(args.split()) for _, args in runs
-    )
-    env = " ".join(args for keyword, args in instructions if keyword == "ENV")
-    assert "HF_HUB_OFFLINE=1" in env.split()
-    assert "DAGSTER_HOME=/opt/dagster/dagster_home" in env.split()
-    assert any(
-        keyword == "COPY" and args.split()[0] == "deploy/dagster.yaml" and args.split()[-1].endswith("/dagster.yaml")
-        for keyword, args in instructions
-    )
     users = [index for index, (keyword, _) in enumerate(instructions) if keyword == "USER"]
     assert users, "no USER"
-    user = instructions[users[-1]][1].split(":")[0]
-    assert user not in {"root", "0"}
     assert users[-1] > runs[-1][0], "a RUN after the last USER runs as that user; keep USER last"
 
 

@@ -29,9 +29,9 @@ from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 
-from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import UPLOAD_DAY, UPLOAD_TIME, run_ingest, wait_for_runs
-from .exact_index import (
+from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
+from .support.exact_index import (
     assert_index_matches_uploads,
     expected_chunk_ids,
     generated_text,
@@ -39,8 +39,8 @@ from .exact_index import (
     stored_ids,
     write_generated_uploads,
 )
+from .support.ports import free_port, wait_for_port
 from .test_backend_api import TOKEN
-from .test_postgres import free_port, wait_for_port
 
 MILVUS_TIMEOUT_S = 5  # per Milvus call: a dead server fails an attempt in seconds, not minutes
 RETRIES = 3  # REMOTE_RETRY's max_retries

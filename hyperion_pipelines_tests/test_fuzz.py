@@ -25,8 +25,8 @@ from hyperion_pipelines.sources.base import SourceError
 from hyperion_pipelines.sources.media_type import sniff_media_type
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ParsingLimits
 
-from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import SAMPLE_CORPUS, UPLOAD_TIME
+from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 
 # Derandomised (the same examples every run), no example database, no deadline (timing is not
 # asserted): CI runs exactly this, and the whole file takes well under a minute.

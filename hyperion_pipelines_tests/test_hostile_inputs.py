@@ -21,10 +21,10 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 from hyperion_pipelines.step_outputs.parts import whole
 
-from .backend_server import BackendServer, FakeBackend, StoredDocument
 from .conftest import UPLOAD_DAY, UPLOAD_TIME
-from .exact_index import expected_chunk_ids, stored_ids
-from .hostile_corpus import MAX_DOCUMENT_BYTES, NOT_LISTED, OUTSIDE_SECRET, SCRIPT_MARKERS, write_corpus
+from .support.backend_server import BackendServer, FakeBackend, StoredDocument
+from .support.exact_index import expected_chunk_ids, stored_ids
+from .support.hostile_corpus import MAX_DOCUMENT_BYTES, NOT_LISTED, OUTSIDE_SECRET, SCRIPT_MARKERS, write_corpus
 from .test_backend_api import TOKEN
 from .test_pipeline import index_entries
 

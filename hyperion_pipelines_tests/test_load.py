@@ -18,7 +18,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from hyperion_pipelines.settings import DEFAULT_PART_DOCUMENTS, Settings
 
 from .conftest import UPLOAD_TIME, finished, set_upload_time
-from .exact_index import assert_index_matches_uploads, generated_text, indexed_documents
+from .support.exact_index import assert_index_matches_uploads, generated_text, indexed_documents
 
 UPLOADS = int(os.environ.get("HYPERION_TEST_BURST", "10000"))
 DAYS = 5

@@ -15,7 +15,7 @@ from hyperion_pipelines.orchestration.monitoring import PrometheusPushResource
 from hyperion_pipelines.settings import Settings
 
 from .conftest import UPLOAD_DAY, run_ingest, set_upload_time
-from .loopback import recording_server
+from .support.loopback import recording_server
 from .test_automation import closed_port
 
 

@@ -18,7 +18,7 @@ from hyperion_pipelines.index.milvus_index import (
 )
 from hyperion_pipelines.spec import IndexSpec
 
-from .milvus_standalone import MilvusStandalone
+from .support.milvus_standalone import MilvusStandalone
 from .test_faults import MilvusLiteServer
 
 # Asked for by name, so the BM25 field and its index are made wherever the server has BM25.

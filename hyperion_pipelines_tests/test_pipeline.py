@@ -19,6 +19,7 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
 
 from .conftest import TEST_PARSE_WORKERS, UPLOAD_DAY, set_upload_time
+from .fixtures.expected_chunks import HIVE_CARE_CHUNKS, HIVE_CARE_MD
 
 
 def run_partition(settings: Settings, instance: DagsterInstance) -> dict[str, dict]:
@@ -230,3 +231,20 @@ def test_a_preloaded_model_loads_once_in_the_background_and_embed_waits_for_it()
     assert not any(t.name == "hyperion-model-preload" for t in threading.enumerate())
     assert embedder.model is model and vectors.shape == (1, embedder.identity.dimension)
     assert vectors.tolist() == embedder.embed(["Honeybees cluster in winter."]).tolist()
+
+
+def test_the_index_holds_the_chunks_written_out_by_hand(hyperion_env: Settings, instance) -> None:
+    # Independent of the chunker: the exact-index check computes its expectation with it.
+    upload = hyperion_env.uploads_dir / "hive-care.md"
+    upload.write_text(HIVE_CARE_MD, encoding="utf-8")
+    set_upload_time(upload)
+    run_partition(Settings.from_env(), instance)
+    client = connect(hyperion_env.milvus_uri)
+    try:
+        collection = client.describe_alias(IndexSpec(alias="hyperion_documents").alias)["collection_name"]
+        client.load_collection(collection)
+        rows = client.query(collection, filter='id != ""', output_fields=["chunk_index", "text", "heading_path"])
+    finally:
+        client.close()
+    stored = [(row["text"], row["heading_path"]) for row in sorted(rows, key=lambda row: row["chunk_index"])]
+    assert stored == HIVE_CARE_CHUNKS

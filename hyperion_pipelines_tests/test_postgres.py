@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,26 +23,10 @@ from dagster import DagsterInstance, DagsterRunStatus
 from hyperion_pipelines.settings import Settings
 
 from .conftest import REPO, wait_for_runs
-from .postgres import Postgres
+from .support.ports import free_port, wait_for_port
+from .support.postgres import Postgres
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{process.args} exited with {process.returncode}"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"nothing listened on {port} within {timeout_s} s")
 
 
 @pytest.fixture
@@ -169,7 +152,7 @@ def test_the_state_database_on_a_throwaway_postgres(tmp_path: Path) -> None:
     from hyperion_pipelines.state.manifest import DocumentManifest, IndexedDocument, ManifestRecord
     from hyperion_pipelines.state.quarantine_ledger import QuarantineLedger, Rejection
 
-    from .postgres import fresh_database, throwaway
+    from .support.postgres import fresh_database, throwaway
 
     servers = throwaway()
     server = next(servers)
@@ -242,8 +225,8 @@ def test_the_daemon_carries_on_when_postgres_restarts_under_it(
 
     from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 
-    from .exact_index import assert_index_matches_uploads
-    from .postgres import fresh_database, own_server
+    from .support.exact_index import assert_index_matches_uploads
+    from .support.postgres import fresh_database, own_server
 
     with own_server() as own:
         database = next(fresh_database(own.postgres))

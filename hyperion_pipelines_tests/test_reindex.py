@@ -13,7 +13,7 @@ from hyperion_pipelines.cli import main
 from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.settings import Settings
 
-from .embedding_server import EmbeddingService, serve_embeddings
+from .support.embedding_server import EmbeddingService, serve_embeddings
 from .test_sensors import DAY1, TEXTS, upload
 
 

@@ -13,7 +13,7 @@ from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbed
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
 from hyperion_pipelines.embedding.stage import embed_chunks
 
-from .embedding_server import EmbeddingService, serve_embeddings
+from .support.embedding_server import EmbeddingService, serve_embeddings
 
 TEXTS = [f"sentence number {i} about {topic}" for i, topic in enumerate(["milvus", "dagster", "tokens"] * 6)]
 

@@ -43,13 +43,13 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.backend_api import BackendApiError, BackendDocumentApi
 from hyperion_pipelines.spec import BackendApiSource, OpenAICompatibleEmbedding, PipelineSpec
 
-from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import REPO, SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
-from .dagster_dev import dagster_dev as start_dagster_dev
-from .embedding_server import EmbeddingService, serve_embeddings
-from .loopback import LoopbackServer
+from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
+from .support.dagster_dev import dagster_dev as start_dagster_dev
+from .support.embedding_server import EmbeddingService, serve_embeddings
+from .support.loopback import LoopbackServer
+from .support.ports import free_port
 from .test_deployment_files import published_ports
-from .test_postgres import free_port
 
 # The variables holding secrets that the sample pipeline and the platform name (spec.py defaults).
 SECRET_VARIABLES = (

@@ -15,8 +15,8 @@ from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec, UploadSensorSpec
 
-from .backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .conftest import run_ingest, set_upload_time
+from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from .test_pipeline import index_entries
 
 DAY1, DAY2 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC), datetime(2026, 3, 3, 9, 0, tzinfo=UTC)

@@ -30,7 +30,7 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
 
 from .conftest import UPLOAD_DAY
-from .test_postgres import free_port, wait_for_port
+from .support.ports import free_port, wait_for_port
 
 HYPERION = [sys.executable, "-m", "hyperion_pipelines.cli"]
 

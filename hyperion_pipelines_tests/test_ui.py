@@ -17,8 +17,8 @@ from hyperion_pipelines.orchestration.assets.step import ASSET_NAMES
 from hyperion_pipelines.settings import SAMPLE_CORPUS_DIR, SAMPLE_GOLDEN_QUERIES, Settings
 
 from .conftest import REPO, ensure_debian_packages, finished
-from .dagster_dev import dagster_dev
-from .test_postgres import free_port
+from .support.dagster_dev import dagster_dev
+from .support.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "ui"

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from hyperion_pipelines.cli.common import MAX_K, CommandError, FaultFound
+from hyperion_pipelines.cli.common import MAX_K, CommandError, FaultFound, RunsInProgress
 from hyperion_pipelines.cli.instance_yaml import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.cli.parser import build_parser
 from hyperion_pipelines.cli.worker import worker_command, worker_environment
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, PipelineDeclarationError, SettingsError) as exc:
         print(f"hyperion: error: {exc}", file=sys.stderr)
         return 2
-    except (IndexInUse, FaultFound) as exc:
+    except (IndexInUse, FaultFound, RunsInProgress) as exc:
         print(f"hyperion: error: {exc}", file=sys.stderr)
         return 1
     except MilvusException as exc:

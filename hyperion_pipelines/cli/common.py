@@ -32,6 +32,10 @@ class CommandError(Exception):
     """A mistake in what was asked; printed without a traceback."""
 
 
+class RunsInProgress(Exception):
+    """The Dagster instance has runs of the job under way: running beside them is refused."""
+
+
 class FaultFound(Exception):
     """Damage found that the command will not undo by itself; printed in one line, exit status 1."""
 

@@ -9,10 +9,12 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hyperion_pipelines.cli.common import (
     CommandError,
     DayRuns,
+    RunsInProgress,
     days_to_ingest,
     declared_pipeline,
     ensure_dagster_home,
@@ -21,6 +23,9 @@ from hyperion_pipelines.cli.common import (
 )
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG
 from hyperion_pipelines.settings import Settings
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -68,6 +73,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     tags = {ALLOW_DELETIONS_TAG: "true"} if args.allow_deletions else {}
     with DagsterInstance.get() as instance:
+        refuse_beside_active_runs(instance, job.name)
         runs = run_days(job, instance, partitions, log_level, tags)
         evaluation = (
             evaluate_after_ingest(defs, spec, instance, log_level) if partitions and not runs.failed_days else None
@@ -120,4 +126,36 @@ def _hint_if_candidate(runs: DayRuns) -> None:
             f"Searches still use {live}: the embedding configuration changed, and this run wrote {candidate}. "
             "Run 'hyperion reindex' to fill it for every day and move the alias once its checks pass.",
             file=sys.stderr,
+        )
+
+
+def refuse_beside_active_runs(instance: DagsterInstance, job_name: str) -> None:
+    """``ingest`` runs in this process, outside the instance's run queue, whose limits keep one
+    run per upload day and one writer of the embedded index: with runs of the job queued or
+    under way there (the sensor's, a schedule's, a backfill's), it refuses rather than race them."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    active = instance.get_run_records(
+        RunsFilter(
+            job_name=job_name,
+            statuses=[
+                DagsterRunStatus.QUEUED,
+                DagsterRunStatus.NOT_STARTED,
+                DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED,
+                DagsterRunStatus.CANCELING,
+            ],
+        ),
+        limit=5,
+    )
+    if active:
+        runs = ", ".join(
+            f"{r.dagster_run.run_id[:8]} ({r.dagster_run.tags.get('dagster/partition', '?')}, "
+            f"{r.dagster_run.status.value.lower()})"
+            for r in active
+        )
+        raise RunsInProgress(
+            f"runs of {job_name} are queued or running in the Dagster instance ({runs}); ingest runs in this "
+            "process, outside the run queue that keeps one run per day and one index writer. Wait for them (the "
+            "UI's Runs page), or launch the days from the UI (a backfill) instead."
         )

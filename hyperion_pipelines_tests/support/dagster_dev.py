@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 @contextmanager

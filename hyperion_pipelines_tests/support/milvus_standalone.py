@@ -15,7 +15,7 @@ from pathlib import Path
 
 from milvus import MilvusServer, MilvusServerConfig
 
-from .test_postgres import free_port, wait_for_port
+from .ports import free_port, wait_for_port
 
 
 class _Config(MilvusServerConfig):

@@ -15,8 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .conftest import UPLOAD_TIME, set_upload_time
-from .fixtures.malformed import DOCX, PDF, docx_with_body, encrypted_pdf, random_high_bytes
+from ..conftest import UPLOAD_TIME, set_upload_time
+from ..fixtures.malformed import DOCX, PDF, docx_with_body, encrypted_pdf, random_high_bytes
 
 #: The size limit the hostile run uses (HYPERION_MAX_DOCUMENT_BYTES); ``huge.txt`` is over it.
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024

@@ -23,7 +23,7 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.media_type import sniff_media_type
 from hyperion_pipelines.spec import PipelineSpec
 
-from .conftest import set_upload_time
+from ..conftest import set_upload_time
 
 
 def expected_chunk_ids(

@@ -1,0 +1,1 @@
+"""What the tests share: servers they start, fixtures they build, the exact-index check."""
