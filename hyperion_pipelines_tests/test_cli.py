@@ -140,3 +140,35 @@ def test_ingest_refuses_to_run_beside_runs_of_its_job_in_the_instance(
     done = hyperion("ingest", "--date", UPLOAD_DAY, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["documents"] == 8
+
+
+def test_ingest_shows_its_progress_on_a_terminal_and_nowhere_else(hyperion_env: Settings, sample_uploads: Path) -> None:
+    import pty
+    import threading
+
+    terminal, tty = pty.openpty()
+    seen = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(terminal, 4096)
+            except OSError:  # the terminal's other end closed
+                return
+            if not data:
+                return
+            seen.extend(data)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    done = subprocess.run([*HYPERION, "ingest", "--date", UPLOAD_DAY], stdout=subprocess.PIPE, stderr=tty, timeout=600)
+    os.close(tty)
+    reader.join(timeout=10)
+    os.close(terminal)
+    shown = seen.decode(errors="replace")
+    assert done.returncode == 0, shown
+    for line in (f"{UPLOAD_DAY}: landed 8/8 documents", "parsed 8/8 documents", "embedded", "written"):
+        assert line in shown, shown
+    # Piped, as in a script or CI log: no progress lines, only what the command has to say.
+    piped = hyperion("ingest", "--date", UPLOAD_DAY)
+    assert piped.returncode == 0 and "\r" not in piped.stderr and "parsed" not in piped.stderr

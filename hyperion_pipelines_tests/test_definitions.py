@@ -55,7 +55,7 @@ def test_every_definition_says_what_it_does_and_who_owns_it(hyperion_env: Settin
         assert node.tags["hyperion/stage"] == stages[key.path[-1]], key
         assert node.group_name == "documents" and node.description, key
     jobs = {job.name: job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
-    assert set(jobs) == {"ingest_documents", "evaluate_documents", "reclaim_storage"}
+    assert set(jobs) == {"ingest_documents", "evaluate_documents", "promote_documents", "reclaim_storage"}
     schedules = list(defs.schedules)
     sensors = list(defs.sensors)
     assert {s.name for s in schedules} == {

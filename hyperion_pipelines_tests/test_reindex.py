@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, ExecuteInProcessResult
 
 from hyperion_pipelines.cli import main
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.settings import Settings
 
@@ -132,3 +134,32 @@ def test_reindex_with_nothing_indexed_promotes_nothing(
     code, summary = run_cli(capsys, "reindex")
     assert code == 1 and not summary["promoted"] and summary["partitions"] == []
     assert summary["reasons"] == ["the candidate collection was never written (no upload day ran into it)"]
+
+
+def test_the_promote_job_the_ui_launches_moves_the_alias_only_once_every_day_is_in_the_candidate(
+    hyperion_env: Settings, remote_model, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("bees.md", "tides.md"):
+        upload(hyperion_env.uploads_dir, name, TEXTS[name], DAY1)
+    assert run_cli(capsys, "ingest", "--all")[0] == 0
+    blue = alias_target(hyperion_env)
+    remote_model()
+
+    def promote() -> ExecuteInProcessResult:
+        defs = build_definitions(Settings.from_env())
+        with DagsterInstance.get() as instance:  # the instance the UI launches the job in
+            return defs.resolve_job_def("promote_documents").execute_in_process(instance=instance, raise_on_error=False)
+
+    refused = promote()  # no day was run into the new model's collection yet
+    assert not refused.success and alias_target(hyperion_env) == blue
+    [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
+    why = failure.event_specific_data.user_failure_data.description
+    assert "NOT promoted" in why and "the candidate collection was never written" in why
+    assert f"runs failed for 1 upload day(s): {DAY1:%Y-%m-%d} (not written into" in why
+
+    assert run_cli(capsys, "ingest", "--all")[0] == 0  # a backfill of every day, into the candidate
+    promoted = promote()
+    assert promoted.success
+    summary = promoted.output_for_node("promote_documents")
+    assert summary["promoted"] and summary["previous"] == blue and summary["documents"] == 2
+    assert alias_target(hyperion_env) == summary["candidate"] != blue

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -272,3 +273,35 @@ def open_live_index(settings: Settings, args: argparse.Namespace) -> Iterator[tu
                 file=sys.stderr,
             )
         yield index, embedder
+
+
+@contextmanager
+def progress_shown(enabled: bool) -> Iterator[None]:
+    """While in the block, the steps' progress on one rewritten line of stderr: only on a
+    terminal, and never with ``--json`` (``enabled``), so that piped or parsed output stays clean."""
+    if not enabled:
+        yield
+        return
+    from hyperion_pipelines.progress import Progress, listening
+
+    shown = {"width": 0, "at": 0.0}
+
+    def show(progress: Progress) -> None:
+        now = time.monotonic()
+        finished = progress.total is not None and progress.done >= progress.total
+        if now - shown["at"] < 0.2 and not finished:
+            return  # a terminal redrawn five times a second is enough
+        shown["at"] = now
+        of = f"/{progress.total:,}" if progress.total is not None else ""
+        line = f"{progress.day}: {progress.stage} {progress.done:,}{of} {progress.unit}"
+        sys.stderr.write("\r" + line.ljust(shown["width"]))
+        sys.stderr.flush()
+        shown["width"] = len(line)
+
+    with listening(show):
+        try:
+            yield
+        finally:
+            if shown["width"]:
+                sys.stderr.write("\r" + " " * shown["width"] + "\r")
+                sys.stderr.flush()

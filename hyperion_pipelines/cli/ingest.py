@@ -19,6 +19,7 @@ from hyperion_pipelines.cli.common import (
     declared_pipeline,
     ensure_dagster_home,
     evaluate_after_ingest,
+    progress_shown,
     run_days,
 )
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG
@@ -72,7 +73,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     log_level = "INFO" if args.verbose else "CRITICAL"
     started = time.perf_counter()
     tags = {ALLOW_DELETIONS_TAG: "true"} if args.allow_deletions else {}
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.get() as instance, progress_shown(sys.stderr.isatty() and not args.json):
         refuse_beside_active_runs(instance, job.name)
         runs = run_days(job, instance, partitions, log_level, tags)
         evaluation = (

@@ -9,17 +9,20 @@ import time
 from typing import TYPE_CHECKING
 
 from hyperion_pipelines.cli.common import (
+    FaultFound,
     days_to_ingest,
     declared_pipeline,
     ensure_dagster_home,
-    evaluate_after_ingest,
     index_and_embedder,
+    progress_shown,
     run_days,
 )
 from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.settings import Settings
 
 if TYPE_CHECKING:
+    from dagster import ExecuteInProcessResult
+
     from hyperion_pipelines.spec import PipelineSpec
 
 
@@ -34,10 +37,6 @@ def _indexed_documents(settings: Settings, spec: PipelineSpec) -> tuple[set[str]
         return indexed, manifest.partitions()
 
 
-# The evaluation summary's "check" (passed, or the failed check's severity) as a quality level.
-_LEVELS = {"passed": "pass", "warn": "warn", "error": "fail"}
-
-
 def cmd_reindex(args: argparse.Namespace) -> int:
     """Blue/green: fill the current embedding space's collection for every upload day, check it,
     evaluate it, and only then move the live alias to it."""
@@ -46,7 +45,6 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from hyperion_pipelines.definitions import build_definitions
-    from hyperion_pipelines.index.promotion import coverage, decide
 
     spec = declared_pipeline(args)
     defs = build_definitions(settings)
@@ -67,53 +65,57 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     # line each, instead of Dagster's console lines with their stack traces.
     log_level = "INFO" if args.verbose else "CRITICAL"
     started = time.perf_counter()
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.get() as instance, progress_shown(sys.stderr.isatty() and not args.json):
         runs = run_days(job, instance, days, log_level)
-        wrote = bool(days) and not runs.failed_days
-        evaluation = evaluate_after_ingest(defs, spec, instance, log_level) if wrote else None
-    indexed, _ = _indexed_documents(settings, spec)
-    with index_and_embedder(settings, spec) as (index, _):
-        exists = index.client.has_collection(candidate)
-        documents = coverage(index.document_ids(candidate) if exists else set(), indexed)
-        decision = decide(
-            candidate_exists=exists,
-            failed_days=runs.failed_days,
-            failed_checks=runs.failed_checks,
-            documents=documents,
-            evaluation_level=None if evaluation is None else _LEVELS.get(evaluation["check"], "fail"),
+        # The decision and the alias move are the promote job's, which the UI launches too.
+        promotion = defs.resolve_job_def(f"promote_{spec.name}").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={
+                "loggers": {"console": {"config": {"log_level": log_level}}},
+                "ops": {
+                    f"promote_{spec.name}": {"config": {"drop_old": args.drop_old, "failed_days": runs.failed_days}}
+                },
+            },
         )
-        if decision.promote:
-            index.point_alias(candidate)
-        others = [c for c in index.collections() if c != index.live_collection()]
-        dropped = []
-        if decision.promote and args.drop_old:
-            for name in others:
-                index.drop(name)
-                dropped.append(name)
+    decided = promotion_summary(promotion, f"promote_{spec.name}")
     seconds = round(time.perf_counter() - started, 2)
     summary = {
         "candidate": candidate,
         "previous": live,
-        "promoted": decision.promote,
-        "reasons": decision.reasons,
+        "promoted": decided["promoted"],
+        "reasons": decided["reasons"],
         "partitions": days,
-        "documents": len(indexed),
-        "evaluation": evaluation,
-        "dropped": dropped,
-        "old_collections": [c for c in others if c not in dropped],
-        "run_ids": runs.run_ids,
+        "documents": decided["documents"],
+        "evaluation": decided["evaluation"],
+        "dropped": decided["dropped"],
+        "old_collections": decided["old_collections"],
+        "run_ids": [*runs.run_ids, promotion.run_id],
         "seconds": seconds,
     }
     if args.json:
         print(json.dumps(summary))
-    elif decision.promote:
-        print(f"{spec.index.alias} now points at {candidate} ({len(indexed)} documents, {seconds} s).")
-        if dropped:
-            print(f"Dropped: {', '.join(dropped)}.")
+    elif summary["promoted"]:
+        print(f"{spec.index.alias} now points at {candidate} ({summary['documents']} documents, {seconds} s).")
+        if summary["dropped"]:
+            print(f"Dropped: {', '.join(summary['dropped'])}.")
         elif summary["old_collections"]:
             print(f"Old collections kept: {', '.join(summary['old_collections'])} (drop them with --drop-old).")
     else:
         print(f"NOT promoted; searches keep using {live or 'nothing'}:", file=sys.stderr)
-        for reason in decision.reasons:
+        for reason in summary["reasons"]:
             print(f"  - {reason}", file=sys.stderr)
-    return 0 if decision.promote else 1
+    return 0 if summary["promoted"] else 1
+
+
+def promotion_summary(result: ExecuteInProcessResult, op_name: str) -> dict:
+    """What the promote job decided: its output, or, when it refused, the summary it attached
+    to its failure."""
+    if result.success:
+        return result.output_for_node(op_name)
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            user = event.event_specific_data.user_failure_data
+            if user is not None and "summary" in user.metadata:
+                return user.metadata["summary"].value
+    raise FaultFound(f"the promote job failed without a decision; see run {result.run_id} in the UI")

@@ -21,6 +21,7 @@ from hyperion_pipelines.orchestration.monitoring import (
     build_metrics_sensors,
 )
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
+from hyperion_pipelines.orchestration.promotion import build_promotion_job
 from hyperion_pipelines.orchestration.resources import pipeline_resources, secret, shared_resources
 from hyperion_pipelines.orchestration.sensors import build_upload_sensor
 from hyperion_pipelines.settings import Settings
@@ -35,7 +36,7 @@ def pipeline_definitions(spec: PipelineSpec, settings: Settings) -> Definitions:
         assets = with_source_code_references(pipeline.all_assets)
     return Definitions(
         assets=assets,
-        jobs=pipeline.jobs,
+        jobs=[*pipeline.jobs, build_promotion_job(pipeline)],
         schedules=build_schedules(pipeline),
         sensors=[build_upload_sensor(pipeline)],
         resources=pipeline_resources(spec, settings),

@@ -69,6 +69,7 @@ def build_chunk_embeddings(spec: PipelineSpec) -> AssetsDefinition:
                 schema = chunk_embeddings_schema(identity.dimension, identity.normalized, chunks["chunk_id"])
                 reports.append(validate_frame(frame, schema, "chunk_id"))
                 embedded, reused = embedded + stats.embedded, reused + stats.reused
+                step.progress("embedded", embedded + reused, len(document_chunks), "chunks")
                 seconds_embedding += stats.seconds_embedding
                 first = frame if first is None else first
         value = writer.finish()

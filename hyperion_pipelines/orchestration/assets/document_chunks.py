@@ -67,6 +67,7 @@ def build_document_chunks(spec: PipelineSpec) -> AssetsDefinition:
             tokens.append(frame["token_count"].to_numpy(dtype="int64"))
             chars.append(frame["text"].dropna().str.len().to_numpy(dtype="int64"))
             documents.update(frame["document_id"])
+            step.progress("chunked", sum(len(t) for t in tokens), None, "chunks")
             first = frame if first is None else first
         value = writer.finish()
         check = schema_check_result(merged_reports(reports), "DocumentChunks")

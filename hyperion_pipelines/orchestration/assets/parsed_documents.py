@@ -20,6 +20,7 @@ from hyperion_pipelines.parsing.stage import (
     unread_pages_note,
 )
 from hyperion_pipelines.settings import current_settings
+from hyperion_pipelines.sources.landing import is_held
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.step_outputs.parts import frame_slices
 
@@ -55,12 +56,14 @@ def build_parsed_documents(spec: PipelineSpec) -> AssetsDefinition:
         writer = outputs.part_writer(context)
         reports, light, first = [], [], None
         workers = current_settings().parse_workers  # a setting of the host the step runs on
+        to_parse = int((~is_held(raw_documents)).sum())
         with step.limit() as checkpoint, ParserPool(spec.parsing.limits, workers) as parsers:
             for part in frame_slices(raw_documents, outputs.part_documents):
                 frame = parse_documents(part, step.blobs, spec.parsing, cache, checkpoint, parsers)
                 writer.write(frame)
                 reports.append(validate_frame(frame, schema, "document_id"))
                 light.append(frame.drop(columns=list(PARSED_BULK)))
+                step.progress("parsed", sum(len(f) for f in light), to_parse, "documents")
                 first = frame if first is None else first
         value = writer.finish()
         frame = pd.concat(light, ignore_index=True)  # every column but the text: for the figures

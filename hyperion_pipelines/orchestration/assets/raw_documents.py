@@ -72,6 +72,7 @@ def build_raw_documents(spec: PipelineSpec) -> AssetsDefinition:
         if refused:
             context.log.warning(f"removals confirmed by the run tag {ALLOW_DELETIONS_TAG}: {refused}")
         held = int(is_held(frame).sum())
+        step.progress("landed", len(frame) - held, len(frame) - held, "documents")
         for why, count in frame.loc[is_held(frame), "landing_error"].value_counts().items():
             context.log.warning(f"{count} document(s) of {day} not listed now: {str(why).removeprefix(HELD + ': ')}")
         check = schema_check_result(validate_frame(frame, raw_documents_schema(), "document_id"), "RawDocuments")

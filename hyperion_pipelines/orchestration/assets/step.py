@@ -8,7 +8,7 @@ owners and stage tag, so that one pipeline's six assets cannot disagree on them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +30,7 @@ from hyperion_pipelines.orchestration.resources.embedder import EmbedderResource
 from hyperion_pipelines.orchestration.resources.milvus import MilvusResource
 from hyperion_pipelines.orchestration.resources.sources import BlobStoreResource, DocumentSourceResource
 from hyperion_pipelines.orchestration.resources.state import StateDatabaseResource
+from hyperion_pipelines.progress import report
 from hyperion_pipelines.sources.blob_store import BlobStore
 from hyperion_pipelines.spec import PipelineSpec
 from hyperion_pipelines.state.quarantine_ledger import QuarantineLedger
@@ -94,6 +95,20 @@ class Step:
         """The partition's upload day, from its first moment to the next day's (UTC)."""
         window = self.context.partition_time_window
         return window.start.astimezone(UTC), window.end.astimezone(UTC)
+
+    def progress(self, stage: str, done: int, total: int | None, unit: str) -> None:
+        """How far the step is, for a watcher in this process (see ``hyperion_pipelines.progress``)."""
+        report(self.context.partition_key, stage, done, total, unit)
+
+    def counted_parts(
+        self, parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]], stage: str, total: int
+    ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """``parts`` as they are, reporting the rows of those the consumer is done with."""
+        done = 0
+        for part in parts:
+            yield part
+            done += len(part[0])
+            self.progress(stage, done, total, "chunks")
 
     @contextmanager
     def limit(self) -> Iterator[Checkpoint]:

@@ -148,7 +148,7 @@ def build_vector_index(spec: PipelineSpec) -> AssetsDefinition:
             report = sync_partition(
                 index,
                 collection,
-                paired_parts(document_chunks, chunk_embeddings),
+                step.counted_parts(paired_parts(document_chunks, chunk_embeddings), "written", len(document_chunks)),
                 partition_date=context.partition_key,
                 document_ids=document_ids,
                 checkpoint=checkpoint,
