@@ -16,20 +16,23 @@ import pandera.pandas as pa
 import pytest
 
 from hyperion_pipelines.checks.schemas import (
+    FRAME_MODELS,
     chunk_embeddings_schema,
+    column_descriptions,
     document_chunks_schema,
     parsed_documents_schema,
     raw_documents_schema,
 )
 from hyperion_pipelines.checks.validation import SchemaReport, validate_frame
-from hyperion_pipelines.chunking.stage import chunk_documents
+from hyperion_pipelines.chunking.stage import CHUNK_COLUMNS, chunk_documents
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
-from hyperion_pipelines.embedding.stage import embed_chunks
+from hyperion_pipelines.embedding.stage import EMBEDDING_COLUMNS, embed_chunks
+from hyperion_pipelines.orchestration.columns import DESCRIPTIONS
 from hyperion_pipelines.orchestration.resources.embedder import SentenceTransformerResource
-from hyperion_pipelines.parsing.stage import parse_documents
+from hyperion_pipelines.parsing.stage import PARSED_COLUMNS, parse_documents
 from hyperion_pipelines.sources.blob_store import BlobStore
-from hyperion_pipelines.sources.landing import land_documents
+from hyperion_pipelines.sources.landing import RAW_COLUMNS, land_documents
 from hyperion_pipelines.sources.uploads_folder import UploadsFolder
 from hyperion_pipelines.spec import PipelineSpec
 
@@ -397,3 +400,20 @@ def test_vectors_of_the_wrong_size_stop_embedding_with_a_clear_error(partition: 
     chunks = partition.chunks.head(3)
     with pytest.raises(ValueError, match=r"shape \(3, 383\) for 3 texts; all-MiniLM-L6-v2@\w+ has 384 dimensions"):
         embed_chunks(chunks, _ShortVectors(), lambda part: {}, batch_size=SPEC.embed_batch_size)
+
+
+@pytest.mark.parametrize(
+    ("frame", "columns"),
+    [
+        ("raw_documents", RAW_COLUMNS),
+        ("parsed_documents", PARSED_COLUMNS),
+        ("document_chunks", CHUNK_COLUMNS),
+        ("chunk_embeddings", EMBEDDING_COLUMNS),
+    ],
+)
+def test_every_column_a_stage_writes_is_validated_and_described_in_its_model(frame: str, columns: list[str]) -> None:
+    # One place says what a column is: its pandera field, whose description the UI shows.
+    model_columns = FRAME_MODELS[frame].to_schema().columns
+    assert list(model_columns) == list(columns)
+    assert set(column_descriptions(FRAME_MODELS[frame])) == set(columns)
+    assert DESCRIPTIONS[frame] == column_descriptions(FRAME_MODELS[frame])

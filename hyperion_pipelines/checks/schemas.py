@@ -161,15 +161,27 @@ def _row_check(name: str, *columns: str) -> Callable[[Callable[..., pd.Series]],
 class RawDocuments(pa.DataFrameModel):
     """``land_documents``: one row per document uploaded in the partition."""
 
-    document_id: Series[Any] = pa.Field(unique=True, str_matches=HEX32)
-    source: Series[Any] = pa.Field(str_length={"min_value": 1})
-    source_uri: Series[Any]
-    file_name: Series[Any]
-    media_type: Series[Any] = pa.Field(nullable=True)
-    size_bytes: Series[int] = pa.Field(ge=0)
-    sha256: Series[Any] = pa.Field(nullable=True, str_matches=HEX64)
-    uploaded_at: Series[Any]
-    landing_error: Series[Any] = pa.Field(nullable=True)
+    document_id: Series[Any] = pa.Field(
+        unique=True, str_matches=HEX32, description="Stable id of the document at its source."
+    )
+    source: Series[Any] = pa.Field(
+        str_length={"min_value": 1}, description="Path or key of the document at its source."
+    )
+    source_uri: Series[Any] = pa.Field(
+        description="Where the source serves the document (a file URI, or the backend's URL)."
+    )
+    file_name: Series[Any] = pa.Field(description="The document's file name as uploaded.")
+    media_type: Series[Any] = pa.Field(
+        nullable=True, description="Media type sniffed from the content; empty when the document could not be read."
+    )
+    size_bytes: Series[int] = pa.Field(ge=0, description="Size of the uploaded document.")
+    sha256: Series[Any] = pa.Field(
+        nullable=True, str_matches=HEX64, description="SHA-256 of the uploaded bytes (the blob store key)."
+    )
+    uploaded_at: Series[Any] = pa.Field(description="Upload time (UTC); its day is the partition.")
+    landing_error: Series[Any] = pa.Field(
+        nullable=True, description="Why the document could not be copied, if it could not."
+    )
 
     class Config:
         name = "RawDocuments"
@@ -202,22 +214,43 @@ class RawDocuments(pa.DataFrameModel):
 class ParsedDocuments(pa.DataFrameModel):
     """``parse_documents``: one row per raw document, parsed or rejected with a reason code."""
 
-    document_id: Series[Any] = pa.Field(unique=True, str_matches=HEX32)
-    source: Series[Any]
-    media_type: Series[Any] = pa.Field(nullable=True)
-    sha256: Series[Any] = pa.Field(nullable=True, str_matches=HEX64)
-    status: Series[Any] = pa.Field(isin=list(STATUSES))
-    reason: Series[Any] = pa.Field(nullable=True)
-    message: Series[Any] = pa.Field(nullable=True)
-    parser: Series[Any] = pa.Field(nullable=True)
-    title: Series[Any] = pa.Field(nullable=True)
-    text: Series[Any] = pa.Field(nullable=True)
-    char_count: Series[int] = pa.Field(ge=0)
-    headings: Series[Any]
-    page_offsets: Series[Any]
-    fidelity: Series[float] = pa.Field(nullable=True, ge=0, le=1)
-    ocr_pages: Series[int] = pa.Field(ge=0)
-    unread_pages: Series[int] = pa.Field(ge=0)
+    document_id: Series[Any] = pa.Field(
+        unique=True, str_matches=HEX32, description="Stable id of the document at its source."
+    )
+    source: Series[Any] = pa.Field(description="Path or key of the document at its source.")
+    media_type: Series[Any] = pa.Field(nullable=True, description="Media type sniffed from the content.")
+    sha256: Series[Any] = pa.Field(
+        nullable=True, str_matches=HEX64, description="SHA-256 of the uploaded bytes (the blob store key)."
+    )
+    status: Series[Any] = pa.Field(
+        isin=list(STATUSES), description="'parsed', or 'rejected' for a document quarantined instead."
+    )
+    reason: Series[Any] = pa.Field(nullable=True, description="Reason code of a rejected document.")
+    message: Series[Any] = pa.Field(nullable=True, description="What went wrong with a rejected document.")
+    parser: Series[Any] = pa.Field(
+        nullable=True,
+        description="Extractor whose text was kept (pdfium, pypdf, tesseract, html, docx, markdown, text).",
+    )
+    title: Series[Any] = pa.Field(
+        nullable=True, description="Title found in the document (its metadata or first heading)."
+    )
+    text: Series[Any] = pa.Field(nullable=True, description="Extracted text.")
+    char_count: Series[int] = pa.Field(ge=0, description="Characters of extracted text.")
+    headings: Series[Any] = pa.Field(description="Heading records: level, text and character offset.")
+    page_offsets: Series[Any] = pa.Field(description="Character offset at which each page starts (paged formats).")
+    reused: Series[bool] = pa.Field(description="Parse reused from an earlier run under the same parsing settings.")
+    fidelity: Series[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        le=1,
+        description="Parse-fidelity score, 0-1: does the text read like the page (parsing.fidelity).",
+    )
+    ocr_pages: Series[int] = pa.Field(
+        ge=0, description="Pages (or images) read with OCR; 0 when the text came from a text layer."
+    )
+    unread_pages: Series[int] = pa.Field(
+        ge=0, description="Scanned pages of a PDF left unread because OCR is not installed (the rest was read)."
+    )
 
     class Config:
         name = "ParsedDocuments"
@@ -291,20 +324,28 @@ class ParsedDocuments(pa.DataFrameModel):
 class DocumentChunks(pa.DataFrameModel):
     """``chunk_documents``: the token-bounded chunks of every parsed document."""
 
-    chunk_id: Series[Any] = pa.Field(unique=True, str_matches=HEX32)
-    document_id: Series[Any] = pa.Field(str_matches=HEX32)
-    source: Series[Any]
-    title: Series[Any] = pa.Field(nullable=True)
-    document_sha256: Series[Any] = pa.Field(str_matches=HEX64)
-    chunk_index: Series[int] = pa.Field(ge=0)
-    text: Series[Any]
-    text_sha256: Series[Any] = pa.Field(str_matches=HEX64)
-    char_start: Series[int] = pa.Field(ge=0)
-    char_end: Series[int]
-    token_count: Series[int] = pa.Field(ge=1)
-    heading_path: Series[Any]
-    context: Series[Any]
-    page: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1)
+    chunk_id: Series[Any] = pa.Field(
+        unique=True,
+        str_matches=HEX32,
+        description="Deterministic id: document id, embedded text (context and chunk) and embedding-space fingerprint.",
+    )
+    document_id: Series[Any] = pa.Field(str_matches=HEX32, description="Id of the document the chunk was cut from.")
+    source: Series[Any] = pa.Field(description="Path or key of that document at its source.")
+    title: Series[Any] = pa.Field(nullable=True, description="That document's title.")
+    document_sha256: Series[Any] = pa.Field(
+        str_matches=HEX64, description="SHA-256 of the document the chunk was cut from."
+    )
+    chunk_index: Series[int] = pa.Field(ge=0, description="Position of the chunk in its document.")
+    text: Series[Any] = pa.Field(description="Chunk text.")
+    text_sha256: Series[Any] = pa.Field(str_matches=HEX64, description="SHA-256 of the chunk text.")
+    char_start: Series[int] = pa.Field(ge=0, description="Offset of the chunk's first character in the document text.")
+    char_end: Series[int] = pa.Field(description="Offset just past the chunk's last character.")
+    token_count: Series[int] = pa.Field(ge=1, description="Tokens of the embedding model's tokenizer.")
+    heading_path: Series[Any] = pa.Field(description="Headings above the chunk, outermost first.")
+    context: Series[Any] = pa.Field(
+        description="Title and heading line embedded in front of the chunk text (not stored in the index)."
+    )
+    page: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=1, description="Page the chunk starts on (paged formats).")
 
     class Config:
         name = "DocumentChunks"
@@ -358,9 +399,11 @@ class DocumentChunks(pa.DataFrameModel):
 class ChunkEmbeddings(pa.DataFrameModel):
     """``embed_chunks``: one vector (a float array in an object column) per chunk."""
 
-    chunk_id: Series[Any] = pa.Field(unique=True, str_matches=HEX32)
-    vector: Series[Any]
-    reused: Series[bool]
+    chunk_id: Series[Any] = pa.Field(
+        unique=True, str_matches=HEX32, description="Id of the chunk (document_chunks.chunk_id)."
+    )
+    vector: Series[Any] = pa.Field(description="Embedding of the chunk's context line and text.")
+    reused: Series[bool] = pa.Field(description="Vector read back from the collection instead of being computed again.")
 
     class Config:
         name = "ChunkEmbeddings"
@@ -459,3 +502,17 @@ def chunk_embeddings_schema(
             ),
         ]
     return _extended(ChunkEmbeddings, {"vector": vector_checks, "chunk_id": id_checks})
+
+
+#: The pandera model of each DataFrame asset: where its columns are validated and described.
+FRAME_MODELS: dict[str, type[pa.DataFrameModel]] = {
+    "raw_documents": RawDocuments,
+    "parsed_documents": ParsedDocuments,
+    "document_chunks": DocumentChunks,
+    "chunk_embeddings": ChunkEmbeddings,
+}
+
+
+def column_descriptions(model: type[pa.DataFrameModel]) -> dict[str, str]:
+    """Each column of ``model`` with the description its field gives."""
+    return {name: column.description for name, column in model.to_schema().columns.items() if column.description}

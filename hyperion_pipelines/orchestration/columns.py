@@ -1,56 +1,23 @@
 """What the columns of each DataFrame asset hold and which upstream columns they come from.
 
-Descriptions and types go into the ``dagster/column_schema`` of a materialisation; lineage into
+Descriptions (from the pandera models, ``checks/schemas.py``) and types go into the
+``dagster/column_schema`` of a materialisation; lineage into
 its ``dagster/column_lineage``, which the UI draws on the asset's column view. Lineage names the
 upstream asset by its name in the graph (``raw_documents``...); the pipeline resolves the keys.
 """
 
 from __future__ import annotations
 
+from hyperion_pipelines.checks.schemas import FRAME_MODELS, column_descriptions
+
+# The four frames' columns are described where they are validated (the pandera models); the
+# quarantine frame has no model.
 DESCRIPTIONS: dict[str, dict[str, str]] = {
-    "raw_documents": {
-        "document_id": "Stable id of the document at its source.",
-        "source": "Path or key of the document at its source.",
-        "media_type": "Media type sniffed from the content; empty when the document could not be read.",
-        "size_bytes": "Size of the uploaded document.",
-        "sha256": "SHA-256 of the uploaded bytes (the blob store key).",
-        "uploaded_at": "Upload time (UTC); its day is the partition.",
-        "landing_error": "Why the document could not be copied, if it could not.",
-    },
-    "parsed_documents": {
-        "status": "'parsed', or 'rejected' for a document quarantined instead.",
-        "reason": "Reason code of a rejected document.",
-        "message": "What went wrong with a rejected document.",
-        "parser": "Extractor whose text was kept (pdfium, pypdf, tesseract, html, docx, markdown, text).",
-        "fidelity": "Parse-fidelity score, 0-1: does the text read like the page (parsing.fidelity).",
-        "ocr_pages": "Pages (or images) read with OCR; 0 when the text came from a text layer.",
-        "unread_pages": "Scanned pages of a PDF left unread because OCR is not installed (the rest was read).",
-        "text": "Extracted text.",
-        "char_count": "Characters of extracted text.",
-        "headings": "Heading records: level, text and character offset.",
-        "page_offsets": "Character offset at which each page starts (paged formats).",
-        "reused": "Parse reused from an earlier run under the same parsing settings.",
-    },
+    **{name: column_descriptions(model) for name, model in FRAME_MODELS.items()},
     "quarantined_documents": {
         "reason": "Reason code.",
         "message": "What went wrong.",
         "quarantined_at": "When the document was first quarantined.",
-    },
-    "document_chunks": {
-        "chunk_id": "Deterministic id: document id, embedded text (context and chunk) and embedding-space fingerprint.",
-        "document_sha256": "SHA-256 of the document the chunk was cut from.",
-        "chunk_index": "Position of the chunk in its document.",
-        "text": "Chunk text.",
-        "char_start": "Offset of the chunk's first character in the document text.",
-        "char_end": "Offset just past the chunk's last character.",
-        "token_count": "Tokens of the embedding model's tokenizer.",
-        "heading_path": "Headings above the chunk, outermost first.",
-        "context": "Title and heading line embedded in front of the chunk text (not stored in the index).",
-        "page": "Page the chunk starts on (paged formats).",
-    },
-    "chunk_embeddings": {
-        "vector": "Embedding of the chunk's context line and text.",
-        "reused": "Vector read back from the collection instead of being computed again.",
     },
 }
 
