@@ -282,6 +282,7 @@ def physical_limits(
 
     from pipeline_bench import UPLOAD_TIME
 
+    from hyperion_pipelines.chunking.pool import ChunkJob, chunk_parts
     from hyperion_pipelines.chunking.stage import chunk_documents
     from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder
@@ -296,6 +297,7 @@ def physical_limits(
     from hyperion_pipelines.sources.blob_store import BlobStore
     from hyperion_pipelines.sources.landing import land_documents
     from hyperion_pipelines.sources.uploads_folder import UploadsFolder
+    from hyperion_pipelines.step_outputs.parts import frame_slices
 
     workspace = Workspace.create(scratch / "limits", corpus, files=[])
     fill_day(workspace.uploads, pages, corpus, count)
@@ -316,6 +318,14 @@ def physical_limits(
         parsed, embedder.tokenizer, spec.chunking, fingerprint, context_tokens=context_tokens(spec.chunking, identity)
     )
     chunk_s = time.perf_counter() - started
+    # The same documents in parts of 500 on the chunker processes the pipeline uses (one part
+    # each at a time), against the one process above: what HYPERION_CHUNK_WORKERS buys.
+    chunk_workers = Settings.from_env(workspace.env()).chunk_workers
+    job = ChunkJob(embedder.tokenizer, spec.chunking, fingerprint, None, context_tokens(spec.chunking, identity))
+    started = time.perf_counter()
+    spread = sum(len(frame) for frame, _ in chunk_parts(frame_slices(parsed, 500), job, chunk_workers))
+    spread_s = time.perf_counter() - started
+    assert spread == len(chunks), (spread, len(chunks))
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((len(chunks), identity.dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -338,6 +348,8 @@ def physical_limits(
         "parse_chunks_per_s": round(len(chunks) / parse_s, 1),
         "parser_processes": workers,
         "chunk_chunks_per_s": round(len(chunks) / chunk_s, 1),
+        "chunk_processes": chunk_workers,
+        "chunk_parts_chunks_per_s": round(len(chunks) / spread_s, 1),
         "milvus_server": label,
         "milvus_server_rows_per_s": round(written / write_s, 1),
         "milvus_write_batch": spec.index.write_batch_size,

@@ -70,7 +70,7 @@ def test_the_ui_shows_the_assets_runs_a_partition_and_shows_checks_metadata_and_
             skip.click()
         for name in (*ASSET_NAMES, "retrieval_evaluation"):
             expect(page.get_by_text(name, exact=True).first).to_be_visible()
-        page.screenshot(path=ARTIFACTS / "asset-graph.png")
+        page.screenshot(path=ARTIFACTS / "asset-graph-before-any-run.png")
 
         # Materialise one partition (today's, where the corpus was uploaded) from the job's page.
         page.goto(f"{dagster_ui}/locations/hyperion_pipelines/jobs/ingest_documents", wait_until="networkidle")
@@ -88,6 +88,12 @@ def test_the_ui_shows_the_assets_runs_a_partition_and_shows_checks_metadata_and_
         page.goto(f"{dagster_ui}/runs/{run.run_id}", wait_until="networkidle")
         expect(page.get_by_text("Success").first).to_be_visible()
         page.screenshot(path=ARTIFACTS / "run.png")
+
+        # The graph as a user sees it after the run: materialised assets, their checks passed.
+        page.goto(f"{dagster_ui}/asset-groups/documents", wait_until="networkidle")
+        expect(page.get_by_text("vector_index", exact=True).first).to_be_visible()
+        page.wait_for_timeout(2000)  # the nodes' statuses load after the graph
+        page.screenshot(path=ARTIFACTS / "asset-graph.png")
 
         # The index's check results and the chunks' metadata.
         page.goto(f"{dagster_ui}/assets/vector_index?view=checks", wait_until="networkidle")
