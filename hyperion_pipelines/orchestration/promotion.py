@@ -10,8 +10,7 @@ moves the alias only then, and fails with the reasons otherwise. ``hyperion rein
 days, then this job.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": Dagster reads the op's config annotation.
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
