@@ -160,6 +160,6 @@ def test_the_promote_job_the_ui_launches_moves_the_alias_only_once_every_day_is_
     assert run_cli(capsys, "ingest", "--all")[0] == 0  # a backfill of every day, into the candidate
     promoted = promote()
     assert promoted.success
-    summary = promoted.output_for_node("promote_documents")
+    summary = promoted.output_for_node("promote_documents_candidate")
     assert summary["promoted"] and summary["previous"] == blue and summary["documents"] == 2
     assert alias_target(hyperion_env) == summary["candidate"] != blue

@@ -45,6 +45,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from hyperion_pipelines.definitions import build_definitions
+    from hyperion_pipelines.orchestration.promotion import promote_op_name
 
     spec = declared_pipeline(args)
     defs = build_definitions(settings)
@@ -68,17 +69,17 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     with DagsterInstance.get() as instance, progress_shown(sys.stderr.isatty() and not args.json):
         runs = run_days(job, instance, days, log_level)
         # The decision and the alias move are the promote job's, which the UI launches too.
+        op_name = promote_op_name(spec.name)
+        config = {"drop_old": args.drop_old, "failed_days": runs.failed_days}
         promotion = defs.resolve_job_def(f"promote_{spec.name}").execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={
                 "loggers": {"console": {"config": {"log_level": log_level}}},
-                "ops": {
-                    f"promote_{spec.name}": {"config": {"drop_old": args.drop_old, "failed_days": runs.failed_days}}
-                },
+                "ops": {op_name: {"config": config}},
             },
         )
-    decided = promotion_summary(promotion, f"promote_{spec.name}")
+    decided = promotion_summary(promotion, op_name)
     seconds = round(time.perf_counter() - started, 2)
     summary = {
         "candidate": candidate,

@@ -92,13 +92,18 @@ def days_not_in_candidate(
     return elsewhere, failed_checks
 
 
+def promote_op_name(pipeline: str) -> str:
+    """The promote job's one op (named apart from the job: Dagster wants op and job names unique)."""
+    return f"promote_{pipeline}_candidate"
+
+
 def build_promotion_job(pipeline: PipelineDefs) -> JobDefinition:
     spec = pipeline.spec
     keys = spec.resources
     vector_index = pipeline.key("vector_index")
 
     @op(
-        name=f"promote_{spec.name}",
+        name=promote_op_name(spec.name),
         required_resource_keys={keys.embedder, keys.milvus, keys.state},
         description="Move the live alias to the current configuration's collection when it passes, else fail.",
     )
