@@ -27,6 +27,22 @@ UPLOAD_DAY = "2026-01-15"
 UPLOAD_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
+#: Test modules of pure logic (no pipeline run, browser, Docker or server of their own): the fast
+#: tier, ``pytest -m fast``, for the edit-test loop; the whole suite is CI's.
+FAST_MODULES = frozenset(
+    {
+        "test_change_feed", "test_chunking", "test_definitions_snapshot", "test_docs", "test_id_set", "test_ids",
+        "test_layers", "test_parsing", "test_parts", "test_sync", "test_upload_changes",
+    }
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in FAST_MODULES:
+            item.add_marker(pytest.mark.fast)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # "No tests collected" (exit code 5) must fail CI, not pass it.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
