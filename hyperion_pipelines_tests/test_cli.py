@@ -172,3 +172,25 @@ def test_ingest_shows_its_progress_on_a_terminal_and_nowhere_else(hyperion_env: 
     # Piped, as in a script or CI log: no progress lines, only what the command has to say.
     piped = hyperion("ingest", "--date", UPLOAD_DAY)
     assert piped.returncode == 0 and "\r" not in piped.stderr and "parsed" not in piped.stderr
+
+
+def test_ingest_marks_failed_a_run_whose_process_is_gone_and_goes_on(
+    hyperion_env: Settings, sample_uploads: Path
+) -> None:
+    # An ingest killed mid-run, or one that failed on a full disk, leaves its run "started".
+    from hyperion_pipelines.instance.run_launcher import worker_tags
+
+    hyperion("pipelines")  # makes DAGSTER_HOME with the repository's instance settings
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with DagsterInstance.get() as instance:
+        stale = DagsterRun(
+            job_name="ingest_documents", run_id="a1b2c3d4-0000-4000-8000-000000000002",
+            status=DagsterRunStatus.STARTED, tags={"dagster/partition": UPLOAD_DAY, **worker_tags(gone.pid)},
+        )  # fmt: skip
+        instance.add_run(stale)
+    done = hyperion("ingest", "--date", UPLOAD_DAY, "--json")
+    assert done.returncode == 0, done.stderr
+    assert "run a1b2c3d4 had no process any more; marked failed" in done.stderr
+    with DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(stale.run_id).status == DagsterRunStatus.FAILURE

@@ -19,6 +19,7 @@ from hyperion_pipelines.cli.common import (
     declared_pipeline,
     ensure_dagster_home,
     evaluate_after_ingest,
+    notice,
     progress_shown,
     run_days,
 )
@@ -149,6 +150,15 @@ def refuse_beside_active_runs(instance: DagsterInstance, job_name: str) -> None:
         ),
         limit=5,
     )
+    from hyperion_pipelines.instance.run_launcher import worker_gone
+
+    stale = [r for r in active if worker_gone(r.dagster_run.tags)]
+    for record in stale:
+        # Its process on this machine is gone without marking it (killed, or the disk was full
+        # when it failed): it writes nothing any more, so it holds nothing back.
+        instance.report_run_failed(record.dagster_run)
+        notice(f"run {record.dagster_run.run_id[:8]} had no process any more; marked failed")
+    active = [r for r in active if r not in stale]
     if active:
         runs = ", ".join(
             f"{r.dagster_run.run_id[:8]} ({r.dagster_run.tags.get('dagster/partition', '?')}, "
