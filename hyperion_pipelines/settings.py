@@ -27,7 +27,7 @@ ExecutorKind = Literal["in_process", "celery"]
 DEFAULT_PART_DOCUMENTS = 500
 #: RabbitMQ's default user on this machine; a real deployment names its own broker.
 DEFAULT_CELERY_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
-EmbeddingBackend = Literal["torch", "onnx"]
+EmbeddingBackend = Literal["auto", "torch", "onnx"]
 
 
 def _get(env: Mapping[str, str], name: str, default: str) -> str:
@@ -53,12 +53,15 @@ class SettingsError(ValueError):
 
 
 def embedding_backend(value: str) -> tuple[EmbeddingBackend, str | None]:
-    """``torch``, ``onnx`` (the fp32 export) or ``onnx:<file>`` (e.g. ``onnx:model_qint8_avx512_vnni.onnx``):
-    one variable, so a deployment switches to an int8 file without editing every pipeline."""
+    """``auto`` (the fastest this host runs: see ``embedding/backend_choice.py``), ``torch``, ``onnx``
+    (the fp32 export) or ``onnx:<file>`` (e.g. ``onnx:model_qint8_avx512_vnni.onnx``): one variable,
+    so a deployment pins a backend without editing every pipeline."""
     backend, colon, onnx_file = value.partition(":")
     named = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.onnx", onnx_file) is not None
-    if backend not in ("torch", "onnx") or (colon and (backend != "onnx" or not named)):
-        raise SettingsError(f"HYPERION_EMBEDDING_BACKEND must be 'torch', 'onnx' or 'onnx:<file>.onnx', not {value!r}")
+    if backend not in ("auto", "torch", "onnx") or (colon and (backend != "onnx" or not named)):
+        raise SettingsError(
+            f"HYPERION_EMBEDDING_BACKEND must be 'auto', 'torch', 'onnx' or 'onnx:<file>.onnx', not {value!r}"
+        )
     return backend, onnx_file or None  # type: ignore[return-value]
 
 
@@ -118,9 +121,12 @@ class Settings:
     # Celery executor and of `hyperion worker`
     celery_broker: str = DEFAULT_CELERY_BROKER
     celery_backend: str = "rpc://"
-    # HYPERION_EMBEDDING_BACKEND: "torch", "onnx" or "onnx:<file>" (an int8 file of the export)
-    embedding_backend: EmbeddingBackend = "torch"
+    # HYPERION_EMBEDDING_BACKEND: "auto" (int8 ONNX where ONNX Runtime is installed and no GPU is
+    # there, else torch), "torch", "onnx" or "onnx:<file>" (an int8 file of the export)
+    embedding_backend: EmbeddingBackend = "auto"
     embedding_onnx_file: str | None = None
+    # HYPERION_MODELS_DIR: where ONNX exports of the model live; empty: $HYPERION_HOME/models
+    models_dir_override: Path | None = None
     # HYPERION_PARSE_WORKERS: parser processes a parse step runs side by side (default: the
     # host's cores, at most 4); each holds up to HYPERION_PARSE_MEMORY_MB
     parse_workers: int = 1
@@ -135,6 +141,11 @@ class Settings:
         """Default database of the quarantine ledger and the index manifest;
         ``HYPERION_STATE_DB_URL`` (a secret, since a database URL may hold a password) overrides it."""
         return f"sqlite:///{self.home / 'state.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        """ONNX exports of the local model (``hyperion export-onnx``, or the auto backend's first use)."""
+        return self.models_dir_override or self.home / "models"
 
     @property
     def blob_dir(self) -> Path:
@@ -159,7 +170,8 @@ class Settings:
         executor = _get(env, "EXECUTOR", "in_process")
         if executor not in ("in_process", "celery"):
             raise SettingsError(f"HYPERION_EXECUTOR must be 'in_process' or 'celery', not {executor!r}")
-        backend, onnx_file = embedding_backend(_get(env, "EMBEDDING_BACKEND", "torch"))
+        backend, onnx_file = embedding_backend(_get(env, "EMBEDDING_BACKEND", "auto"))
+        models = _get(env, "MODELS_DIR", "")
         return cls(
             home=home,
             uploads_dir=uploads_dir,
@@ -195,6 +207,7 @@ class Settings:
             celery_backend=_get(env, "CELERY_BACKEND", "rpc://"),
             embedding_backend=backend,
             embedding_onnx_file=onnx_file,
+            models_dir_override=Path(models).expanduser().resolve() if models else None,
             openai_concurrency=int(_get(env, "OPENAI_CONCURRENCY", "4")),
             parse_workers=int(_get(env, "PARSE_WORKERS", str(default_parse_workers()))),
             chunk_workers=int(_get(env, "CHUNK_WORKERS", str(default_parse_workers()))),

@@ -93,11 +93,12 @@ class LocalEmbedding(_Strict):
     batch_size: int | None = Field(
         default=None, gt=0, description="Texts per forward pass; unset: HYPERION_EMBEDDING_BATCH_SIZE."
     )
-    backend: Literal["torch", "onnx"] | None = Field(
+    backend: Literal["auto", "torch", "onnx"] | None = Field(
         default=None,
         description=(
-            "'torch' (sentence-transformers) or 'onnx' (ONNX Runtime on the CPU, on an export made by "
-            "'hyperion export-onnx'); unset: HYPERION_EMBEDDING_BACKEND (torch)."
+            "'auto' (the int8 ONNX export where ONNX Runtime is installed and no GPU is present, exported "
+            "on first use; else torch), 'torch' (sentence-transformers) or 'onnx' (ONNX Runtime on the "
+            "CPU, on an export made by 'hyperion export-onnx'); unset: HYPERION_EMBEDDING_BACKEND (auto)."
         ),
     )
     onnx_file: str | None = Field(

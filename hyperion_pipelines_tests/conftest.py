@@ -72,6 +72,21 @@ def set_upload_time(path: Path, moment: datetime = UPLOAD_TIME) -> None:
     os.utime(path, (moment.timestamp(), moment.timestamp()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One folder of ONNX exports for the whole session (HYPERION_MODELS_DIR, inherited by the
+    processes tests start): the default auto backend exports the model there once, on first use,
+    instead of once per test home."""
+    folder = tmp_path_factory.getbasetemp() / "models"
+    saved = os.environ.get("HYPERION_MODELS_DIR")
+    os.environ["HYPERION_MODELS_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("HYPERION_MODELS_DIR", None)
+    else:
+        os.environ["HYPERION_MODELS_DIR"] = saved
+
+
 TEST_PART_DOCUMENTS = 4
 TEST_PARSE_WORKERS = 2
 #: Chunking in the step's process: starting chunker processes costs each pipeline test seconds;
@@ -80,11 +95,12 @@ TEST_CHUNK_WORKERS = 1
 
 
 @pytest.fixture
-def hyperion_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def hyperion_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_models_dir: Path) -> Settings:
     """A private HYPERION_HOME with an empty uploads folder; returns the resolved settings."""
     for name in list(os.environ):
         if name.startswith("HYPERION_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("HYPERION_MODELS_DIR", str(shared_models_dir))
     home = tmp_path / "hyperion"
     monkeypatch.setenv("HYPERION_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))

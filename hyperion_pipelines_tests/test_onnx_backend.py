@@ -17,8 +17,8 @@ from hyperion_pipelines.embedding.onnx_export import (
     OnnxExportError,
     default_export_dir,
     export_onnx,
-    models_dir,
     quantized_file_name,
+    read_export,
 )
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
 from hyperion_pipelines.embedding.space import space_fingerprint
@@ -44,7 +44,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> OnnxExport:
 
 @pytest.fixture(scope="module")
 def torch_vectors() -> np.ndarray:
-    return SentenceTransformerEmbedder().embed(SENTENCES)
+    return SentenceTransformerEmbedder(backend="torch").embed(SENTENCES)
 
 
 def onnx_embedder(export: OnnxExport, onnx_file: str) -> SentenceTransformerEmbedder:
@@ -71,7 +71,7 @@ def test_onnx_vectors_agree_with_torch(
 
 def test_fp32_shares_torchs_embedding_space_and_int8_has_its_own(export: OnnxExport) -> None:
     spec = PipelineSpec(name="documents")
-    torch_identity = SentenceTransformerEmbedder().identity
+    torch_identity = SentenceTransformerEmbedder(backend="torch").identity
     fp32 = onnx_embedder(export, FP32_FILE).identity
     int8 = onnx_embedder(export, INT8).identity
     assert fp32 == torch_identity
@@ -108,16 +108,18 @@ def test_backends_refuse_what_they_cannot_run(export: OnnxExport) -> None:
 
 
 def test_a_declared_pipeline_with_the_onnx_backend_resolves_and_embeds(
-    hyperion_env: Settings, export: OnnxExport
+    hyperion_env: Settings, export: OnnxExport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = default_export_dir(models_dir(hyperion_env.home), packaged_model_dir())
+    monkeypatch.setenv("HYPERION_MODELS_DIR", str(hyperion_env.home / "models"))  # not the session's
+    settings = Settings.from_env()
+    target = default_export_dir(settings.models_dir, packaged_model_dir())
     target.parent.mkdir(parents=True)
     target.symlink_to(export.folder, target_is_directory=True)  # where 'hyperion export-onnx' puts it
     attributes = {"name": "fast", "embedding": {"kind": "local", "backend": "onnx", "onnx_file": INT8}}
     declared = PipelineDeclaration.model_validate(attributes).model_dump(exclude_unset=True)
-    spec = resolve_spec(declared, hyperion_env)
+    spec = resolve_spec(declared, settings)
     assert (spec.embedding.backend, spec.embedding.onnx_file) == ("onnx", INT8)
-    resource = embedder_resource(spec, hyperion_env)
+    resource = embedder_resource(spec, settings)
     assert (resource.backend, resource.onnx_file) == ("onnx", INT8)
     embedder = resource.get()
     assert "+onnx-qint8_avx512_vnni@" in embedder.identity.model_name
@@ -127,7 +129,7 @@ def test_a_declared_pipeline_with_the_onnx_backend_resolves_and_embeds(
 def test_the_deployment_setting_is_the_default_and_a_declaration_overrides_it(
     hyperion_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert resolve_spec({"name": "plain"}, hyperion_env).embedding.backend == "torch"
+    assert resolve_spec({"name": "plain"}, hyperion_env).embedding.backend == "auto"
     monkeypatch.setenv("HYPERION_EMBEDDING_BACKEND", f"onnx:{INT8}")
     settings = Settings.from_env()
     embedding = resolve_spec({"name": "plain"}, settings).embedding
@@ -147,3 +149,66 @@ def test_export_onnx_command_keeps_an_export_that_has_the_files(
     assert main(["export-onnx", "--quantize", "int8", "--out", str(export.folder), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == {"folder": str(export.folder), "files": sorted([FP32_FILE, INT8]), "exported": False}
+
+
+def test_auto_exports_the_int8_file_on_first_use_and_runs_it(tmp_path: Path, export: OnnxExport) -> None:
+    root = tmp_path / "models"
+    first = SentenceTransformerEmbedder(exports_root=root)
+    assert (first.backend, first.onnx_file) == ("onnx", INT8)
+    assert first.backend_note.startswith("onnx int8")
+    made = read_export(default_export_dir(root, packaged_model_dir()))
+    assert made is not None and sorted(made.manifest["files"]) == sorted([FP32_FILE, INT8])
+    # the export is deterministic: the same files as the module's export, so the same space
+    assert made.manifest["files"] == export.manifest["files"]
+    explicit = SentenceTransformerEmbedder(export.folder, backend="onnx", onnx_file=INT8)
+    assert first.identity == explicit.identity
+    np.testing.assert_allclose(first.embed(SENTENCES), explicit.embed(SENTENCES), atol=1e-6)
+    # a second process finds the export and does not make it again
+    manifest = root / made.folder.name / "hyperion_onnx_export.json"
+    written = manifest.stat().st_mtime_ns
+    assert SentenceTransformerEmbedder(exports_root=root).identity == first.identity
+    assert manifest.stat().st_mtime_ns == written
+
+
+def test_auto_adds_the_int8_file_to_an_fp32_export(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    export_onnx(packaged_model_dir(), default_export_dir(root, packaged_model_dir()))  # 'hyperion export-onnx'
+    embedder = SentenceTransformerEmbedder(exports_root=root)
+    assert embedder.onnx_file == INT8
+    assert sorted(embedder.export.manifest["files"]) == sorted([FP32_FILE, INT8])
+
+
+def test_auto_runs_torch_where_the_export_fails_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the exports folder would be")
+    embedder = SentenceTransformerEmbedder(exports_root=blocked)
+    with caplog.at_level("WARNING", logger="hyperion_pipelines.embedding.backend_choice"):
+        assert embedder.backend == "torch"
+    assert "the int8 ONNX export" in embedder.backend_note and "failed" in embedder.backend_note
+    assert any("failed" in record.getMessage() for record in caplog.records)
+    assert embedder.identity == SentenceTransformerEmbedder(backend="torch").identity
+    assert embedder.embed(["a text"]).shape == (1, 384)
+
+
+def test_auto_runs_torch_without_onnx_runtime_and_on_a_gpu_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert SentenceTransformerEmbedder(device="cuda", exports_root=tmp_path).backend == "torch"
+    import importlib.util
+
+    from hyperion_pipelines.embedding import backend_choice
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        backend_choice.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a)
+    )
+    embedder = SentenceTransformerEmbedder(exports_root=tmp_path / "models")
+    assert embedder.backend == "torch" and "ONNX Runtime is not installed" in embedder.backend_note
+    assert not (tmp_path / "models").exists()
+
+
+def test_auto_runs_the_int8_file_of_an_export_named_as_the_model(export: OnnxExport) -> None:
+    embedder = SentenceTransformerEmbedder(export.folder)
+    assert (embedder.backend, embedder.onnx_file) == ("onnx", INT8)

@@ -66,8 +66,13 @@ def assert_vectors_embed_context_and_text(settings: Settings) -> None:
     assert room > 0 and all(contexts)
     stored = np.array([r["vector"] for r in rows], dtype=np.float32)
     expected = embedder.embed([embedding_input(c, r["text"]) for c, r in zip(contexts, rows, strict=True)])
-    assert np.allclose(stored, expected, atol=1e-4)
-    assert not np.allclose(stored, embedder.embed([r["text"] for r in rows]), atol=1e-2)
+    text_alone = embedder.embed([r["text"] for r in rows])
+    if "+onnx-" not in embedder.identity.model_name:  # float backends: the same vectors to rounding
+        assert np.allclose(stored, expected, atol=1e-4)
+    # int8 quantises activations per batch, so a vector moves a little with its batch-mates: each
+    # stored vector is still nearest the embedding of context and text, not of the text alone.
+    to_expected, to_text = np.sum(stored * expected, axis=1), np.sum(stored * text_alone, axis=1)
+    assert to_expected.min() > 0.98 and bool(np.all(to_expected > to_text))
 
 
 def search_sources(settings: Settings, query: str, k: int = 3) -> list[str]:

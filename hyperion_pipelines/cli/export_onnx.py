@@ -16,14 +16,14 @@ if TYPE_CHECKING:  # the export module loads only when export-onnx runs
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     """Export the model to ONNX (and int8) for the onnx embedding backend, offline, once."""
-    from hyperion_pipelines.embedding.onnx_export import FP32_FILE, default_export_dir, models_dir, quantized_file_name
+    from hyperion_pipelines.embedding.onnx_export import FP32_FILE, default_export_dir, quantized_file_name
     from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
 
     settings = Settings.from_env()
     model = Path(args.model or settings.embedding_model_path or packaged_model_dir()).expanduser().resolve()
     if not (model / "modules.json").is_file():
         raise CommandError(f"{model} is not a sentence-transformers model folder (no modules.json)")
-    out = Path(args.out).expanduser().resolve() if args.out else default_export_dir(models_dir(settings.home), model)
+    out = Path(args.out).expanduser().resolve() if args.out else default_export_dir(settings.models_dir, model)
     quantize = [args.quantize_config] if args.quantize else []
     export, made = _export_onnx(model, out, quantize, force=args.force)
     files = sorted(export.manifest["files"])
@@ -44,21 +44,9 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 def _export_onnx(model: Path, out: Path, quantize: list[str], *, force: bool) -> tuple[OnnxExport, bool]:
     """The export in ``out``, made unless it already holds the wanted files; and whether it was made."""
-    from hyperion_pipelines.embedding.onnx_export import (
-        FP32_FILE,
-        OnnxExportError,
-        export_onnx,
-        quantized_file_name,
-        read_export,
-    )
+    from hyperion_pipelines.embedding.onnx_export import OnnxExportError, update_export
 
-    wanted = [FP32_FILE, *(quantized_file_name(config) for config in quantize)]
     try:
-        existing = read_export(out)
-        if existing is not None and not force and all(name in existing.manifest["files"] for name in wanted):
-            return existing, False  # exporting again would write the same files
-        # Keep the int8 files already there: the export replaces the folder whole.
-        kept = [] if existing is None else [q for q in map(existing.quantization, existing.manifest["files"]) if q]
-        return export_onnx(model, out, quantize=sorted({*quantize, *kept})), True
+        return update_export(model, out, quantize, force=force)
     except OnnxExportError as exc:
         raise CommandError(str(exc)) from None

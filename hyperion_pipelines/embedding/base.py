@@ -36,6 +36,11 @@ class Embedder(ABC):
         """A float32 array of shape ``(len(texts), dimension)``."""
 
     @property
+    def backend_note(self) -> str:
+        """How this embedder computes vectors here, for the run's log (a local model's backend)."""
+        return type(self).__name__
+
+    @property
     def concurrent_batches(self) -> int:
         """Batches :meth:`embed` works on at once: hand it that many batches per call."""
         return 1

@@ -13,17 +13,23 @@ transformers 5. So the export is done here with ``torch.onnx`` and run with ONNX
 An export is a folder: the model's configuration and tokenizer files (not its torch weights),
 ``onnx/*.onnx``, and :data:`MANIFEST`, which records the source model's digest and each ONNX
 file's digest and quantisation. The embedder only loads files the manifest lists, so an export
-never silently outlives the model it was made from. Nothing here runs inside a pipeline run:
-a missing export is an error that names the command to run.
+never silently outlives the model it was made from. With the ``onnx`` backend named explicitly a
+missing export is an error that names the command to run; the ``auto`` backend (the default, see
+``backend_choice.py``) makes the int8 export on first use with :func:`export_on_first_use`, from
+the model folder on disk (nothing is downloaded). The export is deterministic: the same model and
+package versions give byte-identical files, so hosts that export separately share one identity.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -80,11 +86,6 @@ def require_onnx_packages(*modules: str) -> None:
 def quantized_file_name(config: str) -> str:
     """sentence-transformers' name for a dynamically quantised file, e.g. ``model_qint8_avx512_vnni.onnx``."""
     return f"model_{QUANTIZATION_WEIGHTS[config]}_{config}.onnx"
-
-
-def models_dir(home: Path) -> Path:
-    """Where exports live by default: ``$HYPERION_HOME/models``."""
-    return home / "models"
 
 
 def default_export_dir(exports_root: Path, model_dir: Path) -> Path:
@@ -171,6 +172,53 @@ def find_export(model_dir: Path, exports_root: Path, onnx_file: str) -> OnnxExpo
 
 
 # --- exporting (imports torch, sentence-transformers and ONNX Runtime's tools) -----------------
+
+
+def update_export(
+    model_dir: Path, out_dir: Path, quantize: Sequence[str], *, force: bool = False
+) -> tuple[OnnxExport, bool]:
+    """The export of ``model_dir`` in ``out_dir`` holding the fp32 file and the ``quantize`` presets'
+    files, made unless it already holds them; and whether it was made. Int8 files already there
+    are kept (the export replaces the folder whole)."""
+    wanted = [FP32_FILE, *(quantized_file_name(config) for config in quantize)]
+    existing = read_export(out_dir)
+    if (
+        existing is not None
+        and not force
+        and existing.manifest["source_digest"] == model_digest(model_dir)
+        and all(name in existing.manifest["files"] for name in wanted)
+    ):
+        return existing, False  # exporting again would write the same files
+    kept = [] if existing is None else [q for q in map(existing.quantization, existing.manifest["files"]) if q]
+    return export_onnx(model_dir, out_dir, quantize=sorted({*quantize, *kept})), True
+
+
+def export_on_first_use(model_dir: Path, exports_root: Path, quantize: str = DEFAULT_QUANTIZATION) -> OnnxExport:
+    """The default export of ``model_dir`` under ``exports_root`` with the ``quantize`` preset's
+    file, made now if it is missing. Processes starting together (a run's steps, Celery workers
+    sharing a volume) take a lock file: one exports, the others wait for it and read its export."""
+    folder = default_export_dir(exports_root, model_dir)
+    export = read_export(folder)
+    if (
+        export is not None
+        and export.manifest["source_digest"] == model_digest(model_dir)
+        and quantized_file_name(quantize) in export.manifest["files"]
+    ):
+        return export
+    exports_root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(exports_root / f".{folder.name}.lock"):
+        export, _ = update_export(model_dir, folder, [quantize])
+    return export
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def export_onnx(model_dir: Path, out_dir: Path, *, quantize: Sequence[str] = ()) -> OnnxExport:
@@ -296,6 +344,9 @@ def _quantize(source: Path, target: Path, config: str) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    # quantize_dynamic advises shape pre-processing on the root logger: that is for static
+    # quantisation of vision models, and would read as a problem in a run's log.
+    logging.getLogger().addFilter(_quiet_preprocessing_advice)
     weight_type = QuantType.QInt8 if QUANTIZATION_WEIGHTS[config] == "qint8" else QuantType.QUInt8
     quantize_dynamic(
         source,
@@ -305,6 +356,10 @@ def _quantize(source: Path, target: Path, config: str) -> None:
         weight_type=weight_type,
         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
     )
+
+
+def _quiet_preprocessing_advice(record: logging.LogRecord) -> bool:
+    return "pre-processing before quantization" not in record.getMessage()
 
 
 def _manifest(model_dir: Path, files: dict[str, dict[str, Any]], cosine: float) -> dict[str, Any]:

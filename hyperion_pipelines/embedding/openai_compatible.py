@@ -67,6 +67,10 @@ class OpenAICompatibleEmbedder(Embedder):
     def concurrent_batches(self) -> int:
         return self.concurrency
 
+    @property
+    def backend_note(self) -> str:
+        return f"OpenAI-compatible service at {self._client.base_url} (model {self.model})"
+
     @cached_property
     def tokenizer(self) -> HuggingFaceTokenizer:
         return HuggingFaceTokenizer.from_model_dir(self.tokenizer_dir)

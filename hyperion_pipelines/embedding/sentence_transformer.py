@@ -2,7 +2,8 @@
 
 The model is loaded from a folder on disk with ``HF_HUB_OFFLINE=1``: nothing is downloaded.
 Two backends run it: ``torch`` (sentence-transformers itself) and ``onnx`` (ONNX Runtime on an
-export made beforehand by ``hyperion export-onnx``, see ``onnx_export.py``).
+export made by ``hyperion export-onnx``, see ``onnx_export.py``); ``auto``, the default, picks
+one per host (``backend_choice.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hyperion_pipelines.embedding.base import Embedder, EmbedderIdentity
 from hyperion_pipelines.spec import DEFAULT_EMBED_BATCH_SIZE
 
 if TYPE_CHECKING:  # onnx_export imports this module
+    from hyperion_pipelines.embedding.backend_choice import BackendChoice
     from hyperion_pipelines.embedding.onnx_export import OnnxExport
 
 
@@ -114,7 +116,7 @@ def max_seq_length(model_dir: Path) -> int:
     return int(_read_json(model_dir / "sentence_bert_config.json")["max_seq_length"])
 
 
-Backend = Literal["torch", "onnx"]
+Backend = Literal["auto", "torch", "onnx"]
 
 
 class OnnxSentenceEncoder:
@@ -173,11 +175,13 @@ class OnnxSentenceEncoder:
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """A local model run by sentence-transformers (``backend="torch"``) or by ONNX Runtime on an
-    export of it (``backend="onnx"``, ``onnx_file`` naming the fp32 or an int8 file).
+    """A local model run by sentence-transformers (``backend="torch"``), by ONNX Runtime on an
+    export of it (``backend="onnx"``, ``onnx_file`` naming the fp32 or an int8 file), or by the
+    faster of the two this host runs (``backend="auto"``, the default: see ``backend_choice.py``).
 
     ``model_dir`` is the model (or an export folder, for the onnx backend); the onnx backend
-    otherwise finds the model's export under ``exports_root`` (default ``$HYPERION_HOME/models``).
+    otherwise finds the model's export under ``exports_root`` (default ``HYPERION_MODELS_DIR``,
+    ``$HYPERION_HOME/models``).
     """
 
     def __init__(
@@ -186,12 +190,12 @@ class SentenceTransformerEmbedder(Embedder):
         *,
         device: str = "auto",
         batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
-        backend: Backend = "torch",
+        backend: Backend = "auto",
         onnx_file: str = "model.onnx",
         exports_root: Path | None = None,
     ):
-        if backend not in ("torch", "onnx"):
-            raise ValueError(f"embedding backend must be 'torch' or 'onnx', not {backend!r}")
+        if backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"embedding backend must be 'auto', 'torch' or 'onnx', not {backend!r}")
         if backend == "onnx" and device not in ("auto", "cpu"):
             raise ValueError(
                 f"the onnx backend runs on the CPU (ONNX Runtime), not on {device!r}: "
@@ -200,22 +204,47 @@ class SentenceTransformerEmbedder(Embedder):
         self.model_dir = Path(model_dir) if model_dir else packaged_model_dir()
         self.device = device
         self.batch_size = batch_size
-        self.backend = backend
-        self.onnx_file = onnx_file
+        self.requested_backend = backend
+        self._onnx_file = onnx_file
         self._exports_root = exports_root
         self._model: Any = None
         self._model_lock = threading.Lock()
 
     @cached_property
-    def export(self) -> OnnxExport:
-        """The ONNX export the onnx backend runs (raises OnnxExportError, naming the command to run)."""
-        from hyperion_pipelines.embedding.onnx_export import find_export, models_dir
+    def choice(self) -> BackendChoice:
+        """The backend this embedder runs: the one asked for, or what ``auto`` chose on this host."""
+        from hyperion_pipelines.embedding.backend_choice import BackendChoice, choose_backend
 
+        if self.requested_backend == "auto":
+            return choose_backend(self.model_dir, self.exports_root, self.device)
+        return BackendChoice(self.requested_backend, self._onnx_file, f"{self.requested_backend} (as configured)")
+
+    @property
+    def backend(self) -> Literal["torch", "onnx"]:
+        return self.choice.backend
+
+    @property
+    def onnx_file(self) -> str:
+        return self.choice.onnx_file
+
+    @property
+    def backend_note(self) -> str:
+        return self.choice.reason
+
+    @property
+    def exports_root(self) -> Path:
         if self._exports_root is None:
             from hyperion_pipelines.settings import Settings
 
-            self._exports_root = models_dir(Settings.from_env().home)
-        return find_export(self.model_dir, self._exports_root, self.onnx_file)
+            self._exports_root = Settings.from_env().models_dir
+        return self._exports_root
+
+    @cached_property
+    def export(self) -> OnnxExport:
+        """The ONNX export the onnx backend runs (raises OnnxExportError, naming the command to run)."""
+        from hyperion_pipelines.embedding.onnx_export import find_export
+
+        return find_export(self.model_dir, self.exports_root, self.onnx_file)
 
     @property
     def model(self):  # noqa: ANN201 - sentence_transformers is imported lazily (it pulls in torch)

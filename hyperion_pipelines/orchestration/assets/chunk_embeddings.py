@@ -47,6 +47,7 @@ def build_chunk_embeddings(spec: PipelineSpec) -> AssetsDefinition:
         outputs = step.outputs
         embedder = step.embedder.get()
         identity = embedder.identity
+        context.log.info(f"embedding backend: {embedder.backend_note}")
         index = step.milvus.index(spec.index, context.log.warning)
         collection = index.ensure_collection(
             collection_fingerprint(spec, identity, index.retrieval), identity.dimension
@@ -83,6 +84,7 @@ def build_chunk_embeddings(spec: PipelineSpec) -> AssetsDefinition:
                 "embedded": embedded,
                 "reused": reused,
                 "model": identity.model_name,
+                "embedding_backend": embedder.backend_note,
                 "dimension": identity.dimension,
                 "seconds_embedding": MetadataValue.float(round(seconds_embedding, 3)),
                 "embedded_chunks_per_second": MetadataValue.float(

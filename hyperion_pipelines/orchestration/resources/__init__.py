@@ -46,7 +46,7 @@ def source_resource(spec: PipelineSpec, settings: Settings) -> Any:
 
 
 def embedder_resource(spec: PipelineSpec, settings: Settings) -> Any:
-    from hyperion_pipelines.embedding.onnx_export import FP32_FILE, models_dir
+    from hyperion_pipelines.embedding.onnx_export import FP32_FILE
 
     embedding = spec.embedding
     batch_size = embedding.batch_size or settings.embedding_batch_size
@@ -64,7 +64,7 @@ def embedder_resource(spec: PipelineSpec, settings: Settings) -> Any:
         batch_size=batch_size,
         backend=embedding.backend or settings.embedding_backend,
         onnx_file=embedding.onnx_file or settings.embedding_onnx_file or FP32_FILE,
-        exports_dir=str(models_dir(settings.home)),
+        exports_dir=str(settings.models_dir),
     )
 
 

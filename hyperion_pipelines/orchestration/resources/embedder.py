@@ -28,12 +28,16 @@ class SentenceTransformerResource(EmbedderResource):
     model_path: str = Field(default="", description="Model folder; empty means the packaged model.")
     device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
     batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, description="Texts per forward pass.")
-    backend: Literal["torch", "onnx"] = Field(
-        default="torch", description="'torch', or 'onnx': ONNX Runtime on an export made by 'hyperion export-onnx'."
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        default="auto",
+        description=(
+            "'auto' (int8 ONNX where ONNX Runtime is installed and no GPU is present, else torch), 'torch', "
+            "or 'onnx': ONNX Runtime on an export made by 'hyperion export-onnx'."
+        ),
     )
     onnx_file: str = Field(default=FP32_FILE, description="With backend onnx: the export's file (fp32 or int8).")
     exports_dir: str = Field(
-        default="", description="Where 'hyperion export-onnx' puts exports; empty means $HYPERION_HOME/models."
+        default="", description="Where ONNX exports live; empty means HYPERION_MODELS_DIR ($HYPERION_HOME/models)."
     )
 
     _embedder: SentenceTransformerEmbedder | None = PrivateAttr(default=None)
