@@ -76,7 +76,7 @@ def corpus_chunks(folders: Sequence[Path], chunking: ChunkingSpec | None = None)
     documents). Unparseable files are skipped, as the pipeline quarantines them."""
     chunking = chunking or ChunkingSpec()
     tokenizer = HuggingFaceTokenizer.from_model_dir(packaged_model_dir())
-    room = context_tokens(chunking, SentenceTransformerEmbedder().identity)
+    room = context_tokens(chunking, SentenceTransformerEmbedder(backend="torch").identity)
     texts: list[str] = []
     doc_ids: list[str] = []
     for folder in folders:

@@ -404,7 +404,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    model = SentenceTransformerEmbedder()
+    model = SentenceTransformerEmbedder(backend="torch")
     tokenizer = HuggingFaceTokenizer.from_model_dir(packaged_model_dir())
     room = context_tokens(ChunkingSpec(), model.identity)
     pandoc = ensure_pandoc()

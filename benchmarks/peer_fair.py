@@ -173,7 +173,7 @@ def renamed(queries: Queries, names: dict[str, str]) -> Queries:
 def _tokenizer() -> Any:
     from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder().tokenizer
+    return SentenceTransformerEmbedder(backend="torch").tokenizer
 
 
 def tokens_per_text(texts: list[str]) -> list[int]:
@@ -213,7 +213,7 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int) -
     settings = Settings.from_env()
     default = default_spec(settings)
     hybrid = default.model_copy(update={"index": default.index.model_copy(update={"retrieval": "hybrid"})})
-    SentenceTransformerEmbedder().embed(["warm up"])  # the model loaded before the clock, as the peer's
+    SentenceTransformerEmbedder(backend="torch").embed(["warm up"])  # the model loaded before the clock, as the peer's
     collections, timing = {}, {}
     with DagsterInstance.ephemeral() as instance:
         for spec in (default, hybrid):
@@ -235,7 +235,7 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int) -
                 timing = {"seconds": seconds, "documents": metadata["parsed_documents"]["parsed"]}
                 timing["chunks"] = metadata["chunk_embeddings"]["embedded"]
                 timing["tokens"] = embedded_tokens(workspace.home / "steps" / "document_chunks")
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(backend="torch")
     client = connect(settings.milvus_uri)
     rankings: dict[str, dict[str, dict[str, list[str]]]] = {"hyperion": {}, "hyperion hybrid": {}}
     try:
@@ -282,7 +282,7 @@ def naive_dense(corpus: Path, queries: Queries, k: int) -> dict[str, Any]:
     """200-word windows, no overlap, no context; exhaustive cosine; a document's best window."""
     from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(backend="torch")
     embedder.embed(["warm up"])
     documents = documents_of(corpus)
     started = time.perf_counter()

@@ -57,6 +57,10 @@ class Workspace:
             DAGSTER_HOME=str(self.home / "dagster"),
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
+            # torch, not the default auto (int8 ONNX where installed): the model as the peer runs it
+            # (LlamaIndex's HuggingFaceEmbedding) and as the raw-encode baseline runs it;
+            # embedding_backends.py measures the backends against each other.
+            HYPERION_EMBEDDING_BACKEND="torch",
         )
         return env
 
@@ -128,7 +132,7 @@ def raw_encode_seconds(texts: list[str], batch_size: int = 64) -> float:
     """The packaged model's ``encode`` on the same texts, model already loaded and warmed up."""
     from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 
-    model = SentenceTransformerEmbedder().model
+    model = SentenceTransformerEmbedder(backend="torch").model
     model.encode(texts[:batch_size], batch_size=batch_size, normalize_embeddings=True)  # warm-up
     started = time.perf_counter()
     model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)

@@ -92,7 +92,7 @@ def evaluate_corpus(name: str, uploads: Path, query_sets: dict[str, list[dict]],
                 if event.materialization.asset_key.path[-1] == "vector_index":
                     collections[spec.index.retrieval] = metadata["collection"].value
                     chunks = metadata["collection_entries"].value
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(backend="torch")
     client = connect(settings.milvus_uri)
     modes: dict[str, dict[str, Any]] = {}
     try:

@@ -178,9 +178,7 @@ def test_auto_adds_the_int8_file_to_an_fp32_export(tmp_path: Path) -> None:
     assert sorted(embedder.export.manifest["files"]) == sorted([FP32_FILE, INT8])
 
 
-def test_auto_runs_torch_where_the_export_fails_and_says_why(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_auto_runs_torch_where_the_export_fails_and_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the exports folder would be")
     embedder = SentenceTransformerEmbedder(exports_root=blocked)
