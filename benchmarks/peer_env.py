@@ -46,9 +46,11 @@ def project_version(package: str) -> str:
 def requirements() -> list[list[str]]:
     """The pip install steps, in order: torch first (CPU build), then the peer's packages."""
     sentence_transformers = f"sentence-transformers=={project_version('sentence-transformers')}"
+    # ONNX Runtime at the project's version: with --backend int8 the peer runs the same int8 graph
+    onnxruntime = f"onnxruntime=={project_version('onnxruntime')}"
     return [
         ["--retries", "0", TORCH, "--extra-index-url", TORCH_INDEX],
-        [*PEER_PACKAGES, sentence_transformers],
+        [*PEER_PACKAGES, sentence_transformers, onnxruntime],
     ]
 
 

