@@ -22,6 +22,7 @@ from hyperion_pipelines.components.declaration import (
     PipelineDeclaration,
     PipelineDeclarationError,
     describe,
+    resolve_built_spec,
     resolve_spec,
 )
 from hyperion_pipelines.components.document_pipeline import DocumentPipeline
@@ -116,6 +117,7 @@ def build_definitions(settings: Settings | None = None, specs: list[PipelineSpec
             except ComponentTreeException as exc:
                 raise _clear(exc) from exc.__cause__
     else:
+        specs = [resolve_built_spec(spec, settings) for spec in specs]
         pipelines = Definitions.merge(*(pipeline_definitions(spec, settings) for spec in specs))
     return Definitions.merge(pipelines, platform_definitions(settings, specs))
 

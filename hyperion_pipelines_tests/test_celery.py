@@ -197,7 +197,7 @@ def test_two_days_run_on_celery_workers_on_two_hosts_and_the_index_is_exact(
         assert netns.namespace_of(remote.pid) == host.name  # the second worker lives on the other host
         # A worker reserves no step beyond the one it runs: a step held by a busy worker would
         # wait while another worker idles (Celery sizes the prefetch by the concurrency, which
-        # defaults to the cores even for the solo pool).
+        # defaults to the cores whatever the pool).
         prefetch = worker_prefetch(settings.celery_broker)
         assert {name: prefetch.get(name) for name in WORKERS} == {name: 1 for name in WORKERS}
 

@@ -110,3 +110,28 @@ def test_a_day_pickled_before_parquet_is_still_read(tmp_path: Path) -> None:
     manager.handle_output(output, frame)
     assert (tmp_path / "docs" / "parsed_documents" / f"{UPLOAD_DAY}.parquet").exists()
     pd.testing.assert_frame_equal(manager.load_input(context), frame)
+
+
+def test_a_step_of_a_run_that_is_over_neither_runs_nor_hands_on_its_output(tmp_path: Path) -> None:
+    """A Celery task delivered again after its run failed (the broker restarted mid-step) must not
+    replace the day's output that a re-run is reading."""
+    from dagster import Failure, job, op
+
+    from hyperion_pipelines.orchestration.execution import stop_if_run_is_over
+
+    @op
+    def nothing() -> None: ...
+
+    @job
+    def a_job() -> None:
+        nothing()
+
+    with DagsterInstance.ephemeral() as instance:
+        waiting = instance.create_run_for_job(a_job)
+        stop_if_run_is_over(instance, waiting.run_id)  # not started yet: its steps may run
+        over = a_job.execute_in_process(instance=instance).run_id
+        with pytest.raises(Failure, match=r"the run is over \(SUCCESS\): this step does not run"):
+            stop_if_run_is_over(instance, over)
+        instance.report_run_canceling(instance.get_run_by_id(waiting.run_id))
+        with pytest.raises(Failure, match="the run was terminated"):
+            stop_if_run_is_over(instance, waiting.run_id)

@@ -89,11 +89,14 @@ def test_the_ui_shows_the_assets_runs_a_partition_and_shows_checks_metadata_and_
         expect(page.get_by_text("Success").first).to_be_visible()
         page.screenshot(path=ARTIFACTS / "run.png")
 
-        # The graph as a user sees it after the run: materialised assets, their checks passed.
+        # The graph as a user sees it after the run: materialised assets, their checks passed. A
+        # tall window, so that the graph fits at a zoom where nodes show their status and checks.
+        page.set_viewport_size({"width": 1400, "height": 1700})
         page.goto(f"{dagster_ui}/asset-groups/documents", wait_until="networkidle")
         expect(page.get_by_text("vector_index", exact=True).first).to_be_visible()
-        page.wait_for_timeout(2000)  # the nodes' statuses load after the graph
+        page.wait_for_timeout(3000)  # the nodes' statuses load after the graph
         page.screenshot(path=ARTIFACTS / "asset-graph.png")
+        page.set_viewport_size({"width": 1600, "height": 1000})
 
         # The index's check results and the chunks' metadata.
         page.goto(f"{dagster_ui}/assets/vector_index?view=checks", wait_until="networkidle")
@@ -111,3 +114,15 @@ def test_the_ui_shows_the_assets_runs_a_partition_and_shows_checks_metadata_and_
         expect(page.get_by_text("documents_seen").first).to_be_visible()
         page.screenshot(path=ARTIFACTS / "upload-sensor.png")
         browser.close()
+    publish_screenshots()
+
+
+#: Screenshots the README and docs show, refreshed from this test's run with HYPERION_UPDATE_SCREENSHOTS=1.
+PUBLISHED = ("asset-graph.png", "vector-index-checks.png", "upload-sensor.png")
+
+
+def publish_screenshots() -> None:
+    """Copy what a user saw in this run into docs/ui, so the README never shows a stale UI."""
+    if os.environ.get("HYPERION_UPDATE_SCREENSHOTS") == "1":
+        for name in PUBLISHED:
+            shutil.copyfile(ARTIFACTS / name, REPO / "docs" / "ui" / name)

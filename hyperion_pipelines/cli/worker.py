@@ -14,15 +14,20 @@ from hyperion_pipelines.settings import Settings
 
 def worker_command(name: str, loglevel: str) -> list[str]:
     """The Celery worker that runs steps of runs on ``HYPERION_EXECUTOR=celery``: dagster-celery's
-    app and queue, with the settings of :func:`worker_environment`. One step at a time, in the
-    worker's own process (``solo`` pool): the parser sandbox starts child processes, which a
-    prefork pool's daemonic children may not. Start more workers for more steps at once.
-    ``--concurrency 1``: Celery sizes a worker's prefetch as multiplier x concurrency, and the
-    concurrency defaults to the cores even for ``solo``; on 2 cores a busy worker reserved a
-    second step while another worker sat idle (seen with ``rabbitmqctl list_channels``)."""
+    app and queue, with the settings of :func:`worker_environment`. One step at a time, in one
+    thread of the worker's process (``threads`` pool, concurrency 1), not in its main thread
+    (``solo``): the main thread keeps the broker connection alive (heartbeats, acknowledgements,
+    reconnecting) while a step runs for minutes. Under ``solo`` a step blocked all of that: a
+    step that ended while RabbitMQ restarted could not be acknowledged and the worker never
+    consumed again (seen in test_celery; celery/celery#3773), and a step longer than two missed
+    heartbeats would lose its connection. Not prefork: the parser sandbox starts child processes,
+    which a prefork pool's daemonic children may not. Start more workers for more steps at once.
+    ``--concurrency 1`` also sizes the prefetch (multiplier x concurrency): with more, a busy
+    worker reserved a second step while another worker sat idle (seen with ``rabbitmqctl
+    list_channels``)."""
     return [
         sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker",
-        "--pool", "solo", "--concurrency", "1", "-n", name, "-l", loglevel,
+        "--pool", "threads", "--concurrency", "1", "-n", name, "-l", loglevel,
         "--task-events",  # for Flower
     ]  # fmt: skip
 

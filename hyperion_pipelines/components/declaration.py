@@ -238,9 +238,15 @@ def _golden_queries(own: Mapping[str, Any], merged: Mapping[str, Any], settings:
 
 
 def resolve_spec(
-    declared: Mapping[str, Any], settings: Settings, *, base_dir: Path | None = None, origin: str = "pipeline"
+    declared: Mapping[str, Any],
+    settings: Settings,
+    *,
+    base_dir: Path | None = None,
+    origin: str = "pipeline",
+    check_files: bool = True,
 ) -> PipelineSpec:
     """The pipeline a declaration describes: template, settings and declaration merged and validated.
+    The one place a pipeline's unset fields take the settings' values: resources read the result.
 
     ``declared`` holds only what the YAML set (``PipelineDeclaration.model_dump(exclude_unset=True)``);
     ``origin`` names the YAML file in error messages.
@@ -262,8 +268,17 @@ def resolve_spec(
         spec = PipelineSpec.model_validate(merged)
     except ValidationError as exc:
         raise PipelineDeclarationError(describe(exc, origin, template)) from None
-    _check_files(spec, own, origin)
+    if check_files:
+        _check_files(spec, own, origin)
     return spec
+
+
+def resolve_built_spec(spec: PipelineSpec, settings: Settings) -> PipelineSpec:
+    """A spec built in Python (tests, benchmarks, ``build_definitions(specs=...)``) resolved as a
+    declaration is: what it set stays, what it left unset comes from the settings and the template.
+    Resolving a resolved spec changes nothing (every field of it counts as set)."""
+    declared = spec.model_dump(exclude_unset=True)
+    return resolve_spec(declared, settings, origin=f"pipeline {spec.name!r} (built in Python)", check_files=False)
 
 
 def _check_files(spec: PipelineSpec, own: Mapping[str, Any], origin: str) -> None:

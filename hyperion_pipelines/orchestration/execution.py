@@ -7,6 +7,7 @@ from dagster import (
     BackfillPolicy,
     Backoff,
     BetaWarning,
+    DagsterInstance,
     DagsterRunStatus,
     ExecutorDefinition,
     Failure,
@@ -83,7 +84,25 @@ def stop_if_terminated(context: AssetExecutionContext) -> None:
     step, and the in-process executor treats that interrupt as a failure its retry policy
     retries (dagster-io/dagster#15026), so the canceled run would carry on to the end. A step
     attempt that starts in a canceling run fails without retries instead, and the run ends
-    CANCELED."""
-    run = context.instance.get_run_by_id(context.run.run_id)
-    if run is not None and run.status in (DagsterRunStatus.CANCELING, DagsterRunStatus.CANCELED):
-        raise Failure(description="the run was terminated", allow_retries=False)
+    CANCELED. See also :func:`stop_if_run_is_over`."""
+    stop_if_run_is_over(context.instance, context.run.run_id)
+
+
+#: Run states in which no step of the run may write: terminated, or over.
+_STEPS_REFUSED = (
+    DagsterRunStatus.CANCELING,
+    DagsterRunStatus.CANCELED,
+    DagsterRunStatus.FAILURE,
+    DagsterRunStatus.SUCCESS,
+)
+
+
+def stop_if_run_is_over(instance: DagsterInstance, run_id: str) -> None:
+    """A step of a run that is over does not run, nor hand on its output. On Celery a step's task
+    outlives its run when the broker restarts mid-step: the run fails, the task is delivered
+    again (late acknowledgement) and would write the day's step output under a run that has
+    ended, replacing the output a re-run of the day is reading (seen in test_celery)."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and run.status in _STEPS_REFUSED:
+        state = "was terminated" if run.status in _STEPS_REFUSED[:2] else f"is over ({run.status.value})"
+        raise Failure(description=f"the run {state}: this step does not run", allow_retries=False)

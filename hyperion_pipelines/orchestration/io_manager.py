@@ -20,6 +20,7 @@ from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from pydantic import Field
 
+from hyperion_pipelines.orchestration.execution import stop_if_run_is_over
 from hyperion_pipelines.settings import DEFAULT_PART_DOCUMENTS
 from hyperion_pipelines.step_outputs.parquet import SUFFIX, read_frame, write_frame
 from hyperion_pipelines.step_outputs.parts import MANIFEST_SUFFIX, FrameParts, PartWriter
@@ -74,6 +75,9 @@ class ParquetIOManager(ConfigurableIOManager):
         partition = partitions[0] if len(partitions) == 1 else f"{partitions[0]}...{partitions[-1]}"
         stem = f"{root}/{self._stem(context, partition)}"
         if isinstance(obj, FrameParts):
+            # The manifest names the day's only output and the other runs' parts go: never from a
+            # step whose run is already over (a Celery task delivered again after its run failed).
+            stop_if_run_is_over(context.step_context.instance, context.run_id)
             _write_text(fs, stem + MANIFEST_SUFFIX, obj.to_json())
             _remove_superseded(fs, stem, obj)
             context.add_output_metadata({"step_output_path": stem + "/"})  # the step reports its parts

@@ -33,7 +33,8 @@ class EmbeddingService:
     nan_marker: str | None = None  # texts containing it get a vector of NaN
     api_key: str | None = None  # required as a bearer token when set
     faults: deque[int] = field(default_factory=deque)  # statuses answered, one per request, before serving
-    embedder: SentenceTransformerEmbedder = field(default_factory=SentenceTransformerEmbedder)
+    # torch: like a real service's float model, a text's vector does not depend on its batch-mates
+    embedder: SentenceTransformerEmbedder = field(default_factory=lambda: SentenceTransformerEmbedder(backend="torch"))
     encoding: Literal["honour", "ignore", "refuse_base64"] = "honour"
     delay_s: float = 0.0  # each answer waits this long, as a busy GPU service does
     formats: list[str | None] = field(default_factory=list)  # each request's encoding_format

@@ -1,14 +1,16 @@
 """Resources: each pipeline's own source, embedder and Milvus connection, and the shared ones.
 
-A pipeline's declaration says *which* source, model and Milvus it uses; what it leaves unset
-comes from the ``HYPERION_*`` settings. Secrets are bound by environment-variable name with
+A pipeline's spec says *which* source, model and Milvus it uses; it arrives resolved (what its
+declaration left unset was filled from the ``HYPERION_*`` settings once, by ``resolve_spec``), so
+these read the spec alone; the settings give only what is the deployment's, not a pipeline's
+(timeouts, the models folder, concurrency). Secrets are bound by environment-variable name with
 ``EnvVar``, so Dagster resolves them at run time and never shows their values.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 from dagster import EnvVar
 
@@ -27,6 +29,17 @@ from hyperion_pipelines.orchestration.resources.state import StateDatabaseResour
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, OpenAICompatibleEmbedding, PipelineSpec
 
+T = TypeVar("T")
+
+
+def resolved(value: T | None, field: str) -> T:
+    """A spec field ``resolve_spec`` fills from the settings; unset means the spec skipped it."""
+    if value is None:
+        raise ValueError(
+            f"the pipeline spec leaves {field} unset: resolve it first (resolve_spec, or build_definitions(specs=...))"
+        )
+    return value
+
 
 def secret(name: str) -> EnvVar | None:
     """Bind a secret by name so Dagster resolves it at run time and never shows its value."""
@@ -37,40 +50,40 @@ def source_resource(spec: PipelineSpec, settings: Settings) -> Any:
     source = spec.source
     if isinstance(source, BackendApiSource):
         return BackendApiResource(
-            base_url=source.base_url or settings.backend_url,
+            base_url=resolved(source.base_url, "source.base_url"),
             token=secret(source.token_env),
-            timeout_s=source.timeout_s or settings.backend_timeout_s,
-            max_retries=settings.backend_max_retries if source.max_retries is None else source.max_retries,
+            timeout_s=resolved(source.timeout_s, "source.timeout_s"),
+            max_retries=resolved(source.max_retries, "source.max_retries"),
         )
-    return UploadsFolderResource(path=source.path or str(settings.uploads_dir))
+    return UploadsFolderResource(path=resolved(source.path, "source.path"))
 
 
 def embedder_resource(spec: PipelineSpec, settings: Settings) -> Any:
     from hyperion_pipelines.embedding.onnx_export import FP32_FILE
 
     embedding = spec.embedding
-    batch_size = embedding.batch_size or settings.embedding_batch_size
+    batch_size = resolved(embedding.batch_size, "embedding.batch_size")
     if isinstance(embedding, OpenAICompatibleEmbedding):
         return OpenAICompatibleEmbedderResource(
-            base_url=embedding.base_url or settings.openai_base_url,
-            model=embedding.model or settings.openai_model,
+            base_url=resolved(embedding.base_url, "embedding.base_url"),
+            model=resolved(embedding.model, "embedding.model"),
             api_key=secret(embedding.api_key_env),
             batch_size=batch_size,
             concurrency=settings.openai_concurrency,
         )
     return SentenceTransformerResource(
-        model_path=embedding.model_path or settings.embedding_model_path,
-        device=embedding.device or settings.embedding_device,
+        model_path=embedding.model_path or "",  # unset: the packaged model
+        device=resolved(embedding.device, "embedding.device"),
         batch_size=batch_size,
-        backend=embedding.backend or settings.embedding_backend,
-        onnx_file=embedding.onnx_file or settings.embedding_onnx_file or FP32_FILE,
+        backend=resolved(embedding.backend, "embedding.backend"),
+        onnx_file=embedding.onnx_file or FP32_FILE,
         exports_dir=str(settings.models_dir),
     )
 
 
 def milvus_resource(spec: PipelineSpec, settings: Settings) -> MilvusResource:
     return MilvusResource(
-        uri=spec.index.milvus_uri or settings.milvus_uri,
+        uri=resolved(spec.index.milvus_uri, "index.milvus_uri"),
         token=secret(spec.index.token_env),
         timeout_s=settings.milvus_timeout_s,
         lock_wait_s=settings.milvus_lock_wait_s,
