@@ -179,3 +179,22 @@ def test_the_index_is_stale_after_the_pipelines_hours_without_a_written_day() ->
     assert default.fail_window.to_timedelta() == timedelta(hours=26)
     quiet = PipelineSpec(name="legal", index_checks=IndexChecksSpec(stale_after_hours=None))
     assert policy(quiet) is None
+
+
+def test_a_spec_built_in_python_takes_the_settings_once_and_resources_read_the_spec_alone(
+    hyperion_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hyperion_pipelines.components.declaration import resolve_built_spec
+    from hyperion_pipelines.orchestration.resources import source_resource
+
+    monkeypatch.setenv("HYPERION_BACKEND_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("HYPERION_EMBEDDING_BATCH_SIZE", "7")
+    settings = Settings.from_env()
+    built = PipelineSpec(name="legal", source=BackendApiSource(kind="backend_api", timeout_s=3))
+    with pytest.raises(ValueError, match="leaves source.base_url unset: resolve it first"):
+        source_resource(built, settings)  # no second, quiet fallback to the settings
+    spec = resolve_built_spec(built, settings)
+    assert (spec.source.base_url, spec.source.timeout_s, spec.embedding.batch_size) == ("http://127.0.0.1:9/api", 3, 7)
+    assert resolve_built_spec(spec, settings) == spec  # resolving a resolved spec changes nothing
+    source = build_definitions(settings, [built]).resources[spec.resources.source]
+    assert (source.base_url, source.timeout_s) == ("http://127.0.0.1:9/api", 3)

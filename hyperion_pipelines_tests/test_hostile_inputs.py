@@ -12,6 +12,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from hyperion_pipelines.automation.change_feed import scan_feed
+from hyperion_pipelines.components.declaration import resolve_built_spec
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
@@ -62,7 +63,8 @@ def backend_pipeline(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Setting
     monkeypatch.setenv("HYPERION_BACKEND_URL", url)
     monkeypatch.setenv("HYPERION_BACKEND_TOKEN", TOKEN)
     settings = Settings.from_env()
-    return settings, default_spec(settings).model_copy(update={"source": BackendApiSource(kind="backend_api")})
+    spec = default_spec(settings).model_copy(update={"source": BackendApiSource(kind="backend_api")})
+    return settings, resolve_built_spec(spec, settings)
 
 
 def files_under(root: Path) -> set[Path]:

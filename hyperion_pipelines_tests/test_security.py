@@ -35,6 +35,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._serdes import serialize_value
 
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
+from hyperion_pipelines.components.declaration import resolve_built_spec
 from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder, RemoteEmbeddingError
 from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
@@ -112,7 +113,7 @@ def remote_spec(settings: Settings, **changes: Any) -> PipelineSpec:
         "embedding": OpenAICompatibleEmbedding(kind="openai_compatible"),
         **changes,
     }
-    return default_spec(settings).model_copy(update=update)
+    return resolve_built_spec(default_spec(settings).model_copy(update=update), settings)
 
 
 def run_pipeline(settings: Settings, spec: PipelineSpec, instance: DagsterInstance) -> str:

@@ -90,11 +90,14 @@ def test_the_ui_shows_the_assets_runs_a_partition_and_shows_checks_metadata_and_
         page.screenshot(path=ARTIFACTS / "run.png")
 
         # The graph as a user sees it after the run: materialised assets, their checks passed. A
-        # tall window, so that the graph fits at a zoom where nodes show their status and checks.
-        page.set_viewport_size({"width": 1400, "height": 1700})
+        # wide window without the asset list, so that the graph fits at a zoom where nodes show
+        # their latest event, checks and partitions (zoomed out they are bare names).
+        page.set_viewport_size({"width": 2200, "height": 1000})
         page.goto(f"{dagster_ui}/asset-groups/documents", wait_until="networkidle")
+        page.get_by_role("button", name="panel_show_right", exact=True).click()  # hides the asset list
         expect(page.get_by_text("vector_index", exact=True).first).to_be_visible()
-        page.wait_for_timeout(3000)  # the nodes' statuses load after the graph
+        expect(page.get_by_text("2 / 2 Passed").first).to_be_visible()  # vector_index's checks
+        page.wait_for_timeout(2000)  # the other nodes' statuses load after the graph
         page.screenshot(path=ARTIFACTS / "asset-graph.png")
         page.set_viewport_size({"width": 1600, "height": 1000})
 
@@ -112,6 +115,7 @@ def test_the_ui_shows_the_assets_runs_a_partition_and_shows_checks_metadata_and_
         page.goto(f"{dagster_ui}/locations/hyperion_pipelines/sensors/documents_uploads", wait_until="networkidle")
         expect(page.get_by_text("Compares the document source with the index manifest").first).to_be_visible()
         expect(page.get_by_text("documents_seen").first).to_be_visible()
+        expect(page.get_by_text("1 run requested").first).to_be_visible()  # the uploads' tick, with its run
         page.screenshot(path=ARTIFACTS / "upload-sensor.png")
         browser.close()
     publish_screenshots()
@@ -121,8 +125,12 @@ def test_the_ui_shows_the_assets_runs_a_partition_and_shows_checks_metadata_and_
 PUBLISHED = ("asset-graph.png", "vector-index-checks.png", "upload-sensor.png")
 
 
+#: Read when the module loads: the hyperion_env fixture clears every HYPERION_* variable.
+UPDATE_SCREENSHOTS = os.environ.get("HYPERION_UPDATE_SCREENSHOTS") == "1"
+
+
 def publish_screenshots() -> None:
     """Copy what a user saw in this run into docs/ui, so the README never shows a stale UI."""
-    if os.environ.get("HYPERION_UPDATE_SCREENSHOTS") == "1":
+    if UPDATE_SCREENSHOTS:
         for name in PUBLISHED:
             shutil.copyfile(ARTIFACTS / name, REPO / "docs" / "ui" / name)
