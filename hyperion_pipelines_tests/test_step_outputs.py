@@ -21,7 +21,7 @@ from fsspec.implementations.local import LocalFileSystem
 from hyperion_pipelines.orchestration.io_manager import ParquetIOManager
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.step_outputs.parquet import read_frame, write_frame
-from hyperion_pipelines.step_outputs.parts import FrameParts, whole
+from hyperion_pipelines.step_outputs.parts import FrameParts, PartWriter, whole
 
 from .conftest import TEST_PART_DOCUMENTS, UPLOAD_DAY
 from .test_pipeline import index_entries, run_partition
@@ -132,6 +132,11 @@ def test_a_step_of_a_run_that_is_over_neither_runs_nor_hands_on_its_output(tmp_p
         over = a_job.execute_in_process(instance=instance).run_id
         with pytest.raises(Failure, match=r"the run is over \(SUCCESS\): this step does not run"):
             stop_if_run_is_over(instance, over)
+        # the part writer of such a step checks as it finishes, before the IO manager drops other runs' parts
+        writer = PartWriter(LocalFileSystem(), str(tmp_path / "parts"), lambda: stop_if_run_is_over(instance, over))
+        writer.write(pd.DataFrame({"chunk_id": ["a"]}))
+        with pytest.raises(Failure, match="is over"):
+            writer.finish()
         instance.report_run_canceling(instance.get_run_by_id(waiting.run_id))
         with pytest.raises(Failure, match="the run was terminated"):
             stop_if_run_is_over(instance, waiting.run_id)

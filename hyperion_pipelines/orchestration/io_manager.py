@@ -65,7 +65,12 @@ class ParquetIOManager(ConfigurableIOManager):
         reading the day's last output is not disturbed by another run writing a new one."""
         fs, root = self._root(context)
         key = "/".join(context.asset_key.path)
-        return PartWriter(fs, f"{root}/{key}/{context.partition_key}/{context.run.run_id}")
+        # The manifest handle_output writes names the day's only output and other runs' parts go:
+        # never from a step whose run is already over (a Celery task delivered again after its run
+        # failed), so the step checks its run as it finishes.
+        run_id = context.run.run_id
+        folder = f"{root}/{key}/{context.partition_key}/{run_id}"
+        return PartWriter(fs, folder, before_finish=lambda: stop_if_run_is_over(context.instance, run_id))
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
@@ -75,9 +80,6 @@ class ParquetIOManager(ConfigurableIOManager):
         partition = partitions[0] if len(partitions) == 1 else f"{partitions[0]}...{partitions[-1]}"
         stem = f"{root}/{self._stem(context, partition)}"
         if isinstance(obj, FrameParts):
-            # The manifest names the day's only output and the other runs' parts go: never from a
-            # step whose run is already over (a Celery task delivered again after its run failed).
-            stop_if_run_is_over(context.step_context.instance, context.run_id)
             _write_text(fs, stem + MANIFEST_SUFFIX, obj.to_json())
             _remove_superseded(fs, stem, obj)
             context.add_output_metadata({"step_output_path": stem + "/"})  # the step reports its parts

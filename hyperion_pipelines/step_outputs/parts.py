@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,9 +153,10 @@ def _owned(value: object) -> object:
 class PartWriter:
     """Writes a step's parts under ``folder`` (``part-00000.parquet``, ...) as they are made."""
 
-    def __init__(self, fs: AbstractFileSystem, folder: str):
+    def __init__(self, fs: AbstractFileSystem, folder: str, before_finish: Callable[[], None] | None = None):
         self._fs = fs
         self._folder = folder.rstrip("/")
+        self._before_finish = before_finish  # may raise: the parts are then handed on to nobody
         self._urls: list[str] = []
         self._rows: list[int] = []
         self.bytes = 0
@@ -172,4 +173,6 @@ class PartWriter:
         """The parts written: at least one, as a step writes a part for an empty input too."""
         if not self._urls:
             raise ValueError(f"no part was written under {self._folder}")
+        if self._before_finish is not None:
+            self._before_finish()
         return FrameParts(tuple(self._urls), tuple(self._rows))
