@@ -78,8 +78,9 @@ VERSIONS = (
 )
 
 
-class CountingEmbedding(HuggingFaceEmbedding):
-    """HuggingFaceEmbedding that counts the texts it embeds and the time it spends (queries not included)."""
+class Counting(BaseEmbedding):
+    """An embedding that counts the texts it embeds and the seconds in the model (queries not
+    included); subclasses say how texts are embedded (:meth:`_embed_texts`)."""
 
     _texts_embedded: int = PrivateAttr(default=0)
     _seconds: float = PrivateAttr(default=0.0)
@@ -92,30 +93,37 @@ class CountingEmbedding(HuggingFaceEmbedding):
     def seconds(self) -> float:
         return self._seconds
 
+    def _embed_texts(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         started = time.perf_counter()
-        vectors = super()._get_text_embeddings(texts)
+        vectors = self._embed_texts(list(texts))
         self._seconds += time.perf_counter() - started
         self._texts_embedded += len(texts)
         return vectors
 
 
-class OnnxCountingEmbedding(BaseEmbedding):
+class CountingEmbedding(Counting, HuggingFaceEmbedding):
+    """HuggingFaceEmbedding (sentence-transformers on torch), counted."""
+
+    def _embed_texts(self, texts: list[str]) -> list[list[float]]:
+        return HuggingFaceEmbedding._get_text_embeddings(self, texts)
+
+
+class OnnxCountingEmbedding(Counting):
     """The model's ONNX graph (``--onnx-file``: the export Hyperion runs, pooling and normalisation
     inside) on ONNX Runtime with its default CPU threads, as Hyperion's onnx backend runs it: the
     model's ``tokenizer.json`` truncated at ``max_seq_length``, each batch LlamaIndex hands over
-    sorted by length (as sentence-transformers' ``encode`` does for HuggingFaceEmbedding).
-    Counts texts and seconds like :class:`CountingEmbedding`."""
+    sorted by length (as sentence-transformers' ``encode`` does for HuggingFaceEmbedding); counted."""
 
     max_length: int = 256
     _session: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
     _inputs: set = PrivateAttr()
-    _texts_embedded: int = PrivateAttr(default=0)
-    _seconds: float = PrivateAttr(default=0.0)
 
     def __init__(self, onnx_file: Path, model_dir: Path, batch_size: int) -> None:
         import onnxruntime
@@ -127,14 +135,6 @@ class OnnxCountingEmbedding(BaseEmbedding):
         self._tokenizer.no_padding()
         self._session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
         self._inputs = {node.name for node in self._session.get_inputs()}
-
-    @property
-    def texts_embedded(self) -> int:
-        return self._texts_embedded
-
-    @property
-    def seconds(self) -> float:
-        return self._seconds
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         import numpy as np
@@ -155,21 +155,14 @@ class OnnxCountingEmbedding(BaseEmbedding):
             vectors[i] = out[row].tolist()
         return vectors
 
+    def _embed_texts(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(texts)
+
     def _get_query_embedding(self, query: str) -> list[float]:
         return self._encode([query])[0]
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embeddings([text])[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        started = time.perf_counter()
-        vectors = self._encode(list(texts))
-        self._seconds += time.perf_counter() - started
-        self._texts_embedded += len(texts)
-        return vectors
 
 
 # --- building blocks --------------------------------------------------------------------------
@@ -187,7 +180,7 @@ def model_tokenizer(model_dir: Path) -> Callable[[str], list[int]]:
     return encode
 
 
-def make_embedding(model_dir: Path, batch_size: int, onnx_file: Path | None = None) -> Any:
+def make_embedding(model_dir: Path, batch_size: int, onnx_file: Path | None = None) -> Counting:
     if onnx_file is not None:
         return OnnxCountingEmbedding(onnx_file, model_dir, batch_size)
     return CountingEmbedding(
