@@ -247,6 +247,7 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int, m
     """The default pipeline from files to index, timed; then its rankings, dense and hybrid."""
     from dagster import DagsterInstance, materialize
 
+    from hyperion_pipelines import run_metadata as rm
     from hyperion_pipelines.definitions import build_definitions, default_spec
     from hyperion_pipelines.evaluation.golden import parse_golden_queries
     from hyperion_pipelines.evaluation.retrieval import retrieve_documents
@@ -274,14 +275,11 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int, m
             )
             seconds = time.perf_counter() - started
             assert result.success, f"hyperion ingest of {name} failed"
-            metadata = {
-                e.materialization.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
-                for e in result.get_asset_materialization_events()
-            }
-            collections[spec.index.retrieval] = metadata["vector_index"]["collection"]
+            metadata = rm.metadata_by_asset(e.materialization for e in result.get_asset_materialization_events())
+            collections[spec.index.retrieval] = rm.COLLECTION.of(metadata)
             if spec is default:
-                timing = {"seconds": seconds, "documents": metadata["parsed_documents"]["parsed"]}
-                timing["chunks"] = metadata["chunk_embeddings"]["embedded"]
+                timing = {"seconds": seconds, "documents": rm.PARSED.of(metadata)}
+                timing["chunks"] = rm.EMBEDDED.of(metadata)
                 timing["tokens"] = embedded_tokens(workspace.home / "steps" / "document_chunks")
     embedder = model.embedder()
     client = connect(settings.milvus_uri)

@@ -49,9 +49,7 @@ from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbed
 from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir  # noqa: E402
 from hyperion_pipelines.settings import Settings  # noqa: E402
 from hyperion_pipelines_tests.support import netns  # noqa: E402
-from hyperion_pipelines_tests.support.exact_index import assert_index_matches_uploads  # noqa: E402
-from hyperion_pipelines_tests.support.postgres import Postgres, fresh_database, local_or_throwaway  # noqa: E402
-from hyperion_pipelines_tests.test_celery import (  # noqa: E402
+from hyperion_pipelines_tests.support.celery_workers import (  # noqa: E402
     BROKER_PORT,
     postgres_url,
     running,
@@ -59,7 +57,9 @@ from hyperion_pipelines_tests.test_celery import (  # noqa: E402
     start_worker,
     wait_for_workers,
 )
-from hyperion_pipelines_tests.test_faults import MilvusLiteServer  # noqa: E402
+from hyperion_pipelines_tests.support.exact_index import assert_index_matches_uploads  # noqa: E402
+from hyperion_pipelines_tests.support.milvus_lite_server import MilvusLiteServer  # noqa: E402
+from hyperion_pipelines_tests.support.postgres import Postgres, fresh_database, local_or_throwaway  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "workers.json"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 
 from .conftest import REPO, UPLOAD_DAY, run_ingest
 from .support.loopback import recording_server
+from .support.ports import closed_port
 
 
 @contextmanager
@@ -34,12 +34,6 @@ def webhook(status: int = 200) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
     """A loopback webhook; yields its URL (a token in the path, as real ones have) and the requests."""
     with recording_server("POST", status) as (url, received):
         yield f"{url}/hooks/T0KEN", received
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_daily_schedules_target_the_previous_day(hyperion_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

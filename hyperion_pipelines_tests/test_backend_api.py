@@ -18,9 +18,8 @@ from hyperion_pipelines.sources.landing import land_documents
 from hyperion_pipelines.spec import BackendApiSource
 
 from .conftest import SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
-from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
+from .support.backend_server import TOKEN, BackendServer, FakeBackend, Fault, StoredDocument
 
-TOKEN = "test-token-3f9a"
 DAY_START = datetime.fromisoformat(UPLOAD_DAY).replace(tzinfo=UTC)
 DAY_END = DAY_START + timedelta(days=1)
 

@@ -14,7 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,17 +25,16 @@ from kombu import Connection
 from kombu.exceptions import ChannelError
 from pymilvus import MilvusClient
 
-from hyperion_pipelines.cli import worker_command, worker_environment
 from hyperion_pipelines.settings import Settings
 
 from .conftest import REPO, UPLOAD_DAY, UPLOAD_TIME, set_upload_time
 from .support import netns
+from .support.celery_workers import BROKER_PORT, postgres_url, running, start_run, start_worker, wait_for_workers
 from .support.exact_index import assert_index_matches_uploads, generated_text
 from .support.milvus_standalone import MilvusStandalone
 from .support.ports import free_port, wait_for_port
 from .support.postgres import Postgres, fresh_database
 
-BROKER_PORT = 5672
 SECOND_DAY = "2026-01-16"
 STEPS = {"raw_documents", "parsed_documents", "quarantined_documents", "document_chunks", "chunk_embeddings"}
 RUN_TAG = uuid.uuid4().hex[:6]  # worker names are the broker's: unique per test run
@@ -53,10 +52,6 @@ def write_day(uploads: Path, day_offset: int, count: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"Day {day_offset} document {i}\n\n{generated_text(100 * day_offset + i, 40)}\n")
         set_upload_time(path, UPLOAD_TIME + timedelta(days=day_offset))
-
-
-def postgres_url(server: Postgres, database: str, driver: str) -> str:
-    return server.sqlalchemy_url(database).replace("postgresql+psycopg", driver, 1)
 
 
 def purge_step_queue(broker: str) -> None:
@@ -95,30 +90,6 @@ def celery_stack(
         next(state, None)
 
 
-@contextmanager
-def running() -> Iterator[list[subprocess.Popen]]:
-    """Processes the test starts, stopped when it leaves (before their namespace goes)."""
-    processes: list[subprocess.Popen] = []
-    try:
-        yield processes
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def start_worker(name: str, log: Path, prefix: list[str] | None = None) -> subprocess.Popen:
-    env = worker_environment(Settings.from_env())
-    command = worker_command(name, loglevel="INFO")
-    with log.open("ab") as out:
-        return subprocess.Popen([*(prefix or []), *command], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-
-
 def worker_prefetch(broker: str) -> dict[str, int]:
     """Each worker's prefetch count, as the workers report it (``celery inspect stats``)."""
     stats = subprocess.run(
@@ -129,49 +100,9 @@ def worker_prefetch(broker: str) -> dict[str, int]:
     return {name: found["prefetch_count"] for name, found in json.loads(stats.stdout.strip().splitlines()[-1]).items()}
 
 
-def wait_for_workers(names: tuple[str, ...], timeout_s: float = 120) -> None:
-    settings = Settings.from_env()
-    deadline = time.monotonic() + timeout_s
-    seen: set[str] = set()
-    while time.monotonic() < deadline:
-        ping = subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "-b", settings.celery_broker,
-             "inspect", "ping", "--json", "--timeout", "2"],
-            capture_output=True, text=True, cwd=REPO,
-        )  # fmt: skip
-        if ping.returncode == 0 and ping.stdout.strip():
-            seen = set(json.loads(ping.stdout.strip().splitlines()[-1]))
-            if set(names) <= seen:
-                return
-        time.sleep(1)
-    raise AssertionError(f"workers {names} did not answer within {timeout_s} s; answered: {seen}")
-
-
 def flower_tasks(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks", timeout=10) as response:
         return json.loads(response.read())
-
-
-RUN_DAY = """
-import json, sys
-from dagster import DagsterInstance, execute_job
-from dagster._core.definitions.reconstruct import ReconstructableRepository
-job = ReconstructableRepository.for_module(
-    "hyperion_pipelines.definitions", "defs", working_directory=sys.argv[2]
-).get_reconstructable_job("ingest_documents")
-with DagsterInstance.get() as instance:
-    result = execute_job(job, instance, tags={"dagster/partition": sys.argv[1]})
-print(json.dumps({"success": result.success, "run_id": result.run_id}))
-"""
-
-
-def start_run(day: str, log: Path) -> subprocess.Popen:
-    """A run of the ingest job for ``day`` in its own process (the run worker a launcher starts),
-    whose executor hands every step to the Celery workers."""
-    return subprocess.Popen(
-        [sys.executable, "-c", RUN_DAY, day, str(REPO)], cwd=REPO, stdout=subprocess.PIPE, stderr=log.open("ab"),
-        text=True,
-    )  # fmt: skip
 
 
 def test_two_days_run_on_celery_workers_on_two_hosts_and_the_index_is_exact(

@@ -25,7 +25,7 @@ from hyperion_pipelines.step_outputs.parts import whole
 
 from .conftest import REPO, UPLOAD_DAY, set_upload_time
 from .support.embedding_server import EmbeddingService, serve_embeddings
-from .test_pipeline import run_partition
+from .support.pipeline_runs import run_partition
 
 POISON = "POISONED-BY-THE-EMBEDDER"
 

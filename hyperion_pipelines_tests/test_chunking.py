@@ -17,16 +17,13 @@ from hyperion_pipelines.chunking.chunker import chunk_text
 from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
 from hyperion_pipelines.chunking.pool import ChunkJob, chunk_parts
 from hyperion_pipelines.chunking.stage import chunk_documents
-from hyperion_pipelines.chunking.tokenizer import HuggingFaceTokenizer
-from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
 from hyperion_pipelines.parsing.document import Heading
 from hyperion_pipelines.parsing.text import parse_markdown
 from hyperion_pipelines.spec import ChunkingSpec
 
 from .conftest import SAMPLE_CORPUS
 from .fixtures.expected_chunks import BEES_CHUNKS, BEES_HEADINGS, BEES_TEXT
-
-TOKENIZER = HuggingFaceTokenizer.from_model_dir(packaged_model_dir())
+from .support.model_tokenizer import TOKENIZER
 
 words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N")), min_size=1, max_size=14)
 sentence = st.lists(words, min_size=1, max_size=40).map(lambda ws: " ".join(ws) + ".")

@@ -24,6 +24,8 @@ from dagster._serdes.config_class import ConfigurableClassData
 from dagster_docker import DockerRunLauncher
 from dagster_postgres import DagsterPostgresStorage
 
+from .support.compose_files import as_list, published_ports
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
@@ -163,12 +165,6 @@ def compose_references(text: str) -> dict[str, set[str]]:
     return refs
 
 
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def environment(service: dict[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
@@ -204,20 +200,6 @@ def volume_mounts(service: dict[str, Any]) -> dict[str, str]:
             source, target = entry.split(":")[:2]
             mounts[target] = source
     return mounts
-
-
-def published_ports(service: dict[str, Any]) -> list[tuple[str, int]]:
-    """(host ip, container port) of each published port; '' for an ip means all interfaces."""
-    ports = []
-    for entry in as_list(service.get("ports")):
-        if isinstance(entry, dict):
-            ports.append((entry.get("host_ip", ""), int(entry["target"])))
-            continue
-        # A host port may be a variable with a default ("${HYPERION_UI_PORT:-3000}"), colon included.
-        parts = re.sub(r"\$\{[^}]*\}", "PORT", str(entry)).split("/")[0].split(":")
-        host_ip = parts[0] if len(parts) == 3 else ""
-        ports.append((host_ip, int(parts[-1])))
-    return ports
 
 
 def command_args(service: dict[str, Any]) -> list[str]:

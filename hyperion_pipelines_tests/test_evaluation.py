@@ -26,7 +26,7 @@ from hyperion_pipelines.index.milvus_index import MilvusIndex, SearchHit
 from hyperion_pipelines.settings import Settings
 
 from .conftest import SAMPLE_CORPUS
-from .test_pipeline import run_partition
+from .support.pipeline_runs import run_partition
 
 SHIPPED = Path(__file__).resolve().parents[1] / "hyperion_pipelines" / "evaluation" / "sample_corpus_queries.jsonl"
 DISCOUNT_2 = 1 / math.log2(3)  # the nDCG discount at rank 2 (rank 1 is undiscounted)

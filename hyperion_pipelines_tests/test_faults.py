@@ -30,7 +30,7 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 
 from .conftest import UPLOAD_DAY, UPLOAD_TIME, run_ingest, wait_for_runs
-from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
+from .support.backend_server import TOKEN, BackendServer, FakeBackend, Fault, StoredDocument
 from .support.exact_index import (
     assert_index_matches_uploads,
     expected_chunk_ids,
@@ -39,38 +39,10 @@ from .support.exact_index import (
     stored_ids,
     write_generated_uploads,
 )
-from .support.ports import free_port, wait_for_port
-from .test_backend_api import TOKEN
+from .support.milvus_lite_server import MilvusLiteServer
 
 MILVUS_TIMEOUT_S = 5  # per Milvus call: a dead server fails an attempt in seconds, not minutes
 RETRIES = 3  # REMOTE_RETRY's max_retries
-
-
-class MilvusLiteServer:
-    """milvus-lite's gRPC server in its own process, on a fixed port and data folder, so that it
-    can be killed and started again where the pipeline expects it."""
-
-    def __init__(self, data_dir: Path, log: Path):
-        self.data_dir, self.log, self.port = data_dir, log, free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        wait_for_port(self.port, self.process)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture

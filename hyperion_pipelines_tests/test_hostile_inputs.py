@@ -23,11 +23,10 @@ from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 from hyperion_pipelines.step_outputs.parts import whole
 
 from .conftest import UPLOAD_DAY, UPLOAD_TIME
-from .support.backend_server import BackendServer, FakeBackend, StoredDocument
+from .support.backend_server import TOKEN, BackendServer, FakeBackend, StoredDocument
 from .support.exact_index import expected_chunk_ids, stored_ids
 from .support.hostile_corpus import MAX_DOCUMENT_BYTES, NOT_LISTED, OUTSIDE_SECRET, SCRIPT_MARKERS, write_corpus
-from .test_backend_api import TOKEN
-from .test_pipeline import index_entries
+from .support.pipeline_runs import index_entries
 
 FEED_START = UPLOAD_TIME.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 PARSE_MEMORY_MB = 256  # the smallest limit allowed: a bomb must be stopped by its reason under it

@@ -1,5 +1,5 @@
 """The package's layers: pure logic imports without Dagster, and Dagster's private names come
-through one module."""
+through one module; test modules share helpers through ``support/`` only."""
 
 from __future__ import annotations
 
@@ -84,3 +84,18 @@ def test_no_two_packages_import_each_other() -> None:
     assert "sources" in edges["parsing"]  # parsing reads what landing stored
     circles = sorted((a, b) for a, targets in edges.items() for b in targets if a < b and a in edges.get(b, ()))
     assert circles == []
+
+
+def test_test_modules_share_helpers_through_support_only() -> None:
+    """A helper two test modules use lives in ``support/`` (or ``fixtures/``, ``conftest``), so a
+    test module can be moved, renamed or run alone without breaking another."""
+    tests = Path(__file__).parent
+    borrowed = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                module = (node.module or "").removeprefix("hyperion_pipelines_tests.").lstrip(".")
+                if module.startswith("test_"):
+                    borrowed.append(f"{path.name} imports {module}")
+    assert len(list(tests.glob("test_*.py"))) > 40  # the glob found the test modules
+    assert borrowed == []

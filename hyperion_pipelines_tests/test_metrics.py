@@ -16,7 +16,7 @@ from hyperion_pipelines.settings import Settings
 
 from .conftest import UPLOAD_DAY, run_ingest, set_upload_time
 from .support.loopback import recording_server
-from .test_automation import closed_port
+from .support.ports import closed_port
 
 
 def samples(body: str) -> dict[tuple[str, tuple], float]:

@@ -18,8 +18,8 @@ from hyperion_pipelines.index.milvus_index import (
 )
 from hyperion_pipelines.spec import IndexSpec
 
+from .support.milvus_lite_server import MilvusLiteServer
 from .support.milvus_standalone import MilvusStandalone
-from .test_faults import MilvusLiteServer
 
 # Asked for by name, so the BM25 field and its index are made wherever the server has BM25.
 HYBRID = IndexSpec(alias="docs", retrieval="hybrid")

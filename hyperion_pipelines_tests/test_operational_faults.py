@@ -35,7 +35,7 @@ from hyperion_pipelines.state.database import open_engine
 from hyperion_pipelines.state.manifest import IndexedDocument
 
 from .conftest import REPO, UPLOAD_DAY, run_ingest, set_upload_time
-from .test_pipeline import index_entries
+from .support.pipeline_runs import index_entries
 
 DAY_START = datetime(2026, 1, 15, tzinfo=UTC)
 DAY_END = datetime(2026, 1, 16, tzinfo=UTC)

@@ -40,9 +40,10 @@ from hyperion_pipelines.sources import media_type as mt
 from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ChunkingSpec, ParsingLimits, ParsingSpec
 
 from .conftest import REPO, UPLOAD_DAY, ensure_debian_packages
-from .test_chunking import TOKENIZER
-from .test_pipeline import index_entries, run_partition
-from .test_quarantine import quarantine_cli, upload
+from .support.commands import quarantine_cli
+from .support.model_tokenizer import TOKENIZER
+from .support.pipeline_runs import index_entries, run_partition
+from .support.uploads import upload
 
 TESSERACT = Path("/usr/bin/tesseract")
 CHROMIUM = Path("/usr/bin/chromium")

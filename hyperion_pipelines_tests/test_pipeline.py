@@ -7,45 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dagster import AssetKey, DagsterInstance, TableColumnDep, materialize
+from dagster import AssetKey, DagsterInstance, TableColumnDep
 
 from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import default_spec
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.embedding.space import context_tokens
 from hyperion_pipelines.index.connection import connect
-from hyperion_pipelines.orchestration.pipeline import build_pipeline
+from hyperion_pipelines.run_metadata import INGEST_ENTRIES, STEP_SECONDS
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
 
-from .conftest import TEST_PARSE_WORKERS, UPLOAD_DAY, set_upload_time
+from .conftest import TEST_PARSE_WORKERS, set_upload_time
 from .fixtures.expected_chunks import HIVE_CARE_CHUNKS, HIVE_CARE_MD
-
-
-def run_partition(settings: Settings, instance: DagsterInstance) -> dict[str, dict]:
-    """Materialise every asset of the partition; return each asset's metadata values."""
-    pipeline = build_pipeline(default_spec(settings))
-    result = materialize(
-        pipeline.assets, partition_key=UPLOAD_DAY, resources=build_definitions(settings).resources, instance=instance
-    )
-    assert result.success
-    metadata: dict[str, dict] = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        metadata[materialization.asset_key.path[-1]] = {k: v.value for k, v in materialization.metadata.items()}
-    return metadata
-
-
-def index_entries(settings: Settings) -> dict[str, tuple[str, str]]:
-    """Every entry behind the live alias: id -> (source, text)."""
-    client = connect(settings.milvus_uri)
-    try:
-        collection = client.describe_alias(IndexSpec(alias="hyperion_documents").alias)["collection_name"]
-        client.load_collection(collection)
-        rows = client.query(collection, filter='id != ""', output_fields=["source", "text"], limit=16384)
-        return {row["id"]: (row["source"], row["text"]) for row in rows}
-    finally:
-        client.close()
+from .support.pipeline_runs import index_entries, run_partition
 
 
 def assert_vectors_embed_context_and_text(settings: Settings) -> None:
@@ -122,6 +97,9 @@ def test_partition_indexes_searchably_and_reruns_change_nothing(
     hyperion_env: Settings, sample_uploads: Path, instance: DagsterInstance
 ) -> None:
     first = run_partition(hyperion_env, instance)
+    # Every entry the CLI, the metrics and promotion read is recorded, and every step's seconds.
+    assert [entry for entry in INGEST_ENTRIES if entry.of(first) is None] == []
+    assert all(STEP_SECONDS in values for values in first.values()) and len(first) == 6
     assert first["raw_documents"]["documents"] == 8
     assert first["parsed_documents"]["rejected"] == 0
     assert (first["parsed_documents"]["parsed_now"], first["parsed_documents"]["parse_reused"]) == (8, 0)

@@ -3,7 +3,6 @@ limits hold in the sandboxed parser, and a fixed document is re-driven with its 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,30 +23,13 @@ from hyperion_pipelines.spec import SUPPORTED_MEDIA_TYPES, ParsingLimits
 from hyperion_pipelines.state.database import open_engine
 from hyperion_pipelines.state.quarantine_ledger import QuarantineLedger, Rejection
 
-from .conftest import REPO, UPLOAD_DAY, set_upload_time
+from .conftest import REPO, UPLOAD_DAY
 from .fixtures.malformed import ENCODED_TEXTS, docx_with_body, encrypted_pdf, malformed_uploads, slow_markdown
-from .test_pipeline import index_entries, run_partition
+from .support.commands import quarantine_cli
+from .support.pipeline_runs import index_entries, run_partition
+from .support.uploads import upload
 
 GOOD = "Honeybees form a winter cluster and shiver their flight muscles to keep the queen warm."
-
-
-def quarantine_cli(*args: str) -> list[dict]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "hyperion_pipelines.cli", "quarantine", "--json", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-    )
-    return json.loads(completed.stdout)
-
-
-def upload(folder: Path, relative: str, content: bytes, moment: datetime | None = None) -> Path:
-    path = folder / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    set_upload_time(path, *([moment] if moment else []))
-    return path
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.settings import Settings
 
 from .support.embedding_server import EmbeddingService, serve_embeddings
-from .test_sensors import DAY1, TEXTS, upload
+from .support.uploads import DAY1, TEXTS, upload_text
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
@@ -73,7 +73,7 @@ def test_a_model_change_builds_a_candidate_and_moves_the_alias_only_when_it_pass
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     for name in ("bees.md", "tides.md", "volcano.md"):
-        upload(hyperion_env.uploads_dir, name, TEXTS[name], DAY1)
+        upload_text(hyperion_env.uploads_dir, name, TEXTS[name], DAY1)
     monkeypatch.setenv("HYPERION_GOLDEN_QUERIES", str(golden(tmp_path, "bees.md")))
     code, summary = run_cli(capsys, "ingest", "--all")
     assert code == 0 and summary["evaluation"]["check"] == "passed"
@@ -114,12 +114,12 @@ def test_a_model_change_builds_a_candidate_and_moves_the_alias_only_when_it_pass
 def test_a_candidate_missing_documents_is_not_promoted(
     hyperion_env: Settings, remote_model, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    upload(hyperion_env.uploads_dir, "bees.md", TEXTS["bees.md"], DAY1)
+    upload_text(hyperion_env.uploads_dir, "bees.md", TEXTS["bees.md"], DAY1)
     assert run_cli(capsys, "ingest", "--all")[0] == 0
     blue = alias_target(hyperion_env)
     remote_model()
     # The new model's service fails for one document on every attempt: its day's run fails.
-    upload(hyperion_env.uploads_dir, "tides.md", TEXTS["tides.md"] + " POISON", DAY1)
+    upload_text(hyperion_env.uploads_dir, "tides.md", TEXTS["tides.md"] + " POISON", DAY1)
     monkeypatch.setenv("HYPERION_BACKEND_MAX_RETRIES", "0")
     with serve_embeddings(EmbeddingService(nan_marker="POISON")) as url:
         monkeypatch.setenv("HYPERION_OPENAI_BASE_URL", url)
@@ -140,7 +140,7 @@ def test_the_promote_job_the_ui_launches_moves_the_alias_only_once_every_day_is_
     hyperion_env: Settings, remote_model, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in ("bees.md", "tides.md"):
-        upload(hyperion_env.uploads_dir, name, TEXTS[name], DAY1)
+        upload_text(hyperion_env.uploads_dir, name, TEXTS[name], DAY1)
     assert run_cli(capsys, "ingest", "--all")[0] == 0
     blue = alias_target(hyperion_env)
     remote_model()

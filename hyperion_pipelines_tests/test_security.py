@@ -46,11 +46,11 @@ from hyperion_pipelines.spec import BackendApiSource, OpenAICompatibleEmbedding,
 
 from .conftest import REPO, SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
 from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
+from .support.compose_files import published_ports
 from .support.dagster_dev import dagster_dev as start_dagster_dev
 from .support.embedding_server import EmbeddingService, serve_embeddings
 from .support.loopback import LoopbackServer
 from .support.ports import free_port
-from .test_deployment_files import published_ports
 
 # The variables holding secrets that the sample pipeline and the platform name (spec.py defaults).
 SECRET_VARIABLES = (

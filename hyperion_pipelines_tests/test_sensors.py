@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunRequest, build_sensor_context
@@ -15,26 +14,13 @@ from hyperion_pipelines.definitions import build_definitions, default_spec
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec, UploadSensorSpec
 
-from .conftest import run_ingest, set_upload_time
+from .conftest import run_ingest
 from .support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
-from .test_pipeline import index_entries
+from .support.pipeline_runs import index_entries
+from .support.uploads import DAY1, DAY2, TEXTS, upload_text
 
-DAY1, DAY2 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC), datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 SENSOR = "documents_uploads"
 JOB = "ingest_documents"
-
-TEXTS = {
-    "bees.md": "# Honeybees\n\nHoneybees survive the winter by clustering together and shivering to make heat.",
-    "tides.md": "# Tides\n\nTides rise and fall twice a day because the moon's gravity pulls on the oceans.",
-    "volcano.md": "# Volcanoes\n\nA volcano erupts when pressure from molten rock below the crust breaks through.",
-}
-
-
-def upload(folder: Path, name: str, text: str, when: datetime) -> Path:
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    set_upload_time(path, when)
-    return path
 
 
 def tick(defs: Definitions, instance: DagsterInstance, cursor: str | None) -> tuple[list[RunRequest], str, str | None]:
@@ -68,10 +54,10 @@ def test_uploads_edits_and_deletions_in_the_folder_become_runs_of_their_days(
     requests, cursor, skipped = tick(defs, instance, None)
     assert requests == [] and skipped == "no changes at the source"
 
-    upload(folder, "bees.md", TEXTS["bees.md"], DAY1)
-    upload(folder, "tides.md", TEXTS["tides.md"], DAY1)
+    upload_text(folder, "bees.md", TEXTS["bees.md"], DAY1)
+    upload_text(folder, "tides.md", TEXTS["tides.md"], DAY1)
     (folder / "sub").mkdir()
-    upload(folder, "sub/volcano.md", TEXTS["volcano.md"], DAY2)
+    upload_text(folder, "sub/volcano.md", TEXTS["volcano.md"], DAY2)
     requests, cursor, _ = tick(defs, instance, cursor)
     # One run per day, newest first, however many uploads the day had.
     assert [(r.partition_key, r.tags["hyperion/changes"]) for r in requests] == [
@@ -90,7 +76,7 @@ def test_uploads_edits_and_deletions_in_the_folder_become_runs_of_their_days(
     assert tick(defs, instance, None)[0] == []
 
     # An edit is a change of its day; it replaces the document's entries.
-    upload(folder, "bees.md", TEXTS["bees.md"].replace("shivering", "vibrating their flight muscles"), DAY1)
+    upload_text(folder, "bees.md", TEXTS["bees.md"].replace("shivering", "vibrating their flight muscles"), DAY1)
     requests, cursor, _ = tick(defs, instance, cursor)
     assert [(r.partition_key, r.tags["hyperion/changes"]) for r in requests] == [
         ("2026-03-02", "0 added, 1 edited, 0 deleted")
@@ -114,7 +100,7 @@ def test_a_day_with_a_run_in_flight_waits_for_it_then_runs_once_more(
     hyperion_env: Settings, instance: DagsterInstance
 ) -> None:
     defs = build_definitions(hyperion_env)
-    upload(hyperion_env.uploads_dir, "bees.md", TEXTS["bees.md"], DAY1)
+    upload_text(hyperion_env.uploads_dir, "bees.md", TEXTS["bees.md"], DAY1)
     job = defs.resolve_job_def(JOB)
     queued = instance.create_run_for_job(
         job, status=DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": "2026-03-02"}
@@ -133,7 +119,8 @@ def test_a_burst_over_many_days_is_requested_a_bounded_number_of_days_per_tick(
 ) -> None:
     defs = build_definitions(hyperion_env)
     for n in range(25):
-        upload(hyperion_env.uploads_dir, f"note-{n}.txt", f"Note number {n} about the weather.", DAY1 + timedelta(n))
+        text = f"Note number {n} about the weather."
+        upload_text(hyperion_env.uploads_dir, f"note-{n}.txt", text, DAY1 + timedelta(n))
     requests, _, _ = tick(defs, instance, None)
     days = [r.partition_key for r in requests]
     assert len(days) == 10 and days == sorted(days, reverse=True) and days[0] == "2026-03-26"
@@ -141,12 +128,12 @@ def test_a_burst_over_many_days_is_requested_a_bounded_number_of_days_per_tick(
 
 def test_a_future_dated_upload_is_reported_not_requested(hyperion_env: Settings, instance: DagsterInstance) -> None:
     defs = build_definitions(hyperion_env)
-    upload(
+    upload_text(
         hyperion_env.uploads_dir, "later.txt", "Written with a clock set years ahead.", datetime(2031, 1, 1, tzinfo=UTC)
     )
     # Beyond pandas' nanosecond range (year 2262): must not break the listing of everything else.
-    upload(hyperion_env.uploads_dir, "far.txt", "A clock set centuries ahead.", datetime(2300, 1, 1, tzinfo=UTC))
-    upload(hyperion_env.uploads_dir, "now.txt", "An ordinary upload about tide pools.", DAY1)
+    upload_text(hyperion_env.uploads_dir, "far.txt", "A clock set centuries ahead.", datetime(2300, 1, 1, tzinfo=UTC))
+    upload_text(hyperion_env.uploads_dir, "now.txt", "An ordinary upload about tide pools.", DAY1)
     requests, _, skipped = tick(defs, instance, None)
     assert [r.partition_key for r in requests] == ["2026-03-02"]
 

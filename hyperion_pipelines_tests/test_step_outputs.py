@@ -24,7 +24,7 @@ from hyperion_pipelines.step_outputs.parquet import read_frame, write_frame
 from hyperion_pipelines.step_outputs.parts import FrameParts, PartWriter, whole
 
 from .conftest import TEST_PART_DOCUMENTS, UPLOAD_DAY
-from .test_pipeline import index_entries, run_partition
+from .support.pipeline_runs import index_entries, run_partition
 
 WHOLE_STEPS = ("raw_documents", "quarantined_documents")
 PARTED_STEPS = ("parsed_documents", "document_chunks", "chunk_embeddings")

@@ -29,7 +29,7 @@ from hyperion_pipelines.state.database import open_engine
 from hyperion_pipelines.state.manifest import DocumentManifest, documents
 
 from .conftest import set_upload_time
-from .test_pipeline import index_entries
+from .support.pipeline_runs import index_entries
 
 HYPERION = str(Path(sys.executable).parent / "hyperion")
 TEXT = "Orchards are pruned in late winter, before the sap rises, to let light into the crown. "

@@ -40,6 +40,10 @@ class HuggingFaceTokenizer:
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """:meth:`count` of each text, in one call over the machine's cores."""
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
 
 class KnownSpans:
     """Token spans of texts tokenised ahead, each handed out once; any other text goes to

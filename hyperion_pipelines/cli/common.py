@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.cli.instance_yaml import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.index.deletion_guard import FAR_FUTURE
 from hyperion_pipelines.settings import Settings
 
 if TYPE_CHECKING:  # dagster and pymilvus load only when a command needs them
-    from dagster import DagsterEvent, DagsterInstance, Definitions, ExecuteInProcessResult, JobDefinition
+    from dagster import DagsterEvent, DagsterInstance, Definitions, JobDefinition
 
     from hyperion_pipelines.embedding.base import Embedder
     from hyperion_pipelines.index.milvus_index import MilvusIndex
@@ -92,15 +93,15 @@ def days_to_ingest(settings: Settings, spec: PipelineSpec) -> set[str]:
     return days
 
 
-SUMMARY_KEYS = ("documents", "chunks", "rejected", "embedded", "reused")
-# Which asset's metadata entry feeds each summary key.
-_SUMMARY_SOURCES = {
-    "documents": ("raw_documents", "documents"),
-    "rejected": ("parsed_documents", "rejected"),
-    "chunks": ("document_chunks", "chunks"),
-    "embedded": ("chunk_embeddings", "embedded"),
-    "reused": ("chunk_embeddings", "reused"),
+# The summary a command prints after its runs: each figure, summed over the days, and its entry.
+_SUMMARY = {
+    "documents": rm.DOCUMENTS,
+    "chunks": rm.CHUNKS,
+    "rejected": rm.REJECTED,
+    "embedded": rm.EMBEDDED,
+    "reused": rm.REUSED,
 }
+SUMMARY_KEYS = tuple(_SUMMARY)
 
 
 @dataclass
@@ -111,7 +112,7 @@ class DayRuns:
     failures: list[str] = field(default_factory=list)  # "day: step: why" of each step that failed for good
     warnings: list[str] = field(default_factory=list)  # "day: step: message" the steps logged as warnings
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUMMARY_KEYS, 0))
-    # Seconds each step took (its "seconds" metadata), summed over the days: where a run's time went
+    # Seconds each step took (its STEP_SECONDS metadata), summed over the days: where a run's time went
     step_seconds: dict[str, float] = field(default_factory=dict)
     # (collection written, collection behind the alias), from vector_index's metadata
     collections: set[tuple[str, str]] = field(default_factory=set)
@@ -178,27 +179,20 @@ def run_days(
                 check = event.event_specific_data
                 if not check.passed and check.severity.value == "ERROR":
                     runs.failed_checks.append(f"{partition}: {check.asset_key.path[-1]}.{check.check_name}")
-        metadata = metadata_by_asset(result)
+        metadata = rm.metadata_by_asset(e.materialization for e in result.get_asset_materialization_events())
         for key, value in summarise(metadata).items():
             runs.totals[key] += value
         for asset, values in metadata.items():
-            if "seconds" in values:
-                runs.step_seconds[asset] = round(runs.step_seconds.get(asset, 0.0) + float(values["seconds"]), 2)
-        if "vector_index" in metadata:
-            runs.collections.add((metadata["vector_index"]["collection"], metadata["vector_index"]["live_collection"]))
+            if rm.STEP_SECONDS in values:
+                seconds = runs.step_seconds.get(asset, 0.0) + float(values[rm.STEP_SECONDS])
+                runs.step_seconds[asset] = round(seconds, 2)
+        if rm.COLLECTION.of(metadata) is not None:
+            runs.collections.add((rm.COLLECTION.of(metadata), rm.LIVE_COLLECTION.of(metadata)))
     return runs
 
 
-def metadata_by_asset(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    values: dict[str, dict[str, Any]] = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        values[materialization.asset_key.path[-1]] = {k: v.value for k, v in materialization.metadata.items()}
-    return values
-
-
-def summarise(values: dict[str, dict[str, Any]]) -> dict[str, int]:
-    return {key: int(values.get(asset, {}).get(entry, 0)) for key, (asset, entry) in _SUMMARY_SOURCES.items()}
+def summarise(metadata: rm.RunMetadata) -> dict[str, int]:
+    return {key: int(entry.of(metadata, 0)) for key, entry in _SUMMARY.items()}
 
 
 def evaluate_after_ingest(
@@ -213,19 +207,13 @@ def evaluate_after_ingest(
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    metadata = {}
-    for event in result.get_asset_materialization_events():
-        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-    if not metadata:
+    metadata = rm.metadata_by_asset(e.materialization for e in result.get_asset_materialization_events())
+    if rm.EVALUATION_K.asset not in metadata:
         return {"check": "error", "run_id": result.run_id}
     checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     level = "passed" if all(c.passed for c in checks) else str(checks[0].severity.value).lower()
     return {
-        "k": metadata["k"],
-        "queries": metadata["queries"],
-        "recall_at_k": metadata["recall_at_k"],
-        "mrr": metadata["mrr"],
-        "ndcg_at_k": metadata["ndcg_at_k"],
+        **{figure.key: figure.of(metadata) for figure in rm.EVALUATION_FIGURES},
         "check": level,
         "run_id": result.run_id,
     }

@@ -18,6 +18,7 @@ from hyperion_pipelines.cli.common import (
     run_days,
 )
 from hyperion_pipelines.embedding.space import collection_fingerprint
+from hyperion_pipelines.run_metadata import PROMOTION_SUMMARY
 from hyperion_pipelines.settings import Settings
 
 if TYPE_CHECKING:
@@ -117,6 +118,6 @@ def promotion_summary(result: ExecuteInProcessResult, op_name: str) -> dict:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             user = event.event_specific_data.user_failure_data
-            if user is not None and "summary" in user.metadata:
-                return user.metadata["summary"].value
+            if user is not None and PROMOTION_SUMMARY in user.metadata:
+                return user.metadata[PROMOTION_SUMMARY].value
     raise FaultFound(f"the promote job failed without a decision; see run {result.run_id} in the UI")

@@ -43,9 +43,13 @@ def embed_chunks(
     # has none, and its chunk ids were derived from the text alone.
     contexts = chunks["context"].tolist() if "context" in chunks else [""] * len(chunks)
     texts = [embedding_input(context, text) for context, text in zip(contexts, chunks["text"], strict=True)]
-    # Batches of similar length: a batch is padded to its longest text, so mixing a 10-token
-    # heading with a 200-token paragraph pays for 200 tokens twice. Vectors go back by chunk id.
-    missing = sorted((i for i, chunk in enumerate(ids) if chunk not in known), key=lambda i: len(texts[i]))
+    # Batches of similar length in the model's tokens: a batch is padded to its longest input, so
+    # mixing a 10-token heading with a 200-token paragraph pays for 200 tokens twice. (Ordered by
+    # characters instead, batches of the FAQ corpus were padded to 16 % more tokens and took 30 %
+    # longer on ONNX Runtime.) Vectors go back by chunk id.
+    missing = [i for i, chunk in enumerate(ids) if chunk not in known]
+    lengths = embedder.tokenizer.count_many([texts[i] for i in missing])
+    missing = [i for _, i in sorted(zip(lengths, missing, strict=True))]
     # One matrix for the new vectors, allocated up front: each batch's output is copied in and
     # freed at once. Keeping every batch's small array alive between the model's large
     # short-lived buffers fragmented the heap, and peak memory grew with the partition.

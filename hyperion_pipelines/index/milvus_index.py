@@ -164,15 +164,17 @@ class MilvusIndex:
         """The collection of ``fingerprint``, made (schema, indexes) and loaded if need be. Runs of
         several days may get here at once for a new collection, on several hosts."""
         name = self.collection_name(fingerprint)
-        if not self.client.has_collection(name, timeout=self.timeout_s):
-            self._create(name, dimension)
+        made = not self.client.has_collection(name, timeout=self.timeout_s) and self._create(name, dimension)
         # Also on a collection that exists: the run that made it may have died before indexing
-        # it, and Milvus loads no collection without its vector index.
-        self._create_indexes(name)
+        # it, and Milvus loads no collection without its vector index. The indexes of a collection
+        # this call made have no rows to build: nothing to wait for (pymilvus polls every 0.5 s,
+        # 1.5 s of a small day's run).
+        self._create_indexes(name, wait=not made)
         self.ensure_loaded(name)
         return name
 
-    def _create(self, name: str, dimension: int) -> None:
+    def _create(self, name: str, dimension: int) -> bool:
+        """Make the collection; False when another run made it first."""
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         version = self.client.get_server_version(timeout=self.timeout_s)
@@ -211,16 +213,19 @@ class MilvusIndex:
         except MilvusException:
             if not self.client.has_collection(name, timeout=self.timeout_s):
                 raise
+            return False
+        return True
 
-    def _create_indexes(self, name: str) -> None:
-        """Each index the collection lacks; those another run has made meanwhile are kept."""
+    def _create_indexes(self, name: str, *, wait: bool = True) -> None:
+        """Each index the collection lacks; those another run has made meanwhile are kept.
+        ``wait``: until each is built (on rows already written)."""
         scalar = scalar_index_type(self.client.get_server_version(timeout=self.timeout_s))
         vector = {"index_type": self.spec.index_type, "metric_type": self.spec.metric_type}
-        self._create_index(name, "vector", **vector, params=dict(self.spec.index_params))
+        self._create_index(name, "vector", wait, **vector, params=dict(self.spec.index_params))
         for field in LOOKUP_FIELDS:
-            self._create_index(name, field, index_type=scalar)
+            self._create_index(name, field, wait, index_type=scalar)
         if self.is_hybrid(name):
-            self._create_index(name, SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+            self._create_index(name, SPARSE_FIELD, wait, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
 
     def is_hybrid(self, collection: str) -> bool:
         """Whether the collection has the BM25 field (asked once: a collection never changes kind)."""
@@ -229,13 +234,13 @@ class MilvusIndex:
             self._hybrid[collection] = any(field["name"] == SPARSE_FIELD for field in fields)
         return self._hybrid[collection]
 
-    def _create_index(self, collection: str, field: str, **settings: Any) -> None:
+    def _create_index(self, collection: str, field: str, wait: bool, **settings: Any) -> None:
         if self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s):
             return
         index = self.client.prepare_index_params()
         index.add_index(field_name=field, index_name=field, **settings)
         try:
-            self.client.create_index(collection, index, timeout=self.timeout_s)
+            self.client.create_index(collection, index, timeout=self.timeout_s, sync=wait)
         except MilvusException:
             if not self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s):
                 raise  # not made by another run meanwhile: a real failure

@@ -15,22 +15,23 @@ from urllib.error import URLError
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from prometheus_client.exposition import generate_latest
 
+from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.automation.alerts import Delivery
 
 PUSH_JOB = "hyperion_pipelines"
 
-#: Metric name -> (help text, the asset and metadata entry it is read from).
-FROM_METADATA: dict[str, tuple[str, str, str]] = {
-    "hyperion_documents": ("Documents uploaded on the day, as landed by the run", "raw_documents", "documents"),
-    "hyperion_documents_parsed_now": ("Documents parsed by the run", "parsed_documents", "parsed_now"),
-    "hyperion_documents_parse_reused": ("Documents whose earlier parse was reused", "parsed_documents", "parse_reused"),
-    "hyperion_documents_rejected": ("Documents quarantined", "parsed_documents", "rejected"),
-    "hyperion_chunks": ("Chunks of the day's documents", "document_chunks", "chunks"),
-    "hyperion_chunks_embedded": ("Chunks embedded by the run", "chunk_embeddings", "embedded"),
-    "hyperion_chunks_reused": ("Chunks whose stored vector was reused", "chunk_embeddings", "reused"),
-    "hyperion_index_upserted": ("Index entries written by the run", "vector_index", "upserted"),
-    "hyperion_index_deleted": ("Index entries deleted by the run", "vector_index", "deleted"),
-    "hyperion_collection_entries": ("Entries in the collection after the run", "vector_index", "collection_entries"),
+#: Metric name -> (help text, the metadata entry it is read from).
+FROM_METADATA: dict[str, tuple[str, rm.Entry]] = {
+    "hyperion_documents": ("Documents uploaded on the day, as landed by the run", rm.DOCUMENTS),
+    "hyperion_documents_parsed_now": ("Documents parsed by the run", rm.PARSED_NOW),
+    "hyperion_documents_parse_reused": ("Documents whose earlier parse was reused", rm.PARSE_REUSED),
+    "hyperion_documents_rejected": ("Documents quarantined", rm.REJECTED),
+    "hyperion_chunks": ("Chunks of the day's documents", rm.CHUNKS),
+    "hyperion_chunks_embedded": ("Chunks embedded by the run", rm.EMBEDDED),
+    "hyperion_chunks_reused": ("Chunks whose stored vector was reused", rm.REUSED),
+    "hyperion_index_upserted": ("Index entries written by the run", rm.UPSERTED),
+    "hyperion_index_deleted": ("Index entries deleted by the run", rm.DELETED),
+    "hyperion_collection_entries": ("Entries in the collection after the run", rm.COLLECTION_ENTRIES),
 }
 
 
@@ -55,15 +56,12 @@ def run_metrics_from(
     succeeded: bool,
     duration_s: float | None,
     finished_at: float | None,
-    metadata: Mapping[str, Mapping[str, object]],  # asset name -> its materialisation's metadata values
+    metadata: rm.RunMetadata,
     checks: Mapping[tuple[str, str], bool],
 ) -> RunMetrics:
-    counts = {
-        name: float(metadata[asset][entry])  # type: ignore[arg-type]
-        for name, (_, asset, entry) in FROM_METADATA.items()
-        if entry in metadata.get(asset, {})
-    }
-    reasons = metadata.get("parsed_documents", {}).get("rejected_by_reason") or {}
+    found = {name: entry.of(metadata) for name, (_, entry) in FROM_METADATA.items()}
+    counts = {name: float(value) for name, value in found.items() if value is not None}
+    reasons = rm.REJECTED_BY_REASON.of(metadata) or {}
     return RunMetrics(
         pipeline=pipeline,
         partition=partition,

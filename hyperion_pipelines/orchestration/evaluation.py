@@ -23,6 +23,7 @@ from dagster import (
     define_asset_job,
 )
 
+from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.dagster_internals import UnresolvedAssetJobDefinition
 from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.evaluation.golden import load_golden_queries
@@ -111,11 +112,11 @@ def build_evaluation(
                 "collection": collection,
                 "live_collection": live or "",
                 "candidate": collection != live,
-                "queries": result.queries,
-                "k": k,
-                "recall_at_k": MetadataValue.float(round(result.recall_at_k, 4)),
-                "mrr": MetadataValue.float(round(result.mrr, 4)),
-                "ndcg_at_k": MetadataValue.float(round(result.ndcg_at_k, 4)),
+                rm.EVALUATION_QUERIES.key: result.queries,
+                rm.EVALUATION_K.key: k,
+                rm.RECALL_AT_K.key: MetadataValue.float(round(result.recall_at_k, 4)),
+                rm.MRR.key: MetadataValue.float(round(result.mrr, 4)),
+                rm.NDCG_AT_K.key: MetadataValue.float(round(result.ndcg_at_k, 4)),
                 "per_query": markdown_preview(rows, list(rows.columns), rows=len(rows)),
             },
             check_results=[_quality_result(assess(result, spec.evaluation), spec.evaluation, k)],

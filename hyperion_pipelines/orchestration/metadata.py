@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from dagster import AssetKey, MetadataValue, TableColumn, TableColumnDep, TableColumnLineage, TableSchema
 
+from hyperion_pipelines.run_metadata import STEP_SECONDS
+
 _TYPES = {
     "int64": "int",
     "Int64": "int",
@@ -132,7 +134,7 @@ def histogram(values: Sequence[int] | pd.Series, edges: Sequence[int], unit: str
 
 def timing(seconds: float, count: int, unit: str) -> dict[str, Any]:
     return {
-        "seconds": MetadataValue.float(round(seconds, 3)),
+        STEP_SECONDS: MetadataValue.float(round(seconds, 3)),
         f"{unit}_per_second": MetadataValue.float(round(count / seconds, 2) if seconds > 0 else 0.0),
     }
 

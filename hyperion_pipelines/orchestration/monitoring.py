@@ -15,6 +15,7 @@ from pydantic import Field
 
 from hyperion_pipelines.monitoring.metrics import push_metrics, run_metrics_from
 from hyperion_pipelines.orchestration.automation import owner_tags
+from hyperion_pipelines.run_metadata import metadata_by_asset
 from hyperion_pipelines.spec import DEFAULT_OWNERS
 
 METRICS_RESOURCE_KEY = "prometheus"
@@ -30,10 +31,10 @@ class PrometheusPushResource(ConfigurableResource):
 def _collect(context: RunStatusSensorContext, pipeline_name: str) -> tuple:
     run = context.dagster_run
     instance = context.instance
-    metadata: dict[str, dict] = {}
-    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
-        materialization = record.get_dagster_event().event_specific_data.materialization
-        metadata[materialization.asset_key.path[-1]] = {k: v.value for k, v in materialization.metadata.items()}
+    metadata = metadata_by_asset(
+        record.get_dagster_event().event_specific_data.materialization
+        for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    )
     checks = {}
     for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.get_dagster_event().event_specific_data

@@ -40,6 +40,7 @@ from hyperion_pipelines.orchestration.pipeline import PipelineDefs
 from hyperion_pipelines.orchestration.resources.embedder import EmbedderResource
 from hyperion_pipelines.orchestration.resources.milvus import MilvusResource
 from hyperion_pipelines.orchestration.resources.state import StateDatabaseResource
+from hyperion_pipelines.run_metadata import COLLECTION, PROMOTION_SUMMARY
 
 
 class PromotionConfig(Config):
@@ -80,7 +81,7 @@ def days_not_in_candidate(
             AssetRecordsFilter(asset_key=vector_index, asset_partitions=[day]), limit=1
         ).records
         written = records[0].asset_materialization if records else None
-        collection = written.metadata.get("collection") if written is not None else None
+        collection = written.metadata.get(COLLECTION.key) if written is not None else None
         if collection is None or collection.value != candidate:
             elsewhere.append(day)
             continue
@@ -160,12 +161,12 @@ def build_promotion_job(pipeline: PipelineDefs) -> JobDefinition:
                 index.drop(name)
                 summary.dropped.append(name)
         summary.old_collections = [c for c in others if c not in summary.dropped]
-        context.add_output_metadata({"summary": MetadataValue.json(asdict(summary))})
+        context.add_output_metadata({PROMOTION_SUMMARY: MetadataValue.json(asdict(summary))})
         if not decision.promote:
             raise Failure(
                 description=f"{candidate} NOT promoted; searches keep using {summary.previous or 'nothing'}: "
                 + "; ".join(decision.reasons),
-                metadata={"summary": MetadataValue.json(asdict(summary))},
+                metadata={PROMOTION_SUMMARY: MetadataValue.json(asdict(summary))},
                 allow_retries=False,
             )
         return asdict(summary)

@@ -103,6 +103,9 @@ class FakeBackend:
         }
 
 
+TOKEN = "test-token-3f9a"  # the bearer token the tests give the fake backend
+
+
 def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:

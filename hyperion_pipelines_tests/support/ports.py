@@ -22,3 +22,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 120) 
                 return
         time.sleep(0.5)
     raise AssertionError(f"nothing listened on {port} within {timeout_s} s")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

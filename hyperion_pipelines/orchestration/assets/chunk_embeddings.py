@@ -5,6 +5,7 @@ import time
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.checks.schemas import chunk_embeddings_schema
 from hyperion_pipelines.checks.validation import merged_reports, validate_frame
 from hyperion_pipelines.embedding.space import collection_fingerprint, same_space_fingerprints
@@ -81,8 +82,8 @@ def build_chunk_embeddings(spec: PipelineSpec) -> AssetsDefinition:
             check_results=[check],
             metadata={
                 **table_metadata(spec, "chunk_embeddings", first, ["chunk_id", "reused"], total_rows=len(value)),
-                "embedded": embedded,
-                "reused": reused,
+                rm.EMBEDDED.key: embedded,
+                rm.REUSED.key: reused,
                 "model": identity.model_name,
                 "embedding_backend": embedder.backend_note,
                 "dimension": identity.dimension,

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.checks.schemas import document_chunks_schema
 from hyperion_pipelines.checks.validation import merged_reports, validate_frame
 from hyperion_pipelines.chunking.pool import ChunkJob, chunk_parts
@@ -86,7 +87,7 @@ def build_document_chunks(spec: PipelineSpec) -> AssetsDefinition:
                     ["source", "chunk_index", "heading_path", "token_count", "text"],
                     total_rows=chunks,
                 ),
-                "chunks": chunks,
+                rm.CHUNKS.key: chunks,
                 "documents_chunked_now": int((outcomes["status"] == "parsed").sum()) - reused,
                 "tokens": int(tokens.sum()),
                 "tokens_mean": float(round(tokens.mean(), 1)) if chunks else 0.0,

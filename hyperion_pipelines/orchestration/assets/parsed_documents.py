@@ -6,6 +6,7 @@ import time
 import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.checks.schemas import parsed_documents_schema
 from hyperion_pipelines.checks.validation import merged_reports, validate_frame
 from hyperion_pipelines.orchestration.assets.step import Step, asset_args, schema_spec, table_metadata, upstream
@@ -86,11 +87,11 @@ def build_parsed_documents(spec: PipelineSpec) -> AssetsDefinition:
                     ["source", "status", "parser", "fidelity", "title", "char_count", "reason"],
                     total_rows=len(value),
                 ),
-                "parsed": int((frame["status"] == "parsed").sum()),
-                "parse_reused": int(frame["reused"].sum()),
-                "parsed_now": int(((frame["status"] == "parsed") & ~frame["reused"]).sum()),
-                "rejected": len(rejected),
-                "rejected_by_reason": MetadataValue.json(rejected["reason"].value_counts().to_dict()),
+                rm.PARSED.key: int((frame["status"] == "parsed").sum()),
+                rm.PARSE_REUSED.key: int(frame["reused"].sum()),
+                rm.PARSED_NOW.key: int(((frame["status"] == "parsed") & ~frame["reused"]).sum()),
+                rm.REJECTED.key: len(rejected),
+                rm.REJECTED_BY_REASON.key: MetadataValue.json(rejected["reason"].value_counts().to_dict()),
                 "characters": int(frame["char_count"].sum()),
                 # Of the documents parsed: a drop can mean a parser that now misses text.
                 "characters_mean": MetadataValue.float(mean(parsed_chars)),

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
+from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.checks.schemas import raw_documents_schema
 from hyperion_pipelines.checks.validation import validate_frame
 from hyperion_pipelines.index.deletion_guard import ALLOW_DELETIONS_TAG, judge_listing
@@ -82,7 +83,7 @@ def build_raw_documents(spec: PipelineSpec) -> AssetsDefinition:
             check_results=[check],
             metadata={
                 **table_metadata(spec, "raw_documents", frame, ["source", "media_type", "size_bytes", "uploaded_at"]),
-                "documents": len(frame) - held,
+                rm.DOCUMENTS.key: len(frame) - held,
                 # Indexed documents under a sub-folder that could not be listed: left as they are.
                 "documents_held": held,
                 "bytes": int(frame["size_bytes"].sum()),

@@ -16,6 +16,7 @@ from dagster import (
     asset,
 )
 
+from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.checks.schemas import chunk_embeddings_schema, document_chunks_schema
 from hyperion_pipelines.checks.validation import validate_frame
 from hyperion_pipelines.embedding.space import collection_fingerprint
@@ -196,16 +197,16 @@ def build_vector_index(spec: PipelineSpec) -> AssetsDefinition:
         retrieval = self_retrieval(index, collection, sampled, np.asarray(vectors, dtype=np.float32))
         return MaterializeResult(
             metadata={
-                "collection": collection,
+                rm.COLLECTION.key: collection,
                 "alias": spec.index.alias,
-                "live_collection": live,
-                "upserted": report.upserted,
-                "deleted": report.deleted,
+                rm.LIVE_COLLECTION.key: live,
+                rm.UPSERTED.key: report.upserted,
+                rm.DELETED.key: report.deleted,
                 "unchanged": report.unchanged,
                 "documents_removed": dropped,
                 "removed_from_live_collection": removed_from_live,
                 "documents": int((parsed_documents["status"] == "parsed").sum()),
-                "collection_entries": report.total_entries,
+                rm.COLLECTION_ENTRIES.key: report.total_entries,
                 **timing(seconds, report.upserted, "entries"),
             },
             check_results=[
