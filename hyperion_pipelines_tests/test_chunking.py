@@ -234,3 +234,10 @@ def test_the_chunks_worked_out_by_hand_from_the_rules() -> None:
     assert [(c.text, c.token_count, c.heading_path) for c in chunks] == BEES_CHUNKS
     assert [c.index for c in chunks] == list(range(len(BEES_CHUNKS)))
     assert all(BEES_TEXT[c.char_start : c.char_end] == c.text for c in chunks)
+
+
+def test_token_counts_of_many_texts_match_one_at_a_time_across_slices() -> None:
+    texts = ["1 2 3 4 5 6 7 8 9 10 11 12", "Incomprehensibilities", "", "x y z", "Honeybees cluster in winter"]
+    one_at_a_time = [TOKENIZER.count(text) for text in texts]
+    assert one_at_a_time == [12, 6, 0, 3, 6]
+    assert TOKENIZER.count_many(texts, slice_size=2) == TOKENIZER.count_many(texts) == one_at_a_time

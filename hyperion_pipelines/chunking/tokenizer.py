@@ -40,9 +40,15 @@ class HuggingFaceTokenizer:
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        """:meth:`count` of each text, in one call over the machine's cores."""
-        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+    def count_many(self, texts: Sequence[str], slice_size: int = 1024) -> list[int]:
+        """:meth:`count` of each text, tokenised over the machine's cores ``slice_size`` texts at a
+        time: an encoding holds its tokens, offsets and masks (the benchmark manuals' 8,278 chunk
+        inputs at once: 131 MiB more peak memory; in slices of 1,024: 18 MiB)."""
+        counts: list[int] = []
+        for start in range(0, len(texts), slice_size):
+            batch = list(texts[start : start + slice_size])
+            counts.extend(len(e.ids) for e in self._tokenizer.encode_batch(batch, add_special_tokens=False))
+        return counts
 
 
 class KnownSpans:
