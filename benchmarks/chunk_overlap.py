@@ -49,9 +49,8 @@ def measure(name: str, corpus: Path, queries: peer_fair.Queries, scratch: Path, 
     }
     for style, lines in queries.items():
         for system in ("hyperion", "hyperion hybrid"):
-            row[f"ndcg@10 {style}, {system}"] = peer_fair.scored(found["rankings"][system][style], lines, 10)[
-                "ndcg_at_k"
-            ]
+            scores = peer_fair.scored(found["rankings"][system][style], lines, 10)
+            row[f"ndcg@10 {style}, {system}"] = scores["ndcg_at_k"]
     return row
 
 
