@@ -10,7 +10,9 @@ import pandas as pd
 
 from hyperion_pipelines.chunking.context import embedding_input
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
-from hyperion_pipelines.embedding.stage import embed_chunks
+from hyperion_pipelines.embedding.stage import embed_chunks, input_tokens
+
+from .support.model_tokenizer import TOKENIZER
 
 # Character counts order these differently from token counts: 26 characters but 12 tokens,
 # 25 characters but 3 tokens.
@@ -36,8 +38,10 @@ class Recording(SentenceTransformerEmbedder):
         return super().embed(texts)
 
 
-def chunk_frame() -> pd.DataFrame:
-    return pd.DataFrame({"chunk_id": list(TEXTS), "context": [""] * len(TEXTS), "text": list(TEXTS.values())})
+def chunk_frame(contexts: Sequence[str] = ("",) * len(TEXTS)) -> pd.DataFrame:
+    texts = list(TEXTS.values())
+    counts = TOKENIZER.count_many(texts)  # as the chunker counts a chunk's text
+    return pd.DataFrame({"chunk_id": list(TEXTS), "context": list(contexts), "text": texts, "token_count": counts})
 
 
 def test_batches_follow_the_models_token_counts_and_vectors_come_back_by_chunk_id() -> None:
@@ -65,3 +69,10 @@ def test_stored_vectors_are_reused_and_only_the_rest_is_embedded() -> None:
     assert TEXTS["bees"] not in embedder.calls[0] and len(embedder.calls[0]) == 4
     reused = frame.set_index("chunk_id")
     assert bool(reused.loc["bees", "reused"]) and np.array_equal(reused.loc["bees", "vector"], stored)
+
+
+def test_an_inputs_tokens_are_its_context_lines_and_its_texts() -> None:
+    contexts = ["Beekeeping > Winter", "", "Beekeeping > Winter", "A long title: with punctuation, and more", ""]
+    chunks = chunk_frame(contexts)
+    whole = [TOKENIZER.count(embedding_input(c, t)) for c, t in zip(contexts, TEXTS.values(), strict=True)]
+    assert input_tokens(chunks, contexts, Recording()) == whole

@@ -81,7 +81,12 @@ def test_batches_are_in_flight_at_once_up_to_the_concurrency_and_come_back_in_or
 ) -> None:
     embedder, service = remote
     chunks = pd.DataFrame(
-        {"chunk_id": [f"c{i}" for i in range(len(TEXTS))], "text": TEXTS, "context": [""] * len(TEXTS)}
+        {
+            "chunk_id": [f"c{i}" for i in range(len(TEXTS))],
+            "text": TEXTS,
+            "context": [""] * len(TEXTS),
+            "token_count": model.tokenizer.count_many(TEXTS),
+        }
     )
     frame, stats = embed_chunks(chunks, embedder, lambda part: {}, batch_size=4)
     assert stats.embedded == len(TEXTS) and service.most_in_flight == most

@@ -47,9 +47,8 @@ def embed_chunks(
     # mixing a 10-token heading with a 200-token paragraph pays for 200 tokens twice. (Ordered by
     # characters instead, batches of the FAQ corpus were padded to 16 % more tokens and took 30 %
     # longer on ONNX Runtime.) Vectors go back by chunk id.
-    missing = [i for i, chunk in enumerate(ids) if chunk not in known]
-    lengths = embedder.tokenizer.count_many([texts[i] for i in missing])
-    missing = [i for _, i in sorted(zip(lengths, missing, strict=True))]
+    lengths = input_tokens(chunks, contexts, embedder)
+    missing = sorted((i for i, chunk in enumerate(ids) if chunk not in known), key=lambda i: (lengths[i], i))
     # One matrix for the new vectors, allocated up front: each batch's output is copied in and
     # freed at once. Keeping every batch's small array alive between the model's large
     # short-lived buffers fragmented the heap, and peak memory grew with the partition.
@@ -78,3 +77,12 @@ def embed_chunks(
         columns=EMBEDDING_COLUMNS,
     )
     return frame, EmbeddingStats(embedded=len(missing), reused=len(ids) - len(missing), seconds_embedding=seconds)
+
+
+def input_tokens(chunks: pd.DataFrame, contexts: list[str], embedder: Embedder) -> list[int]:
+    """Tokens of each chunk's model input: its text's, which the chunker counted, plus its context
+    line's, counted once per distinct line (a day's chunks share few). The tokenizer splits at
+    whitespace, so the two add up to the input's count."""
+    lines = sorted(set(contexts))
+    of_line = dict(zip(lines, embedder.tokenizer.count_many(lines), strict=True))
+    return [int(count) + of_line[line] for count, line in zip(chunks["token_count"], contexts, strict=True)]
