@@ -1,9 +1,11 @@
 """The metadata entries of a run that are read outside the step that records them.
 
-The command line's summary, the Prometheus metrics, blue/green promotion and ``hyperion eval``
-read what the assets record on their materialisations. Each such entry is named once here: the
-assets record under these names and the readers look values up through them, so a rename cannot
-leave a reader behind (``test_pipeline`` checks that a run records every one).
+The command line's summary, the Prometheus metrics, blue/green promotion and the evaluation
+``hyperion ingest`` reports after its runs read what the assets record on their materialisations.
+Each such entry is named once here: the assets record under these names and the readers look
+values up through them, so a rename cannot leave a reader behind (``test_pipeline`` checks that
+an ingest run records every one of ``INGEST_ENTRIES``; ``test_checks`` reads the evaluation's
+through ``hyperion ingest --json``).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ INGEST_ENTRIES = (
     DOCUMENTS, PARSED, PARSED_NOW, PARSE_REUSED, REJECTED, REJECTED_BY_REASON, CHUNKS, EMBEDDED, REUSED,
     COLLECTION, LIVE_COLLECTION, UPSERTED, DELETED, COLLECTION_ENTRIES,
 )  # fmt: skip
-#: What ``retrieval_evaluation`` scored, in the order ``hyperion eval`` reports it.
+#: What ``retrieval_evaluation`` scored, in the order ``hyperion ingest`` reports it.
 EVALUATION_FIGURES = (EVALUATION_K, EVALUATION_QUERIES, RECALL_AT_K, MRR, NDCG_AT_K)
 
 

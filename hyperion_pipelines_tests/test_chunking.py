@@ -241,3 +241,12 @@ def test_token_counts_of_many_texts_match_one_at_a_time_across_slices() -> None:
     one_at_a_time = [TOKENIZER.count(text) for text in texts]
     assert one_at_a_time == [12, 6, 0, 3, 6]
     assert TOKENIZER.count_many(texts, slice_size=2) == TOKENIZER.count_many(texts) == one_at_a_time
+
+
+def test_a_chunks_token_count_and_its_context_lines_add_up_to_its_embedding_input() -> None:
+    """What the embedding step orders its batches by (``embedding.stage.input_tokens``)."""
+    spec = ChunkingSpec(max_tokens=64, overlap_tokens=8)
+    chunks = chunk_documents(sample_parsed(), TOKENIZER, spec, "fp", context_tokens=24)
+    assert len(chunks) > 10 and chunks["context"].str.len().gt(0).all()
+    for row in chunks.itertuples():
+        assert TOKENIZER.count(embedding_input(row.context, row.text)) == row.token_count + TOKENIZER.count(row.context)

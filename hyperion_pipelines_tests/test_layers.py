@@ -12,6 +12,8 @@ from pathlib import Path
 
 import hyperion_pipelines
 
+from .conftest import REPO
+
 PACKAGE = Path(hyperion_pipelines.__file__).parent
 
 #: The Dagster layer: definitions, resources, sensors, the run launcher, and the names taken from
@@ -72,11 +74,26 @@ def package_imports() -> dict[str, set[str]]:
         relative = path.relative_to(PACKAGE).with_suffix("").parts
         source = relative[0]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hyperion_pipelines."):
-                target = node.module.split(".")[1]
+            for target in _imported_parts(node, "hyperion_pipelines"):
                 if target != source:
                     edges.setdefault(source, set()).add(target)
     return edges
+
+
+def _imported_parts(node: ast.AST, package: str) -> list[str]:
+    """The modules or subpackages of ``package`` an import statement names, by their first part
+    below it (``from package.a.b import c`` -> a; ``from package import a, b`` -> a, b;
+    ``import package.a`` -> a). A relative import is read as one from ``package``'s top level,
+    where the test modules import from (the code package uses none)."""
+    if isinstance(node, ast.Import):
+        return [alias.name.split(".")[1] for alias in node.names if alias.name.startswith(package + ".")]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    module = node.module or ""
+    if node.level == 0 and module != package and not module.startswith(package + "."):
+        return []
+    below = module.removeprefix(package).lstrip(".") if node.level == 0 else module
+    return [below.split(".")[0]] if below else [alias.name for alias in node.names]
 
 
 def test_no_two_packages_import_each_other() -> None:
@@ -90,12 +107,16 @@ def test_test_modules_share_helpers_through_support_only() -> None:
     """A helper two test modules use lives in ``support/`` (or ``fixtures/``, ``conftest``), so a
     test module can be moved, renamed or run alone without breaking another."""
     tests = Path(__file__).parent
+    importers = [
+        *sorted(tests.glob("*.py")),
+        *sorted(tests.glob("support/*.py")),
+        *sorted(REPO.glob("benchmarks/*.py")),
+    ]
     borrowed = []
-    for path in sorted(tests.glob("*.py")):
+    for path in importers:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                module = (node.module or "").removeprefix("hyperion_pipelines_tests.").lstrip(".")
+            for module in _imported_parts(node, "hyperion_pipelines_tests"):
                 if module.startswith("test_"):
-                    borrowed.append(f"{path.name} imports {module}")
-    assert len(list(tests.glob("test_*.py"))) > 40  # the glob found the test modules
+                    borrowed.append(f"{path.relative_to(REPO)} imports {module}")
+    assert len(list(tests.glob("test_*.py"))) > 40 and len(importers) > 60  # the globs found the modules
     assert borrowed == []

@@ -174,7 +174,9 @@ class MilvusIndex:
         return name
 
     def _create(self, name: str, dimension: int) -> bool:
-        """Make the collection; False when another run made it first."""
+        """Make the collection; False when Milvus refused it because another run had made it.
+        (Milvus usually accepts a second identical create: then both runs count it as theirs and
+        neither waits for its indexes, which is harmless, since neither has written rows yet.)"""
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         version = self.client.get_server_version(timeout=self.timeout_s)

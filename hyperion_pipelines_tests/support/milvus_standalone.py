@@ -35,7 +35,7 @@ class _Config(MilvusServerConfig):
 
 
 class MilvusStandalone:
-    """Same interface as ``test_faults.MilvusLiteServer``: ``uri``, ``port``, ``start``, ``kill``."""
+    """Same interface as ``milvus_lite_server.MilvusLiteServer``: ``uri``, ``port``, ``start``, ``kill``."""
 
     def __init__(self, data_dir: Path):
         """``data_dir``: the data, and the server's logs under ``logs/``."""
