@@ -76,4 +76,3 @@ def test_an_inputs_tokens_are_its_context_lines_and_its_texts() -> None:
     chunks = chunk_frame(contexts)
     whole = [TOKENIZER.count(embedding_input(c, t)) for c, t in zip(contexts, TEXTS.values(), strict=True)]
     assert input_tokens(chunks, contexts, Recording()) == whole
-    assert input_tokens(chunks.drop(columns=["token_count"]), contexts, Recording()) == whole  # counted here

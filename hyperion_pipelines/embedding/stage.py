@@ -84,9 +84,6 @@ def input_tokens(chunks: pd.DataFrame, contexts: list[str], embedder: Embedder) 
     line's, counted once per distinct line (a day's chunks share few). A WordPiece tokenizer (the
     packaged model's) splits at whitespace, so the two add up to the input's count exactly; for
     another tokenizer the sum is near it, which only moves a chunk to a neighbouring batch."""
-    if "token_count" not in chunks:
-        inputs = [embedding_input(c, t) for c, t in zip(contexts, chunks["text"], strict=True)]
-        return embedder.tokenizer.count_many(inputs)  # a frame without counts: tokenise every input
     lines = sorted(set(contexts))
     of_line = dict(zip(lines, embedder.tokenizer.count_many(lines), strict=True))
     return [int(count) + of_line[line] for count, line in zip(chunks["token_count"], contexts, strict=True)]
