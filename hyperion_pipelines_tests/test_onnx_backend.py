@@ -11,6 +11,7 @@ import pytest
 
 from hyperion_pipelines.cli import main
 from hyperion_pipelines.components.declaration import PipelineDeclaration, PipelineDeclarationError, resolve_spec
+from hyperion_pipelines.embedding import sentence_transformer
 from hyperion_pipelines.embedding.onnx_export import (
     FP32_FILE,
     OnnxExport,
@@ -20,7 +21,11 @@ from hyperion_pipelines.embedding.onnx_export import (
     quantized_file_name,
     read_export,
 )
-from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder, packaged_model_dir
+from hyperion_pipelines.embedding.sentence_transformer import (
+    SentenceTransformerEmbedder,
+    length_batches,
+    packaged_model_dir,
+)
 from hyperion_pipelines.embedding.space import space_fingerprint
 from hyperion_pipelines.orchestration.resources import embedder_resource
 from hyperion_pipelines.settings import Settings, SettingsError
@@ -67,6 +72,28 @@ def test_onnx_vectors_agree_with_torch(
     assert vectors.shape == torch_vectors.shape and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.sum(vectors * torch_vectors, axis=1).min() > floor
+
+
+def test_batches_are_bounded_by_texts_and_padded_tokens_longest_first() -> None:
+    lengths = [5, 300, 40, 40, 12, 256, 3, 40]
+    batches = length_batches(lengths, max_texts=3, max_tokens=100)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert [[lengths[i] for i in batch] for batch in batches] == [[300], [256], [40, 40], [40, 12], [5, 3]]
+    for batch in batches:  # padded to its first (longest) text; one text alone may exceed the budget
+        assert len(batch) <= 3 and (len(batch) == 1 or lengths[batch[0]] * len(batch) <= 100)
+    assert length_batches([], 64, 2048) == []
+    with pytest.raises(ValueError, match="room for a text"):
+        length_batches([1], 0, 2048)
+
+
+def test_vectors_do_not_depend_on_how_texts_are_batched(export: OnnxExport, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp32 vectors of texts batched by the token budget equal those of each text alone, in order."""
+    embedder = onnx_embedder(export, FP32_FILE)
+    batched = embedder.embed(SENTENCES)
+    monkeypatch.setattr(sentence_transformer, "BATCH_TOKENS", 1)  # every text in a batch of its own
+    alone = embedder.embed(SENTENCES)
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    assert np.argmax(batched @ alone.T, axis=1).tolist() == list(range(len(SENTENCES)))
 
 
 def test_fp32_shares_torchs_embedding_space_and_int8_has_its_own(export: OnnxExport) -> None:

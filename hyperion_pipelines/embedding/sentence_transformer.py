@@ -118,6 +118,27 @@ def max_seq_length(model_dir: Path) -> int:
 
 Backend = Literal["auto", "torch", "onnx"]
 
+#: Padded tokens in one ONNX Runtime batch on the CPU. The activations of a batch of 64
+#: 256-token inputs (16k tokens; 100 MB in each feed-forward layer) outgrow the caches: on this
+#: project's 2-core benchmark host the int8 file ran 10.2k tokens/s at 64 texts a batch and
+#: 12-16k at 1,024-2,048 tokens a batch, on the same length-sorted FAQ chunks.
+BATCH_TOKENS = 2048
+
+
+def length_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:
+    """Indexes of ``lengths`` in batches, longest first: each batch holds at most ``max_texts``
+    and, padded to its longest, at most ``max_tokens`` tokens (one text alone may exceed it)."""
+    if max_texts < 1 or max_tokens < 1:
+        raise ValueError(f"batches need room for a text, got {max_texts} texts and {max_tokens} tokens")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        size = min(max_texts, max(1, max_tokens // max(1, lengths[order[start]])))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
 
 class OnnxSentenceEncoder:
     """Sentence embeddings from an ONNX export with ONNX Runtime on the CPU, without torch.
@@ -150,12 +171,11 @@ class OnnxSentenceEncoder:
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        """Unit-length float32 vectors, in the order of ``texts``."""
+        """Unit-length float32 vectors, in the order of ``texts``: at most ``batch_size`` texts
+        and :data:`BATCH_TOKENS` padded tokens a batch."""
         encodings = self._tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         vectors = np.empty((len(encodings), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
+        for batch in length_batches([len(e.ids) for e in encodings], batch_size, BATCH_TOKENS):
             vectors[batch] = self._session.run(None, self._feed([encodings[i] for i in batch]))[0]
         # The graph normalises when the model has a Normalize module; the torch path always does.
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -172,6 +192,19 @@ class OnnxSentenceEncoder:
             types[row, :length] = encoding.type_ids
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return {name: value for name, value in feed.items() if name in self._inputs}
+
+
+def loaded_onnx_encoder(folder: Path, onnx_file: str) -> OnnxSentenceEncoder:
+    """The encoder of ``folder``'s ``onnx_file``, loaded once per process and file version: every
+    run's resources make a new embedder, and a process that runs several (the in-process
+    executor, a benchmark, ``hyperion serve``) would load the same graph again each time."""
+    stat = (folder / "onnx" / onnx_file).stat()
+    return _onnx_encoder(folder, onnx_file, (stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=4)
+def _onnx_encoder(folder: Path, onnx_file: str, version: tuple[int, int]) -> OnnxSentenceEncoder:
+    return OnnxSentenceEncoder(folder, onnx_file)  # ONNX Runtime sessions may run from several threads at once
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -268,7 +301,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _load_model(self):  # noqa: ANN202
         if self.backend == "onnx":
-            return OnnxSentenceEncoder(self.export.folder, self.onnx_file)
+            return loaded_onnx_encoder(self.export.folder, self.onnx_file)
         self._refuse_export_folder()
         offline()
         from sentence_transformers import SentenceTransformer
