@@ -91,7 +91,12 @@ class LocalEmbedding(_Strict):
         default=None, pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="Unset: HYPERION_EMBEDDING_DEVICE (auto)."
     )
     batch_size: int | None = Field(
-        default=None, gt=0, description="Texts per forward pass; unset: HYPERION_EMBEDDING_BATCH_SIZE."
+        default=None,
+        gt=0,
+        description=(
+            "Most texts per forward pass (the onnx backend also caps one at 2,048 padded tokens); unset: "
+            "HYPERION_EMBEDDING_BATCH_SIZE."
+        ),
     )
     backend: Literal["auto", "torch", "onnx"] | None = Field(
         default=None,

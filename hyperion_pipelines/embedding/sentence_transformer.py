@@ -69,7 +69,14 @@ def model_digest(model_dir: Path) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """:func:`model_digest` for one file (an ONNX export's graph)."""
+    """:func:`model_digest` for one file (an ONNX export's graph); hashed once per process and
+    version of the file (each embedder checks its file when it finds it and when it names it)."""
+    stat = path.stat()
+    return _file_digest(path, (stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=16)
+def _file_digest(path: Path, version: tuple[int, int]) -> str:
     digest = hashlib.sha256()
     _hash_file(digest, path, path.name)
     return digest.hexdigest()[:12]

@@ -27,7 +27,11 @@ class SentenceTransformerResource(EmbedderResource):
 
     model_path: str = Field(default="", description="Model folder; empty means the packaged model.")
     device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
-    batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, description="Texts per forward pass.")
+    batch_size: int = Field(
+        default=DEFAULT_EMBED_BATCH_SIZE,
+        gt=0,
+        description="Most texts per forward pass (the onnx backend also caps one at 2,048 padded tokens).",
+    )
     backend: Literal["auto", "torch", "onnx"] = Field(
         default="auto",
         description=(
