@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,14 +88,45 @@ def test_batches_are_bounded_by_texts_and_padded_tokens_longest_first() -> None:
         length_batches([1], 0, 2048)
 
 
-def test_vectors_do_not_depend_on_how_texts_are_batched(export: OnnxExport, monkeypatch: pytest.MonkeyPatch) -> None:
-    """fp32 vectors of texts batched by the token budget equal those of each text alone, in order."""
+class RecordingSession:
+    """An ONNX Runtime session that records the shape of every batch it runs."""
+
+    def __init__(self, session: Any) -> None:
+        self.session, self.shapes = session, []
+
+    def run(self, outputs: Any, feed: dict[str, np.ndarray]) -> Any:
+        self.shapes.append(feed["input_ids"].shape)
+        return self.session.run(outputs, feed)
+
+
+def test_batches_hold_at_most_the_token_budget_and_vectors_do_not_depend_on_them(
+    export: OnnxExport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty 200-token texts at 64 texts a batch run in batches of at most BATCH_TOKENS padded
+    tokens, and their fp32 vectors equal those of each text alone, in order."""
+    texts = [f"{i} " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(120)) for i in range(40)] + SENTENCES
     embedder = onnx_embedder(export, FP32_FILE)
-    batched = embedder.embed(SENTENCES)
+    recording = RecordingSession(embedder.model._session)
+    monkeypatch.setattr(embedder.model, "_session", recording)
+    batched = embedder.embed(texts)
+    assert sum(rows for rows, _ in recording.shapes) == len(texts) and len(recording.shapes) > 2
+    assert all(rows * width <= sentence_transformer.BATCH_TOKENS or rows == 1 for rows, width in recording.shapes)
     monkeypatch.setattr(sentence_transformer, "BATCH_TOKENS", 1)  # every text in a batch of its own
-    alone = embedder.embed(SENTENCES)
+    recording.shapes.clear()
+    alone = embedder.embed(texts)
+    assert [rows for rows, _ in recording.shapes] == [1] * len(texts)
     np.testing.assert_allclose(batched, alone, atol=1e-5)
-    assert np.argmax(batched @ alone.T, axis=1).tolist() == list(range(len(SENTENCES)))
+    assert np.argmax(batched @ alone.T, axis=1).tolist() == list(range(len(texts)))
+
+
+def test_embedders_share_a_loaded_graph_until_its_file_changes(tmp_path: Path, export: OnnxExport) -> None:
+    copy = tmp_path / "export"
+    shutil.copytree(export.folder, copy)
+    first, second = (SentenceTransformerEmbedder(copy, backend="onnx", onnx_file=INT8) for _ in range(2))
+    assert first.model is second.model
+    graph = copy / "onnx" / INT8
+    os.utime(graph, ns=(graph.stat().st_atime_ns, graph.stat().st_mtime_ns + 1_000_000_000))
+    assert SentenceTransformerEmbedder(copy, backend="onnx", onnx_file=INT8).model is not first.model
 
 
 def test_fp32_shares_torchs_embedding_space_and_int8_has_its_own(export: OnnxExport) -> None:

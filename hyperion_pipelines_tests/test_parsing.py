@@ -70,6 +70,25 @@ def test_html_keeps_visible_text_and_headings_only() -> None:
         assert doc.text[heading.offset :].startswith(heading.text)
 
 
+def test_a_parser_library_that_cannot_load_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parser modules load on first use, inside the parser process's memory limit: a load that
+    fails there names the parser and why, as parse_memory (the process is replaced)."""
+    import importlib
+
+    real = importlib.import_module
+
+    def import_module(name: str, package: str | None = None):  # noqa: ANN202
+        if name == "hyperion_pipelines.parsing.html":
+            raise MemoryError
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    with pytest.raises(ParseError, match="html parser's libraries could not be loaded: MemoryError") as caught:
+        parse(corpus("web/tide-pools.html"), "tide-pools.html")
+    assert caught.value.reason == "parse_memory"
+    assert "starter" in parse(corpus("guides/sourdough-starter.md")).text.lower()  # other parsers still load
+
+
 def test_pdf_text_pages_and_title() -> None:
     doc = parse(corpus("reports/honeybee-winter-survival.pdf"))
     assert doc.parser == "pdfium"

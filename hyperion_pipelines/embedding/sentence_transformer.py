@@ -71,12 +71,18 @@ def model_digest(model_dir: Path) -> str:
 def file_digest(path: Path) -> str:
     """:func:`model_digest` for one file (an ONNX export's graph); hashed once per process and
     version of the file (each embedder checks its file when it finds it and when it names it)."""
+    return _file_digest(path, _version(path))
+
+
+def _version(path: Path) -> tuple[int, ...]:
+    """What changes when a file is replaced or rewritten: the change time is set by the kernel, so
+    a copy that keeps the modification time and size (``cp -p``) still counts as a new version."""
     stat = path.stat()
-    return _file_digest(path, (stat.st_mtime_ns, stat.st_size))
+    return (stat.st_ino, stat.st_ctime_ns, stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=16)
-def _file_digest(path: Path, version: tuple[int, int]) -> str:
+def _file_digest(path: Path, version: tuple[int, ...]) -> str:
     digest = hashlib.sha256()
     _hash_file(digest, path, path.name)
     return digest.hexdigest()[:12]
@@ -128,7 +134,7 @@ Backend = Literal["auto", "torch", "onnx"]
 #: Padded tokens in one ONNX Runtime batch on the CPU. The activations of a batch of 64
 #: 256-token inputs (16k tokens; 100 MB in each feed-forward layer) outgrow the caches: on this
 #: project's 2-core benchmark host the int8 file ran 10.2k tokens/s at 64 texts a batch and
-#: 12-16k at 1,024-2,048 tokens a batch, on the same length-sorted FAQ chunks.
+#: 11.8k-16k at 1,024-2,048 tokens a batch, on the same length-sorted FAQ chunks.
 BATCH_TOKENS = 2048
 
 
@@ -205,12 +211,16 @@ def loaded_onnx_encoder(folder: Path, onnx_file: str) -> OnnxSentenceEncoder:
     """The encoder of ``folder``'s ``onnx_file``, loaded once per process and file version: every
     run's resources make a new embedder, and a process that runs several (the in-process
     executor, a benchmark, ``hyperion serve``) would load the same graph again each time."""
-    stat = (folder / "onnx" / onnx_file).stat()
-    return _onnx_encoder(folder, onnx_file, (stat.st_mtime_ns, stat.st_size))
+    version = _version(folder / "onnx" / onnx_file)
+    with _ONNX_LOADING:  # embedders loading at once (the pipelines of one server) share one session
+        return _onnx_encoder(folder, onnx_file, version)
+
+
+_ONNX_LOADING = threading.Lock()
 
 
 @lru_cache(maxsize=4)
-def _onnx_encoder(folder: Path, onnx_file: str, version: tuple[int, int]) -> OnnxSentenceEncoder:
+def _onnx_encoder(folder: Path, onnx_file: str, version: tuple[int, ...]) -> OnnxSentenceEncoder:
     return OnnxSentenceEncoder(folder, onnx_file)  # ONNX Runtime sessions may run from several threads at once
 
 

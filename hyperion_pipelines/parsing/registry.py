@@ -31,7 +31,13 @@ def _parser(module: str, function: str) -> Callable[..., ParsedDocument]:
     HTML libraries (a parser process started in 0.45 s with them all, 0.25 s without)."""
 
     def parse(*args: Any, **kwargs: Any) -> ParsedDocument:
-        return getattr(importlib.import_module(f"hyperion_pipelines.parsing.{module}"), function)(*args, **kwargs)
+        try:
+            parser = getattr(importlib.import_module(f"hyperion_pipelines.parsing.{module}"), function)
+        except (ImportError, OSError, MemoryError) as exc:  # loaded under the parser's memory limit
+            raise ParseError(
+                "parse_memory", f"the {module} parser's libraries could not be loaded: {describe_exception(exc)}"
+            ) from exc
+        return parser(*args, **kwargs)
 
     return parse
 
