@@ -33,7 +33,7 @@ they change what it reads, not how it embeds.
   ``peer_llamaindex.py --quality-only`` in its own venv; documents ranked from its top 50 nodes
   (Hyperion's searches take 5 chunks a wanted document, 50 at k=10). With int8 it runs twice: at
   batch size 64 and at its own default, 10 (``llamaindex, batch 10``); Hyperion's documents/s are
-  set against the faster of the two. Hyperion's encoder also caps a batch at 2,048 padded tokens
+  set against the faster of the two. Hyperion's encoder also caps a batch at 1,024 padded tokens
   (``sentence_transformer.BATCH_TOKENS``), part of how it runs the model, not a setting.
 - ``naive dense``: 200-word windows without overlap, exhaustive cosine search; a document
   scores its best window.

@@ -133,9 +133,9 @@ Backend = Literal["auto", "torch", "onnx"]
 
 #: Padded tokens in one ONNX Runtime batch on the CPU. The activations of a batch of 64
 #: 256-token inputs (16k tokens; 100 MB in each feed-forward layer) outgrow the caches: on this
-#: project's 2-core benchmark host the int8 file ran 10.2k tokens/s at 64 texts a batch and
-#: 11.8k-16k at 1,024-2,048 tokens a batch, on the same length-sorted FAQ chunks.
-BATCH_TOKENS = 2048
+#: project's 2-core benchmark host the int8 file ran the manuals' chunk inputs at 15.1k tokens/s
+#: in batches of 1,024 tokens, 13.0k at 2,048, 11.8k at 4,096 (``benchmarks/encoder_batching.py``).
+BATCH_TOKENS = 1024
 
 
 def length_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:

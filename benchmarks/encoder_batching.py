@@ -1,0 +1,140 @@
+"""How the int8 ONNX encoder batches, on the same chunk inputs: Hyperion's batches (sorted by
+length over the whole call, at most 64 texts and ``--budgets`` padded tokens each) against a
+peer's (chunks in document order, N texts a call, each call sorted by length, as LlamaIndex
+hands batches to an embedding and sentence-transformers sorts them).
+
+    .venv/bin/python benchmarks/encoder_batching.py   # results/encoder_batching.json, about 5 minutes
+
+Inputs: ``corpus.py``'s manual pages, parsed and chunked by the default pipeline's code, each
+chunk's context line and text as the model reads it, the first ``--texts`` in document order.
+Every policy runs ``--reps`` times, alternating; the best run counts (this machine is shared).
+One process, one ONNX Runtime session, the model loaded before any clock: only batching differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import fetch_corpus  # noqa: E402
+from pipeline_bench import REPO  # noqa: E402
+
+CACHE = REPO / "benchmarks" / ".cache"
+RESULTS = REPO / "benchmarks" / "results" / "encoder_batching.json"
+MAX_TEXTS = 64
+
+
+def chunk_inputs(corpus: Path, limit: int) -> list[str]:
+    """What the model embeds for each chunk of ``corpus``, in document order."""
+    from hyperion_pipelines.chunking.context import embedding_input
+    from hyperion_pipelines.chunking.stage import chunk_documents
+    from hyperion_pipelines.definitions import default_spec
+    from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
+    from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
+    from hyperion_pipelines.parsing.document import ParseError
+    from hyperion_pipelines.parsing.registry import parse_document
+    from hyperion_pipelines.settings import Settings
+    from hyperion_pipelines.sources.media_type import sniff_media_type
+
+    spec = default_spec(Settings.from_env())
+    embedder = SentenceTransformerEmbedder(backend="torch")  # its tokenizer and identity; no model loaded
+    rows = []
+    for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
+        content = path.read_bytes()
+        try:
+            parsed = parse_document(content, sniff_media_type(content, path.name), spec.parsing.accepted_media_types)
+        except ParseError:
+            continue
+        headings = [{"level": h.level, "text": h.text, "offset": h.offset} for h in parsed.headings]
+        rows.append(
+            {"document_id": path.name, "source": str(path.relative_to(corpus)), "sha256": "", "status": "parsed",
+             "title": parsed.title, "text": parsed.text, "page_offsets": parsed.page_offsets, "headings": headings}
+        )  # fmt: skip
+    chunks = chunk_documents(
+        pd.DataFrame(rows),
+        embedder.tokenizer,
+        spec.chunking,
+        space_fingerprint(spec, embedder.identity),
+        context_tokens=context_tokens(spec.chunking, embedder.identity),
+    )
+    texts = [embedding_input(c, t) for c, t in zip(chunks["context"], chunks["text"], strict=True)]
+    return texts[:limit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[1024, 2048, 4096, 16384])
+    parser.add_argument("--peer-batches", type=int, nargs="+", default=[10, 64])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    from hyperion_pipelines.embedding import sentence_transformer as st
+    from hyperion_pipelines.embedding.onnx_export import export_on_first_use
+
+    raw = CACHE / "corpus" / "docs"
+    if not raw.exists():
+        fetch_corpus(raw)
+    texts = chunk_inputs(raw, args.texts)
+    export = export_on_first_use(st.packaged_model_dir(), CACHE / "models")
+    from hyperion_pipelines.embedding.backend_choice import AUTO_ONNX_FILE
+
+    encoder = st.OnnxSentenceEncoder(export.folder, AUTO_ONNX_FILE)
+    encodings = encoder._tokenizer.encode_batch(texts)
+    lengths = [len(e.ids) for e in encodings]
+    tokens = sum(lengths)
+
+    def run(batches: list[list[int]]) -> None:
+        for batch in batches:
+            encoder._session.run(None, encoder._feed([encodings[i] for i in batch]))
+
+    def document_order(n: int) -> list[list[int]]:
+        calls = [range(s, min(s + n, len(texts))) for s in range(0, len(texts), n)]
+        return [sorted(call, key=lambda i: -lengths[i]) for call in calls]
+
+    policies: dict[str, Callable[[], list[list[int]]]] = {
+        **{f"hyperion, {b} tokens": (lambda b=b: st.length_batches(lengths, MAX_TEXTS, b)) for b in args.budgets},
+        **{f"peer, {n} texts a call": (lambda n=n: document_order(n)) for n in args.peer_batches},
+    }
+    run(st.length_batches(lengths, MAX_TEXTS, st.BATCH_TOKENS)[:4])  # ONNX Runtime's first runs are slower
+    seconds: dict[str, list[float]] = {name: [] for name in policies}
+    for _ in range(args.reps):
+        for name, batches in policies.items():
+            planned = batches()
+            started = time.perf_counter()
+            run(planned)
+            seconds[name].append(time.perf_counter() - started)
+            print(f"{name:<26} {tokens / seconds[name][-1]:>8.0f} tokens/s", flush=True)
+    rows = {}
+    for name, runs in seconds.items():
+        best = min(runs)
+        padded = sum(lengths[b[0]] * len(b) for b in policies[name]())
+        rows[name] = {
+            "seconds": round(best, 2),
+            "tokens_per_s": round(tokens / best),
+            "chunks_per_s": round(len(texts) / best, 1),
+            "padded_tokens": padded,
+            "runs": [round(s, 2) for s in runs],
+        }
+    result = {
+        "model": f"all-MiniLM-L6-v2, {AUTO_ONNX_FILE}, ONNX Runtime, CPU",
+        "chunks": len(texts),
+        "tokens": tokens,
+        "default_budget": st.BATCH_TOKENS,
+        "policies": rows,
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for name, row in rows.items():
+        print(f"{name:<26} {row}")
+
+
+if __name__ == "__main__":
+    main()
