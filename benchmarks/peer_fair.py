@@ -28,7 +28,8 @@ they change what it reads, not how it embeds.
 
 - ``hyperion``: the default pipeline (200-token chunks, 32 overlap, a context line), timed from
   files to a searched index; ``hyperion hybrid`` searches the same vectors with the BM25 field
-  (``retrieval: hybrid``, the default fusion); no second embedding, so no timing.
+  (``retrieval: hybrid``, the default fusion); no second embedding, so no timing. ``hyperion
+  hybrid weighted 0.5`` and the like search that collection with other fusions (``FUSION_SWEEP``).
 - ``llamaindex``: ``SentenceSplitter(200, 32)`` in the model's tokens, Milvus (milvus-lite),
   ``peer_llamaindex.py --quality-only`` in its own venv; documents ranked from its top 50 nodes
   (Hyperion's searches take 5 chunks a wanted document, 50 at k=10). With int8 it runs twice: at
@@ -82,6 +83,13 @@ PEER_DEFAULT_BATCH = 10
 PEER_AT_ITS_BATCH = f"llamaindex, batch {PEER_DEFAULT_BATCH}"
 
 Queries = dict[str, list[dict]]  # query style -> [{id, query, relevant}]
+#: Fusions searched on the hybrid collection besides the default (query time: nothing re-indexed),
+#: what ``index.fusion`` and ``index.dense_weight`` were chosen on.
+FUSION_SWEEP = [
+    *({"fusion": "relative", "dense_weight": weight} for weight in (0.6, 0.7, 0.8)),
+    *({"fusion": "weighted", "dense_weight": weight} for weight in (0.5, 0.7, 0.8)),
+    {"fusion": "rrf", "rrf_k": 60},
+]
 
 
 @dataclass(frozen=True)
@@ -290,11 +298,17 @@ def hyperion(name: str, corpus: Path, queries: Queries, scratch: Path, k: int, m
                 timing["tokens"] = embedded_tokens(workspace.home / "steps" / "document_chunks")
     embedder = model.embedder()
     client = connect(settings.milvus_uri)
-    rankings: dict[str, dict[str, dict[str, list[str]]]] = {"hyperion": {}, "hyperion hybrid": {}}
+    searched = [("hyperion", default), ("hyperion hybrid", hybrid)]
+    for fusion in FUSION_SWEEP:  # query-time settings: the same hybrid collection
+        label = " ".join(f"{value}" for value in fusion.values())
+        searched.append(
+            (f"hyperion hybrid {label}", hybrid.model_copy(update={"index": hybrid.index.model_copy(update=fusion)}))
+        )
+    rankings: dict[str, dict[str, dict[str, list[str]]]] = {system: {} for system, _ in searched}
     try:
         for style, lines in queries.items():
             golden = parse_golden_queries([json.dumps(line) for line in lines], name=style)
-            for system, spec in (("hyperion", default), ("hyperion hybrid", hybrid)):
+            for system, spec in searched:
                 index = MilvusIndex(client, spec.index)
                 found = retrieve_documents(index, embedder, golden, k, collection=collections[spec.index.retrieval])
                 rankings[system][style] = {r.query_id: [d.source for d in r.documents] for r in found}

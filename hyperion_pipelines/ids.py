@@ -49,11 +49,24 @@ def embedding_fingerprint(
     return _digest("space", canonical, length=FINGERPRINT_LENGTH)
 
 
+#: What the BM25 field of a hybrid collection reads (``milvus_index.BM25_TEXT_FIELD``): part of its
+#: fingerprint, so that a change of it is a new collection, filled by the blue/green re-index.
+BM25_INPUT = "context+text"
+
+
 def collection_fingerprint(space: str, retrieval: str) -> str:
     """Fingerprint of a collection: its embedding space, and whether it holds a BM25 field beside
-    the vectors. A dense collection keeps its space's fingerprint (the collections made before
-    hybrid retrieval existed), so the two kinds never share a collection."""
-    return space if retrieval == "dense" else _digest("collection", space, retrieval, length=FINGERPRINT_LENGTH)
+    the vectors (and what that field reads). A dense collection keeps its space's fingerprint (the
+    collections made before hybrid retrieval existed), so the two kinds never share a collection."""
+    if retrieval == "dense":
+        return space
+    return _digest("collection", space, retrieval, BM25_INPUT, length=FINGERPRINT_LENGTH)
+
+
+def earlier_hybrid_fingerprint(space: str) -> str:
+    """The name's suffix of a hybrid collection made when BM25 read the chunk text alone: its
+    vectors are the space's, so a re-index reuses them."""
+    return _digest("collection", space, "hybrid", length=FINGERPRINT_LENGTH)
 
 
 def text_sha256(text: str) -> str:

@@ -225,20 +225,26 @@ class IndexSpec(_Strict):
     write_batch_size: int = Field(default=512, gt=0, description="Rows per upsert call.")
     retrieval: Literal["auto", "hybrid", "dense"] = Field(
         default="auto",
-        description="hybrid: a BM25 field (Milvus's BM25 function on the chunk text) beside the vectors, searched "
+        description="hybrid: a BM25 field (Milvus's BM25 function on the chunk's context line and text, what the "
+        "model embeds) beside the vectors, searched "
         "with them and fused; dense: vectors only; auto: hybrid on a Milvus server from 2.5, dense on milvus-lite "
         "(which scores BM25 per segment, so documents written after a flush rank below weaker matches) and on "
         "older servers (no BM25). Part of the collection's name: a change is a re-index.",
     )
-    # The defaults were chosen on benchmarks/retrieval_modes.py (results/retrieval_modes.json).
-    fusion: Literal["rrf", "weighted"] = Field(
-        default="weighted",
-        description="How hybrid searches merge the dense and BM25 rankings: a weighted sum of Milvus's normalised "
-        "scores, or reciprocal rank fusion. Query-time only: no re-index.",
+    # The defaults were chosen on benchmarks/peer_fair.py's fusion sweep (results/peer_fair_int8.json).
+    fusion: Literal["relative", "weighted", "rrf"] = Field(
+        default="relative",
+        description="How hybrid searches merge the dense and BM25 rankings: relative: each side's scores over its "
+        "best candidate's, summed by dense_weight (computed by Hyperion from two searches); weighted: Milvus's "
+        "weighted sum of its normalised scores (BM25's by arctan, which crowds every match near 1); rrf: "
+        "reciprocal rank fusion. Query-time only: no re-index.",
     )
     rrf_k: int = Field(default=60, gt=0, description="fusion: rrf only: RRF's k (higher flattens the top ranks).")
     dense_weight: float = Field(
-        default=0.5, ge=0, le=1, description="fusion: weighted only: the dense score's weight (BM25 gets the rest)."
+        default=0.75,
+        ge=0,
+        le=1,
+        description="fusion: relative and weighted: the dense score's weight (BM25 gets the rest).",
     )
     milvus_uri: str | None = Field(
         default=None,

@@ -31,8 +31,8 @@ UPLOAD_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 #: tier, ``pytest -m fast``, for the edit-test loop; the whole suite is CI's.
 FAST_MODULES = frozenset(
     {
-        "test_change_feed", "test_chunking", "test_definitions_snapshot", "test_docs", "test_id_set", "test_ids",
-        "test_layers", "test_parsing", "test_parts", "test_sync", "test_upload_changes",
+        "test_change_feed", "test_chunking", "test_definitions_snapshot", "test_docs", "test_fusion", "test_id_set",
+        "test_ids", "test_layers", "test_parsing", "test_parts", "test_sync", "test_upload_changes",
     }
 )  # fmt: skip
 

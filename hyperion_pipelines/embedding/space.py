@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hyperion_pipelines.embedding.base import EmbedderIdentity
 from hyperion_pipelines.ids import collection_fingerprint as _collection_fingerprint
-from hyperion_pipelines.ids import embedding_fingerprint
+from hyperion_pipelines.ids import earlier_hybrid_fingerprint, embedding_fingerprint
 from hyperion_pipelines.spec import ChunkingSpec, PipelineSpec
 
 
@@ -26,11 +26,13 @@ def collection_fingerprint(spec: PipelineSpec, identity: EmbedderIdentity, retri
 
 
 def same_space_fingerprints(spec: PipelineSpec, identity: EmbedderIdentity, retrieval: str) -> list[str]:
-    """The collections (by fingerprint) of the pipeline's embedding space under the other retrieval:
-    their vectors are this space's, so a switch between dense and hybrid embeds nothing again."""
+    """The collections (by fingerprint) of the pipeline's embedding space under the other retrieval,
+    and a hybrid one of an earlier BM25 input: their vectors are this space's, so a switch between
+    dense and hybrid embeds nothing again."""
     space = space_fingerprint(spec, identity)
     own = collection_fingerprint(spec, identity, retrieval)
-    return [f for f in (_collection_fingerprint(space, r) for r in ("dense", "hybrid")) if f != own]
+    others = [_collection_fingerprint(space, r) for r in ("dense", "hybrid")] + [earlier_hybrid_fingerprint(space)]
+    return [f for f in others if f != own]
 
 
 def context_tokens(chunking: ChunkingSpec, identity: EmbedderIdentity) -> int:
