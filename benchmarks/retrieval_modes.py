@@ -30,6 +30,9 @@ from pipeline_bench import REPO, Workspace  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "retrieval_modes.json"
 FUSIONS: list[dict[str, Any]] = [
+    {"fusion": "relative", "dense_weight": 0.75},
+    {"fusion": "relative", "dense_weight": 0.5},
+    {"fusion": "weighted", "dense_weight": 0.8},
     {"fusion": "rrf", "rrf_k": 60},
     {"fusion": "rrf", "rrf_k": 20},
     {"fusion": "weighted", "dense_weight": 0.7},
