@@ -28,7 +28,8 @@ they change what it reads, not how it embeds.
 
 - ``hyperion``: the default pipeline (200-token chunks, 32 overlap, a context line), timed from
   files to a searched index; ``hyperion hybrid`` searches the same vectors with the BM25 field
-  (``retrieval: hybrid``, the default fusion); no second embedding, so no timing. ``hyperion
+  (``retrieval: hybrid``, the default fusion; on milvus-lite, where this runs, BM25 scored by
+  Hyperion over the whole collection); no second embedding, so no timing. ``hyperion
   hybrid weighted 0.5`` and the like search that collection with other fusions (``FUSION_SWEEP``).
 - ``llamaindex``: ``SentenceSplitter(200, 32)`` in the model's tokens, Milvus (milvus-lite),
   ``peer_llamaindex.py --quality-only`` in its own venv; documents ranked from its top 50 nodes

@@ -56,7 +56,8 @@ BM25_INPUT = "context+text"
 
 def collection_fingerprint(space: str, retrieval: str) -> str:
     """Fingerprint of a collection: its embedding space, and whether it holds a BM25 field beside
-    the vectors (and what that field reads). A dense collection keeps its space's fingerprint (the
+    the vectors (``retrieval``: who scores it, see ``milvus_index.resolved_retrieval``; and what it
+    reads). A dense collection keeps its space's fingerprint (the
     collections made before hybrid retrieval existed), so the two kinds never share a collection."""
     if retrieval == "dense":
         return space

@@ -32,7 +32,7 @@ UPLOAD_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 FAST_MODULES = frozenset(
     {
         "test_change_feed", "test_chunking", "test_definitions_snapshot", "test_docs", "test_fusion", "test_id_set",
-        "test_ids", "test_layers", "test_parsing", "test_parts", "test_sync", "test_upload_changes",
+        "test_ids", "test_layers", "test_local_bm25", "test_parsing", "test_parts", "test_sync", "test_upload_changes",
     }
 )  # fmt: skip
 

@@ -142,14 +142,13 @@ def test_hybrid_and_dense_collections_have_their_own_names_and_chunk_ids_do_not_
     assert collection_fingerprint(weighted, identity, "hybrid") == collection_fingerprint(spec, identity, "hybrid")
     # Hybrid collections made when BM25 read the chunk text alone have another name; their
     # vectors are the space's, so a re-index to the current kind reuses them.
+    # BM25 scored by Milvus and by Hyperion are two kinds of collection, each with its own name.
     space = space_fingerprint(spec, identity)
     earlier = earlier_hybrid_fingerprint(space)
-    assert earlier != collection_fingerprint(spec, identity, "hybrid")
-    assert same_space_fingerprints(spec, identity, "dense") == [
-        collection_fingerprint(spec, identity, "hybrid"),
-        earlier,
-    ]
-    assert same_space_fingerprints(spec, identity, "hybrid") == [space, earlier]
+    hybrid, local = (collection_fingerprint(spec, identity, r) for r in ("hybrid", "hybrid-local"))
+    assert len({space, hybrid, local, earlier}) == 4
+    assert same_space_fingerprints(spec, identity, "dense") == [hybrid, local, earlier]
+    assert same_space_fingerprints(spec, identity, "hybrid-local") == [space, hybrid, earlier]
     assert SPARSE_FIELD not in SCALAR_FIELDS  # written by Milvus, never by the sync
 
 
@@ -222,44 +221,41 @@ def paragraphs_of_the_sample_corpus() -> list[str]:
     return [p.strip() for text in texts for p in text.split("\n\n") if p.strip()]
 
 
-def test_milvus_lite_scores_bm25_per_segment_so_auto_stays_dense_there(
+def test_on_milvus_lite_hyperion_scores_bm25_over_the_whole_collection(
     tmp_path: Path, model: SentenceTransformerEmbedder
 ) -> None:
     """What CI's compose smoke test met: a one-document upload day, written after the earlier
-    days were flushed, is the best match for its own words, yet milvus-lite's BM25 scores it with
-    its own one-row segment's statistics and ranks it below older chunks; fused, an older chunk
-    came first. ``auto`` (the default) is dense on milvus-lite, and finds the new upload first."""
+    days were flushed, is the best match for its own words, yet milvus-lite's BM25 function
+    scores it with its own one-row segment's statistics and ranks it below older chunks. On
+    milvus-lite a hybrid collection's BM25 is therefore Hyperion's (term weights it writes, IDF of
+    the whole collection in the query): the new upload comes first, alone and fused. ``auto``
+    stays dense there (each searcher reads every chunk's term weights for the statistics)."""
     older = paragraphs_of_the_sample_corpus()
     new = "# Kept across restarts\n\nLanterns of the harbour are lit at dusk."
     query = "harbour lanterns at dusk"
     client = MilvusClient(uri=str(tmp_path / "index.db"))
-    for spec, hybrid in ((IndexSpec(), False), (IndexSpec(alias="named", retrieval="hybrid"), True)):
-        index = MilvusIndex(client, spec)
-        collection = index.ensure_collection(f"{spec.retrieval:0<16}", 384)
-        assert index.is_hybrid(collection) is hybrid
-        for n, batch in enumerate((older, [new])):
-            vectors = model.embed(batch)
-            rows = []
-            for i, text in enumerate(batch):
-                row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
-                rows.append(
-                    row
-                    | {
-                        "id": f"d{n}c{i}",
-                        "source": f"day{n}",
-                        "document_id": f"day{n}",
-                        "text": text,
-                        "vector": vectors[i],
-                    }
-                )
-            index.upsert(collection, rows)
-            index.flush(collection)
-        found = index.search(model.embed([query]), limit=3, collection=collection, texts=[query])[0]
-        if not hybrid:
-            assert [hit.fields["source"] for hit in found][0] == "day1"
-        else:
-            keyword = index.keyword_search(collection, [query], limit=len(older) + 1)[0]
-            ranked = [hit.fields["document_id"] for hit in keyword]
-            # The only chunk with all three words, scored as one of one: below chunks with one.
-            # If this fails, milvus-lite scores BM25 over the whole collection: revisit ``auto``.
-            assert ranked.index("day1") > 0, ranked
+    assert MilvusIndex(client, IndexSpec()).retrieval == "dense"
+    index = MilvusIndex(client, IndexSpec(retrieval="hybrid"))
+    assert index.retrieval == "hybrid-local"
+    collection = index.ensure_collection("0123456789abcdef", 384)
+    assert index.is_hybrid(collection) and index.scores_bm25_locally(collection)
+    for n, batch in enumerate((older, [new])):
+        vectors = model.embed(batch)
+        rows = []
+        for i, text in enumerate(batch):
+            row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
+            rows.append(
+                row
+                | {"id": f"d{n}c{i}", "source": f"day{n}", "document_id": f"day{n}", "text": text, "vector": vectors[i]}
+            )
+        index.upsert(collection, rows)
+        index.flush(collection)
+    keyword = index.keyword_search(collection, [query], limit=3)[0]
+    assert [hit.fields["document_id"] for hit in keyword][0] == "day1"
+    found = index.search(model.embed([query]), limit=3, collection=collection, texts=[query])[0]
+    assert found[0].fields["source"] == "day1"
+    # The statistics follow deletes: without the new day, its words are in no chunk again.
+    assert index.term_statistics(collection).chunks == len(older) + 1
+    index.delete(collection, ["d1c0"])
+    assert index.term_statistics(collection).chunks == len(older)
+    assert index.keyword_search(collection, ["lanterns"], limit=3) == [[]]

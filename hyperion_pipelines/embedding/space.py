@@ -31,7 +31,8 @@ def same_space_fingerprints(spec: PipelineSpec, identity: EmbedderIdentity, retr
     dense and hybrid embeds nothing again."""
     space = space_fingerprint(spec, identity)
     own = collection_fingerprint(spec, identity, retrieval)
-    others = [_collection_fingerprint(space, r) for r in ("dense", "hybrid")] + [earlier_hybrid_fingerprint(space)]
+    kinds = ("dense", "hybrid", "hybrid-local")
+    others = [_collection_fingerprint(space, r) for r in kinds] + [earlier_hybrid_fingerprint(space)]
     return [f for f in others if f != own]
 
 

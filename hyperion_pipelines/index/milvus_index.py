@@ -31,6 +31,7 @@ from hyperion_pipelines.chunking.context import embedding_input
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.ids import FINGERPRINT_LENGTH
 from hyperion_pipelines.index.fusion import relative_fusion
+from hyperion_pipelines.index.local_bm25 import TermStatistics, document_weights
 from hyperion_pipelines.spec import IndexSpec
 
 #: Scalar fields and their VARCHAR byte limits (None: an integer field).
@@ -63,6 +64,13 @@ SPARSE_FIELD = "sparse"
 #: fields (title, heading path, text), so never compared itself. Hybrid collections made before
 #: it existed read ``text`` and have another name (``ids.collection_fingerprint``).
 BM25_TEXT_FIELD = "bm25_text"
+#: Seconds a searcher keeps a local-BM25 collection's term statistics before reading them again
+#: (a searcher that writes reads them again after its own writes). Another process's writes
+#: change the IDF of the query's terms only in proportion; a long-lived server sees them this late.
+TERM_STATISTICS_TTL_S = 30.0
+#: What :func:`resolved_retrieval` gives: ``hybrid`` (the server scores BM25 over the whole
+#: collection), ``hybrid-local`` (Hyperion does, :mod:`.local_bm25`: milvus-lite) or ``dense``.
+Retrieval = Literal["hybrid", "hybrid-local", "dense"]
 #: Candidates each side of a hybrid search offers the fusion, at least.
 HYBRID_CANDIDATES = 50
 _MAX_LIMIT = 16384  # Milvus's largest search limit
@@ -124,11 +132,15 @@ def bm25_is_collection_wide(server_version: str) -> bool:
     return version is not None and version >= (2, 5)
 
 
-def resolved_retrieval(requested: str, server_version: str) -> Literal["hybrid", "dense"]:
-    """``auto``: hybrid where BM25 is scored collection-wide, dense elsewhere; else as asked."""
-    if requested == "auto":
-        return "hybrid" if bm25_is_collection_wide(server_version) else "dense"
-    return "hybrid" if requested == "hybrid" else "dense"
+def resolved_retrieval(requested: str, server_version: str) -> Retrieval:
+    """``auto``: hybrid where the server scores BM25 over the whole collection, dense elsewhere;
+    ``hybrid`` where the server scores it per segment (milvus-lite): scored by Hyperion instead;
+    else as asked."""
+    if requested == "dense" or (requested == "auto" and not bm25_is_collection_wide(server_version)):
+        return "dense"
+    if bm25_is_collection_wide(server_version) or not has_bm25(server_version):
+        return "hybrid"  # before 2.5, made dense with a warning (see MilvusIndex._create)
+    return "hybrid-local"
 
 
 def scalar_index_type(server_version: str) -> str:
@@ -156,10 +168,12 @@ class MilvusIndex:
         self.spec = spec
         self.timeout_s = timeout_s
         self._fields: dict[str, frozenset[str]] = {}  # collection -> its field names (fixed when made)
-        self._retrieval: Literal["hybrid", "dense"] | None = None
+        self._local_bm25: dict[str, bool] = {}  # collection -> its BM25 field is scored by Hyperion
+        self._statistics: dict[str, tuple[float, TermStatistics]] = {}  # collection -> (read at, statistics)
+        self._retrieval: Retrieval | None = None
 
     @property
-    def retrieval(self) -> Literal["hybrid", "dense"]:
+    def retrieval(self) -> Retrieval:
         """The spec's retrieval on this server (``auto`` resolved): what names the collection."""
         if self._retrieval is None:
             version = self.client.get_server_version(timeout=self.timeout_s)
@@ -189,23 +203,20 @@ class MilvusIndex:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         version = self.client.get_server_version(timeout=self.timeout_s)
-        hybrid = self.retrieval == "hybrid" and has_bm25(version)
-        if self.retrieval == "hybrid" and not hybrid:
+        hybrid = self.retrieval != "dense" and has_bm25(version)
+        local = hybrid and self.retrieval == "hybrid-local"
+        if self.retrieval != "dense" and not hybrid:
             _log.warning("Milvus %s has no BM25 (2.5 and later have): %s is made for dense search only", version, name)
-        elif hybrid and not bm25_is_collection_wide(version):
-            _log.warning(
-                "%s scores BM25 per segment, not over the whole collection: in %s, documents written "
-                "after a flush can rank below weaker matches (retrieval: auto makes it dense here)",
-                version,
-                name,
-            )
         for field, limit in SCALAR_FIELDS.items():
             if limit is None:
                 schema.add_field(field, DataType.INT64)
             else:
                 schema.add_field(field, DataType.VARCHAR, max_length=limit)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
-        if hybrid:
+        if local:
+            # Term weights written by Hyperion (local_bm25): milvus-lite would score BM25 per segment.
+            schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+        elif hybrid:
             # Tokenised for BM25 by Milvus's standard analyzer.
             limit = SCALAR_FIELDS["text"]
             schema.add_field(BM25_TEXT_FIELD, DataType.VARCHAR, max_length=limit, enable_analyzer=True)
@@ -237,18 +248,45 @@ class MilvusIndex:
         for field in LOOKUP_FIELDS:
             self._create_index(name, field, wait, index_type=scalar)
         if self.is_hybrid(name):
-            self._create_index(name, SPARSE_FIELD, wait, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+            metric = "IP" if self.scores_bm25_locally(name) else "BM25"
+            self._create_index(name, SPARSE_FIELD, wait, index_type="SPARSE_INVERTED_INDEX", metric_type=metric)
 
     def is_hybrid(self, collection: str) -> bool:
         """Whether the collection has the BM25 field."""
         return SPARSE_FIELD in self._field_names(collection)
 
+    def scores_bm25_locally(self, collection: str) -> bool:
+        """Whether the BM25 field holds Hyperion's term weights (no Milvus function makes it)."""
+        self._field_names(collection)
+        return self._local_bm25[collection]
+
     def _field_names(self, collection: str) -> frozenset[str]:
         """Asked once: a collection never changes its fields."""
         if collection not in self._fields:
-            fields = self.client.describe_collection(collection, timeout=self.timeout_s)["fields"]
-            self._fields[collection] = frozenset(field["name"] for field in fields)
+            described = self.client.describe_collection(collection, timeout=self.timeout_s)
+            self._fields[collection] = frozenset(field["name"] for field in described["fields"])
+            made_by_milvus = bool(described.get("functions"))
+            self._local_bm25[collection] = SPARSE_FIELD in self._fields[collection] and not made_by_milvus
         return self._fields[collection]
+
+    def term_statistics(self, collection: str) -> TermStatistics:
+        """A local-BM25 collection's chunk count and document frequencies, read from its stored
+        term weights (kept :data:`TERM_STATISTICS_TTL_S`)."""
+        now = time.monotonic()
+        cached = self._statistics.get(collection)
+        if cached is None or now - cached[0] > TERM_STATISTICS_TTL_S:
+            self.ensure_loaded(collection)
+            stored = (row[SPARSE_FIELD] for row in self._iterate(collection, 'id != ""', [SPARSE_FIELD]))
+            cached = self._statistics[collection] = (now, TermStatistics.of(stored))
+        return cached[1]
+
+    def _keyword_queries(self, collection: str, texts: Sequence[str]) -> list[Any]:
+        """What the BM25 field is searched with: the texts, which Milvus scores, or in a local-BM25
+        collection each text's terms weighted by their IDF (empty: no chunk holds any)."""
+        if not self.scores_bm25_locally(collection):
+            return list(texts)
+        statistics = self.term_statistics(collection)
+        return [statistics.query_weights(text) for text in texts]
 
     def _create_index(self, collection: str, field: str, wait: bool, **settings: Any) -> None:
         if self.client.list_indexes(collection, field_name=field, timeout=self.timeout_s):
@@ -486,12 +524,13 @@ class MilvusIndex:
         # candidates than asked for: an entry one side ranks just below the cut would otherwise
         # enter the fusion with that side's score missing, and the top k would depend on k.
         pool = min(_MAX_LIMIT, max(2 * limit, HYBRID_CANDIDATES))
+        keyword = self._keyword_queries(collection, [text])[0]
         requests = [
             AnnSearchRequest(data=[vector.tolist()], anns_field="vector", param={}, limit=pool, expr=expr or None),
-            AnnSearchRequest(data=[text], anns_field=SPARSE_FIELD, param={}, limit=pool, expr=expr or None),
+            AnnSearchRequest(data=[keyword], anns_field=SPARSE_FIELD, param={}, limit=pool, expr=expr or None),
         ]
-        if self.spec.fusion == "relative":
-            return self._relative_search(collection, requests, limit)
+        if self.spec.fusion == "relative" or not keyword:  # no chunk holds a word of the query: dense alone
+            return self._relative_search(collection, requests if keyword else requests[:1], limit)
         if self.spec.fusion == "rrf":
             ranker = RRFRanker(self.spec.rrf_k)
         else:
@@ -508,7 +547,7 @@ class MilvusIndex:
 
     def _relative_search(self, collection: str, requests: list[AnnSearchRequest], limit: int) -> list[SearchHit]:
         """Each side searched on its own (one call each), fused here (:mod:`.fusion`)."""
-        dense, keyword = (
+        dense, *keyword = (
             _hits(
                 self.client.search(
                     collection,
@@ -522,6 +561,7 @@ class MilvusIndex:
             )
             for request in requests
         )
+        keyword = keyword[0] if keyword else []
         fused = relative_fusion(
             dense, keyword, dense_weight=self.spec.dense_weight, metric_type=self.spec.metric_type, limit=limit
         )
@@ -532,7 +572,7 @@ class MilvusIndex:
         self.ensure_loaded(collection)
         results = self.client.search(
             collection,
-            data=list(texts),
+            data=self._keyword_queries(collection, texts),
             anns_field=SPARSE_FIELD,
             limit=limit,
             output_fields=["document_id"],
@@ -544,9 +584,11 @@ class MilvusIndex:
     def upsert(self, collection: str, rows: Sequence[dict[str, Any]], checkpoint: Checkpoint = no_deadline) -> int:
         written = 0
         bm25_input = BM25_TEXT_FIELD in self._field_names(collection)
+        local = self.scores_bm25_locally(collection)
+        self._statistics.pop(collection, None)  # this searcher sees its own writes
         for batch in _batches(rows, self.spec.write_batch_size):
             checkpoint()
-            clean = [self._clean(row, bm25_input) for row in batch]
+            clean = [self._clean(row, bm25_input, local) for row in batch]
             written += int(self.client.upsert(collection, clean, timeout=self.timeout_s)["upsert_count"])
         return written
 
@@ -557,6 +599,7 @@ class MilvusIndex:
         self.client.flush(collection, timeout=self.timeout_s)
 
     def delete(self, collection: str, ids: Sequence[str]) -> int:
+        self._statistics.pop(collection, None)
         deleted = 0
         for batch in _batches(list(ids), _BATCH):
             result = self.client.delete(collection, ids=list(batch), timeout=self.timeout_s)
@@ -572,14 +615,18 @@ class MilvusIndex:
         }
 
     @staticmethod
-    def _clean(row: dict[str, Any], bm25_input: bool) -> dict[str, Any]:
+    def _clean(row: dict[str, Any], bm25_input: bool, local_bm25: bool = False) -> dict[str, Any]:
         """The row as Milvus stores it; ``bm25_input``: with what BM25 reads (a chunk row's
-        ``context`` line, when it has one, before its text)."""
+        ``context`` line, when it has one, before its text); ``local_bm25``: with its BM25 term
+        weights (:mod:`.local_bm25`) of the same."""
         clean: dict[str, Any] = {"id": row["id"], "vector": np.asarray(row["vector"], dtype=np.float32).tolist()}
         for field, limit in SCALAR_FIELDS.items():
             value = row[field]
             clean[field] = int(value) if limit is None else clip_utf8(str(value), limit)
-        if bm25_input:
+        if bm25_input or local_bm25:
             text = embedding_input(str(row.get("context") or ""), str(row["text"]))
-            clean[BM25_TEXT_FIELD] = clip_utf8(text, SCALAR_FIELDS["text"] or 0)
+            if bm25_input:
+                clean[BM25_TEXT_FIELD] = clip_utf8(text, SCALAR_FIELDS["text"] or 0)
+            if local_bm25:
+                clean[SPARSE_FIELD] = document_weights(text)
         return clean
