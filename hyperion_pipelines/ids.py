@@ -52,6 +52,9 @@ def embedding_fingerprint(
 #: What the BM25 field of a hybrid collection reads (``milvus_index.BM25_TEXT_FIELD``): part of its
 #: fingerprint, so that a change of it is a new collection, filled by the blue/green re-index.
 BM25_INPUT = "context+text"
+#: ``index.local_bm25.SCORER``, written out here so that ids imports nothing of the index layer
+#: (test_local_bm25 checks the two agree).
+LOCAL_BM25_SCORER = "local-bm25-v1 words crc32 k1=1.2 b=0.75 length=150"
 
 
 def collection_fingerprint(space: str, retrieval: str) -> str:
@@ -61,6 +64,8 @@ def collection_fingerprint(space: str, retrieval: str) -> str:
     collections made before hybrid retrieval existed), so the two kinds never share a collection."""
     if retrieval == "dense":
         return space
+    if retrieval == "hybrid-local":  # the weights Hyperion writes (index.local_bm25.SCORER)
+        return _digest("collection", space, retrieval, BM25_INPUT, LOCAL_BM25_SCORER, length=FINGERPRINT_LENGTH)
     return _digest("collection", space, retrieval, BM25_INPUT, length=FINGERPRINT_LENGTH)
 
 

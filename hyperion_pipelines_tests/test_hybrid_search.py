@@ -16,7 +16,7 @@ from hyperion_pipelines.embedding.sentence_transformer import SentenceTransforme
 from hyperion_pipelines.embedding.space import collection_fingerprint, same_space_fingerprints, space_fingerprint
 from hyperion_pipelines.ids import earlier_hybrid_fingerprint
 from hyperion_pipelines.index.connection import connect
-from hyperion_pipelines.index.milvus_index import SCALAR_FIELDS, SPARSE_FIELD, MilvusIndex
+from hyperion_pipelines.index.milvus_index import BM25_TEXT_FIELD, SCALAR_FIELDS, SPARSE_FIELD, MilvusIndex
 from hyperion_pipelines.index.verification import self_retrieval
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import Settings
@@ -96,12 +96,19 @@ def test_fusion_weights_are_a_query_time_setting(
     assert top(keyword_only, collection, model, 1) == ["options.md"]
 
 
-def test_bm25_reads_the_context_line_the_model_embeds(tmp_path: Path, model: SentenceTransformerEmbedder) -> None:
+@pytest.mark.parametrize("kind", ["hybrid-local", "hybrid"])
+def test_bm25_reads_the_context_line_the_model_embeds(
+    tmp_path: Path, model: SentenceTransformerEmbedder, kind: str
+) -> None:
     """A chunk from the middle of a page seldom repeats the page's title, which is what keyword
     queries name: BM25 reads the chunk's context line too, as the model does; the stored text
-    stays the chunk's own."""
+    stays the chunk's own. Both kinds: Hyperion's BM25 (milvus-lite's default for hybrid) and
+    Milvus's BM25 function over ``bm25_text`` (a server's from 2.5; milvus-lite runs it too)."""
     index = MilvusIndex(MilvusClient(uri=str(tmp_path / "index.db")), IndexSpec(retrieval="hybrid"))
+    index._retrieval = kind  # type: ignore[assignment]  # what a server from 2.5 resolves hybrid to
     collection = index.ensure_collection("0123456789abcdef", 384)
+    fields = {field["name"] for field in index.client.describe_collection(collection)["fields"]}
+    assert (BM25_TEXT_FIELD in fields, index.scores_bm25_locally(collection)) == (kind == "hybrid", kind != "hybrid")
     chunks = {
         "hashlib.md": ("hashlib > Secure hashes and message digests", "Call update() with bytes, then digest()."),
         "zlib.md": ("zlib > Compression compatible with gzip", "Call compress() with bytes to get bytes."),
@@ -117,7 +124,40 @@ def test_bm25_reads_the_context_line_the_model_embeds(tmp_path: Path, model: Sen
     for query, page in (("hashlib digests", "hashlib.md"), ("gzip compatible", "zlib.md")):
         keyword = index.keyword_search(collection, [query], limit=2)[0]
         assert [hit.fields["document_id"] for hit in keyword][:1] == [page], query
+        found = index.search(model.embed([query]), limit=1, collection=collection, texts=[query])[0]
+        assert [hit.fields["document_id"] for hit in found] == [page], query
     assert index.texts_of(collection, ["c0"]) == {"c0": chunks["hashlib.md"][1]}
+
+
+def test_relative_fusion_reads_the_metric_the_vectors_were_indexed_with(
+    tmp_path: Path, model: SentenceTransformerEmbedder
+) -> None:
+    """The metric is not part of a collection's name and an index that exists is kept: a spec
+    changed to another metric must not turn the stored index's distances round."""
+    client = MilvusClient(uri=str(tmp_path / "index.db"))
+    made = MilvusIndex(client, IndexSpec(retrieval="hybrid", metric_type="L2"))
+    collection = made.ensure_collection("0123456789abcdef", 384)
+    vectors = model.embed(list(PAGES.values()))
+    rows = []
+    for n, (source, text) in enumerate(PAGES.items()):
+        row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
+        rows.append(row | {"id": f"c{n}", "source": source, "document_id": source, "text": text, "vector": vectors[n]})
+    made.upsert(collection, rows)
+    made.flush(collection)
+    later = MilvusIndex(client, IndexSpec(retrieval="hybrid", metric_type="COSINE", dense_weight=1.0))
+    assert later._vector_metric(collection) == "L2"
+    query = PAGES["about.md"]  # its own text: nearest by any metric
+    assert top(later, collection, model, 1, query=query) == ["about.md"]
+
+
+def test_a_serving_process_keeps_the_term_statistics_across_reconnections(
+    tmp_path: Path, model: SentenceTransformerEmbedder
+) -> None:
+    index, collection = indexed(tmp_path, model)
+    shared: dict = {}
+    first = MilvusIndex(index.client, index.spec, term_statistics=shared).term_statistics(collection)
+    assert first.chunks == len(PAGES)
+    assert MilvusIndex(index.client, index.spec, term_statistics=shared).term_statistics(collection) is first
 
 
 def test_the_bm25_field_is_checked_by_self_retrieval(tmp_path: Path, model: SentenceTransformerEmbedder) -> None:
@@ -235,27 +275,38 @@ def test_on_milvus_lite_hyperion_scores_bm25_over_the_whole_collection(
     query = "harbour lanterns at dusk"
     client = MilvusClient(uri=str(tmp_path / "index.db"))
     assert MilvusIndex(client, IndexSpec()).retrieval == "dense"
-    index = MilvusIndex(client, IndexSpec(retrieval="hybrid"))
-    assert index.retrieval == "hybrid-local"
-    collection = index.ensure_collection("0123456789abcdef", 384)
-    assert index.is_hybrid(collection) and index.scores_bm25_locally(collection)
-    for n, batch in enumerate((older, [new])):
-        vectors = model.embed(batch)
-        rows = []
-        for i, text in enumerate(batch):
-            row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
-            rows.append(
-                row
-                | {"id": f"d{n}c{i}", "source": f"day{n}", "document_id": f"day{n}", "text": text, "vector": vectors[i]}
-            )
-        index.upsert(collection, rows)
-        index.flush(collection)
-    keyword = index.keyword_search(collection, [query], limit=3)[0]
+    local = MilvusIndex(client, IndexSpec(retrieval="hybrid"))
+    assert local.retrieval == "hybrid-local"
+    function = MilvusIndex(client, IndexSpec(alias="function", retrieval="hybrid"))
+    function._retrieval = "hybrid"  # type: ignore[assignment]  # milvus-lite's own BM25 function
+    collections = {}
+    for index in (local, function):
+        collection = collections[index] = index.ensure_collection("0123456789abcdef", 384)
+        assert index.is_hybrid(collection) and index.scores_bm25_locally(collection) is (index is local)
+        for n, batch in enumerate((older, [new])):
+            vectors = model.embed(batch)
+            rows = []
+            for i, text in enumerate(batch):
+                row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
+                rows.append(
+                    row
+                    | {"id": f"d{n}c{i}", "source": f"day{n}", "document_id": f"day{n}", "text": text}
+                    | {"vector": vectors[i]}
+                )
+            index.upsert(collection, rows)
+            index.flush(collection)
+    # milvus-lite's function: the only chunk with all three words, scored as one of one, ranks
+    # below chunks with one. If this fails, milvus-lite scores BM25 over the whole collection:
+    # revisit hybrid-local and ``auto``.
+    ranked = [hit.fields["document_id"] for hit in function.keyword_search(collections[function], [query], limit=20)[0]]
+    assert ranked.index("day1") > 0, ranked
+    collection = collections[local]
+    keyword = local.keyword_search(collection, [query], limit=3)[0]
     assert [hit.fields["document_id"] for hit in keyword][0] == "day1"
-    found = index.search(model.embed([query]), limit=3, collection=collection, texts=[query])[0]
+    found = local.search(model.embed([query]), limit=3, collection=collection, texts=[query])[0]
     assert found[0].fields["source"] == "day1"
     # The statistics follow deletes: without the new day, its words are in no chunk again.
-    assert index.term_statistics(collection).chunks == len(older) + 1
-    index.delete(collection, ["d1c0"])
-    assert index.term_statistics(collection).chunks == len(older)
-    assert index.keyword_search(collection, ["lanterns"], limit=3) == [[]]
+    assert local.term_statistics(collection).chunks == len(older) + 1
+    local.delete(collection, ["d1c0"])
+    assert local.term_statistics(collection).chunks == len(older)
+    assert local.keyword_search(collection, ["lanterns"], limit=3) == [[]]

@@ -6,9 +6,11 @@ import math
 
 import pytest
 
+from hyperion_pipelines.ids import LOCAL_BM25_SCORER
 from hyperion_pipelines.index.local_bm25 import (
     AVERAGE_TERMS,
     NO_TERMS,
+    SCORER,
     TermStatistics,
     document_weights,
     term_id,
@@ -63,3 +65,8 @@ def test_words_no_chunk_holds_make_no_query_and_a_wordless_chunk_has_a_placehold
     assert document_weights("« — »") == {NO_TERMS: 1.0}  # Milvus stores no empty sparse vector
     assert NO_TERMS not in statistics.frequencies
     assert all(0 < term_id(word) < 2**32 - 1 for word in ("zstd", "", "ü", "x" * 1000))
+
+
+def test_the_scorer_named_in_collection_names_is_the_one_in_use() -> None:
+    """A change of tokens, term ids or parameters must change the name of new collections."""
+    assert LOCAL_BM25_SCORER == SCORER

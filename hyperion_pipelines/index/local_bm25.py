@@ -27,6 +27,9 @@ AVERAGE_TERMS = 150
 #: The term of a chunk without words: Milvus stores no empty sparse vector, and no query holds it.
 NO_TERMS = 0
 _TERM_IDS = 2**32 - 1  # Milvus's sparse indices are below 2**32 - 1
+#: What the stored weights depend on (tokens, term ids, k1, b, length): part of the name of a
+#: collection of this kind (``ids.collection_fingerprint``), so a change is a new collection.
+SCORER = f"local-bm25-v1 words crc32 k1={K1} b={B} length={AVERAGE_TERMS}"
 _WORD = re.compile(r"\w+")
 
 

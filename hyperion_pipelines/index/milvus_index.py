@@ -60,7 +60,8 @@ SPARSE_FIELD = "sparse"
 #: What BM25 reads in a hybrid collection: the chunk as the model embeds it, its context line
 #: ("Title > Section") in front of its text. A chunk from the middle of a page rarely repeats the
 #: page's title, which is what keyword queries name (BM25 alone on peer_fair.py's manual chunks,
-#: nDCG@10 on keyword queries: 0.953 against 0.764 for the text alone). Derived from compared
+#: nDCG@10 on keyword queries: 0.953 against 0.764 for the text alone, a one-off scoring not kept
+#: in benchmarks/). Derived from compared
 #: fields (title, heading path, text), so never compared itself. Hybrid collections made before
 #: it existed read ``text`` and have another name (``ids.collection_fingerprint``).
 BM25_TEXT_FIELD = "bm25_text"
@@ -163,13 +164,23 @@ def _hits(found: Iterable[dict[str, Any]]) -> list[SearchHit]:
 
 
 class MilvusIndex:
-    def __init__(self, client: MilvusClient, spec: IndexSpec, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(
+        self,
+        client: MilvusClient,
+        spec: IndexSpec,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        term_statistics: dict[str, tuple[float, TermStatistics]] | None = None,
+    ):
+        """``term_statistics``: a cache of local-BM25 statistics to share with later instances
+        on the same server (``hyperion serve`` reconnects to milvus-lite after each idle spell)."""
         self.client = client
         self.spec = spec
         self.timeout_s = timeout_s
         self._fields: dict[str, frozenset[str]] = {}  # collection -> its field names (fixed when made)
         self._local_bm25: dict[str, bool] = {}  # collection -> its BM25 field is scored by Hyperion
-        self._statistics: dict[str, tuple[float, TermStatistics]] = {}  # collection -> (read at, statistics)
+        # collection -> (read at, statistics)
+        self._statistics = term_statistics if term_statistics is not None else {}
+        self._dense_metric: dict[str, str] = {}  # collection -> its vector index's metric
         self._retrieval: Retrieval | None = None
 
     @property
@@ -562,10 +573,17 @@ class MilvusIndex:
             for request in requests
         )
         keyword = keyword[0] if keyword else []
-        fused = relative_fusion(
-            dense, keyword, dense_weight=self.spec.dense_weight, metric_type=self.spec.metric_type, limit=limit
-        )
+        metric = self._vector_metric(collection)
+        fused = relative_fusion(dense, keyword, dense_weight=self.spec.dense_weight, metric_type=metric, limit=limit)
         return [SearchHit(score, hit.id, hit.fields) for score, hit in fused]
+
+    def _vector_metric(self, collection: str) -> str:
+        """The metric the collection's vectors were indexed with (not the spec's: an index that
+        exists is kept when the spec changes)."""
+        if collection not in self._dense_metric:
+            described = self.client.describe_index(collection, index_name="vector", timeout=self.timeout_s)
+            self._dense_metric[collection] = str(described.get("metric_type") or self.spec.metric_type).upper()
+        return self._dense_metric[collection]
 
     def keyword_search(self, collection: str, texts: Sequence[str], *, limit: int) -> list[list[SearchHit]]:
         """The BM25 field alone (a hybrid collection's): what the self-retrieval check reads."""
@@ -585,11 +603,13 @@ class MilvusIndex:
         written = 0
         bm25_input = BM25_TEXT_FIELD in self._field_names(collection)
         local = self.scores_bm25_locally(collection)
-        self._statistics.pop(collection, None)  # this searcher sees its own writes
-        for batch in _batches(rows, self.spec.write_batch_size):
-            checkpoint()
-            clean = [self._clean(row, bm25_input, local) for row in batch]
-            written += int(self.client.upsert(collection, clean, timeout=self.timeout_s)["upsert_count"])
+        try:
+            for batch in _batches(rows, self.spec.write_batch_size):
+                checkpoint()
+                clean = [self._clean(row, bm25_input, local) for row in batch]
+                written += int(self.client.upsert(collection, clean, timeout=self.timeout_s)["upsert_count"])
+        finally:
+            self._statistics.pop(collection, None)  # this searcher sees its own writes
         return written
 
     def flush(self, collection: str) -> None:
@@ -599,11 +619,13 @@ class MilvusIndex:
         self.client.flush(collection, timeout=self.timeout_s)
 
     def delete(self, collection: str, ids: Sequence[str]) -> int:
-        self._statistics.pop(collection, None)
         deleted = 0
-        for batch in _batches(list(ids), _BATCH):
-            result = self.client.delete(collection, ids=list(batch), timeout=self.timeout_s)
-            deleted += int(result["delete_count"]) if isinstance(result, dict) else len(batch)
+        try:
+            for batch in _batches(list(ids), _BATCH):
+                result = self.client.delete(collection, ids=list(batch), timeout=self.timeout_s)
+                deleted += int(result["delete_count"]) if isinstance(result, dict) else len(batch)
+        finally:
+            self._statistics.pop(collection, None)
         return deleted
 
     @staticmethod

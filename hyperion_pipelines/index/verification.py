@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -124,6 +125,7 @@ def _own_hit(index: MilvusIndex, collection: str, vector: np.ndarray, chunk: str
     return found[0] if found else None
 
 
+_WORD = re.compile(r"\w")
 #: How far down the BM25 ranking a sampled chunk is looked for: repeated boilerplate ("Report a
 #: Bug / Show Source" on every page of a manual) ties dozens of chunks with the same score.
 _KEYWORD_WINDOW = 50
@@ -134,7 +136,8 @@ def _keyword_self_retrieval(index: MilvusIndex, collection: str, ids: Sequence[s
     if not index.is_hybrid(collection):
         return None, 0
     texts = index.texts_of(collection, ids)
-    searched = [chunk for chunk in ids if texts.get(chunk, "").strip()]
+    # A chunk without a word (a rule of dashes) has nothing for BM25 to find it by.
+    searched = [chunk for chunk in ids if _WORD.search(texts.get(chunk, ""))]
     queries = [texts[c] for c in searched]
     results = index.keyword_search(collection, queries, limit=_KEYWORD_WINDOW) if searched else []
     found = sum(_among_top(chunk, hits) for chunk, hits in zip(searched, results, strict=True))

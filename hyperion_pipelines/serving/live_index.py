@@ -63,6 +63,7 @@ class LiveSearch:
         self.embedded = "://" not in self._milvus.uri and not self._milvus.uri.startswith("unix:")
         self._client: Any = None
         self._opened: MilvusIndex | None = None  # on _client: remembers which collections are hybrid
+        self._term_statistics: dict = {}  # kept across reconnections (MilvusIndex.term_statistics)
         self._index_lock = threading.Lock()  # the embedded file: one request at a time
         self._model_lock = threading.Lock()
         self._last_used = 0.0
@@ -77,7 +78,9 @@ class LiveSearch:
     def _open(self) -> MilvusIndex:
         if self._client is None:
             self._client = self._connect()
-            self._opened = MilvusIndex(self._client, self.spec.index, self._milvus.timeout_s)
+            self._opened = MilvusIndex(
+                self._client, self.spec.index, self._milvus.timeout_s, term_statistics=self._term_statistics
+            )
         return self._opened
 
     @contextmanager
