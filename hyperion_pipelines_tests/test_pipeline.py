@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -203,15 +202,16 @@ def test_distributions_have_fixed_buckets_and_a_value_for_an_empty_partition() -
 
 
 def test_a_preloaded_model_loads_once_in_the_background_and_embed_waits_for_it() -> None:
+    # The loader is the preload's own thread: an earlier test's loaded graph (kept per process)
+    # can make it finish before any list of running threads would see it.
     embedder = SentenceTransformerEmbedder()
-    embedder.preload()
-    loaders = [t for t in threading.enumerate() if t.name == "hyperion-model-preload"]
-    assert len(loaders) == 1
+    loader = embedder.preload()
+    assert loader is not None and loader.name == "hyperion-model-preload"
     vectors = embedder.embed(["Honeybees cluster in winter."])  # waits for the background load
-    loaders[0].join(timeout=120)
+    loader.join(timeout=120)
+    assert not loader.is_alive()
     model = embedder.model
-    embedder.preload()  # already loaded: nothing starts
-    assert not any(t.name == "hyperion-model-preload" for t in threading.enumerate())
+    assert embedder.preload() is None  # already loaded: nothing starts
     assert embedder.model is model and vectors.shape == (1, embedder.identity.dimension)
     assert vectors.tolist() == embedder.embed(["Honeybees cluster in winter."]).tolist()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,5 +46,7 @@ class Embedder(ABC):
         """Batches :meth:`embed` works on at once: hand it that many batches per call."""
         return 1
 
-    def preload(self) -> None:  # noqa: B027 - optional: an embedder with nothing to load does nothing
-        """Start loading whatever :meth:`embed` needs in the background, if that is slow."""
+    def preload(self) -> threading.Thread | None:
+        """Start loading whatever :meth:`embed` needs in the background, if that is slow: the
+        loading thread, or None (nothing to load, as here)."""
+        return None

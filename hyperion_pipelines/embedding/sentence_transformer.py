@@ -304,12 +304,16 @@ class SentenceTransformerEmbedder(Embedder):
                 self._model = self._load_model()
             return self._model
 
-    def preload(self) -> None:
-        """Load the model in a background thread. Importing sentence-transformers and torch takes
-        seconds, which a run that needs the model can spend while it chunks and looks up stored
-        vectors; :meth:`embed` then waits for the load instead of starting its own."""
-        if self._model is None and not self._model_lock.locked():
-            threading.Thread(target=self._load_quietly, name="hyperion-model-preload", daemon=True).start()
+    def preload(self) -> threading.Thread | None:
+        """Load the model in a background thread (returned; None when the model is loaded or
+        loading). Importing sentence-transformers and torch takes seconds, which a run that needs
+        the model can spend while it chunks and looks up stored vectors; :meth:`embed` then waits
+        for the load instead of starting its own."""
+        if self._model is not None or self._model_lock.locked():
+            return None
+        loader = threading.Thread(target=self._load_quietly, name="hyperion-model-preload", daemon=True)
+        loader.start()
+        return loader
 
     def _load_quietly(self) -> None:
         # A failed load is not reported here: the step that embeds loads again and raises it there.
