@@ -134,17 +134,8 @@ def test_relative_fusion_reads_the_metric_the_vectors_were_indexed_with(
 ) -> None:
     """The metric is not part of a collection's name and an index that exists is kept: a spec
     changed to another metric must not turn the stored index's distances round."""
-    client = MilvusClient(uri=str(tmp_path / "index.db"))
-    made = MilvusIndex(client, IndexSpec(retrieval="hybrid", metric_type="L2"))
-    collection = made.ensure_collection("0123456789abcdef", 384)
-    vectors = model.embed(list(PAGES.values()))
-    rows = []
-    for n, (source, text) in enumerate(PAGES.items()):
-        row: dict = {name: 0 if limit is None else "" for name, limit in SCALAR_FIELDS.items()}
-        rows.append(row | {"id": f"c{n}", "source": source, "document_id": source, "text": text, "vector": vectors[n]})
-    made.upsert(collection, rows)
-    made.flush(collection)
-    later = MilvusIndex(client, IndexSpec(retrieval="hybrid", metric_type="COSINE", dense_weight=1.0))
+    made, collection = indexed(tmp_path, model, metric_type="L2")
+    later = MilvusIndex(made.client, IndexSpec(retrieval="hybrid", metric_type="COSINE", dense_weight=1.0))
     assert later._vector_metric(collection) == "L2"
     query = PAGES["about.md"]  # its own text: nearest by any metric
     assert top(later, collection, model, 1, query=query) == ["about.md"]
