@@ -48,7 +48,7 @@ def measure(name: str, corpus: Path, queries: peer_fair.Queries, scratch: Path, 
         "tokens_per_document": round(timing["tokens"] / timing["documents"], 1),
     }
     for style, lines in queries.items():
-        for system in ("hyperion", "hyperion hybrid"):
+        for system in ("hyperion", "hyperion dense"):
             scores = peer_fair.scored(found["rankings"][system][style], lines, 10)
             row[f"ndcg@10 {style}, {system}"] = scores["ndcg_at_k"]
     return row

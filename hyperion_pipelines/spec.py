@@ -227,10 +227,9 @@ class IndexSpec(_Strict):
         default="auto",
         description="hybrid: a BM25 field on the chunk's context line and text (what the model embeds) beside the "
         "vectors, searched with them and fused; scored by Milvus on a server from 2.5, by Hyperion on milvus-lite "
-        "(whose BM25 function scores each segment alone; every searcher then reads all chunks' term weights, "
-        "0.7 s for 8,278 chunks on a 2-core machine, again after 30 s); dense: vectors only; auto: hybrid on a "
-        "Milvus server from 2.5, dense on milvus-lite and on older servers (no BM25). Part of the collection's "
-        "name: a change is a re-index.",
+        "(whose BM25 function scores each segment alone: Hyperion writes the term weights and keeps the document "
+        "frequencies beside the collection); dense: vectors only; auto: hybrid on milvus-lite and on a Milvus "
+        "server from 2.5, dense on older servers (no BM25). Part of the collection's name: a change is a re-index.",
     )
     # The defaults were chosen on benchmarks/peer_fair.py's fusion sweep (results/peer_fair_int8.json).
     fusion: Literal["relative", "weighted", "rrf"] = Field(

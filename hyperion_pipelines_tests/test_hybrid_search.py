@@ -19,6 +19,7 @@ from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.index.milvus_index import BM25_TEXT_FIELD, SCALAR_FIELDS, SPARSE_FIELD, MilvusIndex
 from hyperion_pipelines.index.verification import self_retrieval
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
+from hyperion_pipelines.serving.live_note import live_collection_note
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec, PipelineSpec
 
@@ -206,25 +207,33 @@ def materialize_day(settings: Settings, instance: DagsterInstance, spec: Pipelin
 def test_a_dense_index_switched_to_hybrid_is_a_new_collection_filled_with_the_same_vectors(
     hyperion_env: Settings, sample_uploads: Path
 ) -> None:
-    """A pipeline indexed before hybrid retrieval (dense) gets its hybrid collection from the
-    vectors it has: nothing is embedded again, and the self-retrieval check covers the BM25 field."""
+    """An embedded pipeline indexed dense (before ``auto`` was hybrid on milvus-lite, or pinned)
+    gets its hybrid collection from the vectors it has under the default: nothing is embedded
+    again, the self-retrieval check covers the BM25 field, and its document frequencies are kept."""
     default = default_spec(hyperion_env)
     dense = default.model_copy(update={"index": default.index.model_copy(update={"retrieval": "dense"})})
-    hybrid = default.model_copy(update={"index": default.index.model_copy(update={"retrieval": "hybrid"})})
     with DagsterInstance.ephemeral() as instance:
         before, checks = materialize_day(hyperion_env, instance, dense)
         chunks = before["chunk_embeddings"]["embedded"]
         assert chunks > 8 and "keyword_ratio" not in checks["self_retrieval"]
-        after, checks = materialize_day(hyperion_env, instance, hybrid)
+        after, checks = materialize_day(hyperion_env, instance, default)
     assert (after["chunk_embeddings"]["embedded"], after["chunk_embeddings"]["reused"]) == (0, chunks)
     assert after["vector_index"]["collection"] != before["vector_index"]["collection"]
     assert after["vector_index"]["upserted"] == chunks
     assert checks["self_retrieval"]["passed"] and checks["self_retrieval"]["keyword_ratio"] == 1.0
     client = connect(hyperion_env.milvus_uri)
     try:
-        index = MilvusIndex(client, hybrid.index)
-        assert index.is_hybrid(after["vector_index"]["collection"])
-        assert not index.is_hybrid(before["vector_index"]["collection"])
+        index = MilvusIndex(client, default.index)
+        hybrid, was = after["vector_index"]["collection"], before["vector_index"]["collection"]
+        assert (index.kind(hybrid), index.kind(was)) == ("hybrid-local", "dense")
+        kept = index.frequencies(hybrid).statistics(set())
+        assert kept is not None and kept.chunks == chunks == index.count(hybrid)
+        # Until a reindex moves the alias, searches say what they search and what to run.
+        assert index.live_collection() == was
+        note = live_collection_note(index, default, SentenceTransformerEmbedder().identity, was)
+        assert note and "a dense collection of the same vectors" in note and "nothing is embedded again" in note
+        dense_index = MilvusIndex(client, dense.index)
+        assert live_collection_note(dense_index, dense, SentenceTransformerEmbedder().identity, was) is None
     finally:
         client.close()
 
@@ -259,13 +268,12 @@ def test_on_milvus_lite_hyperion_scores_bm25_over_the_whole_collection(
     days were flushed, is the best match for its own words, yet milvus-lite's BM25 function
     scores it with its own one-row segment's statistics and ranks it below older chunks. On
     milvus-lite a hybrid collection's BM25 is therefore Hyperion's (term weights it writes, IDF of
-    the whole collection in the query): the new upload comes first, alone and fused. ``auto``
-    stays dense there (each searcher reads every chunk's term weights for the statistics)."""
+    the whole collection in the query): the new upload comes first, alone and fused."""
     older = paragraphs_of_the_sample_corpus()
     new = "# Kept across restarts\n\nLanterns of the harbour are lit at dusk."
     query = "harbour lanterns at dusk"
     client = MilvusClient(uri=str(tmp_path / "index.db"))
-    assert MilvusIndex(client, IndexSpec()).retrieval == "dense"
+    assert MilvusIndex(client, IndexSpec()).retrieval == "hybrid-local"
     local = MilvusIndex(client, IndexSpec(retrieval="hybrid"))
     assert local.retrieval == "hybrid-local"
     function = MilvusIndex(client, IndexSpec(alias="function", retrieval="hybrid"))

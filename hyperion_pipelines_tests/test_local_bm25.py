@@ -13,6 +13,7 @@ from hyperion_pipelines.index.local_bm25 import (
     SCORER,
     TermStatistics,
     document_weights,
+    frequency_changes,
     term_id,
     terms,
 )
@@ -70,3 +71,19 @@ def test_words_no_chunk_holds_make_no_query_and_a_wordless_chunk_has_a_placehold
 def test_the_scorer_named_in_collection_names_is_the_one_in_use() -> None:
     """A change of tokens, term ids or parameters must change the name of new collections."""
     assert LOCAL_BM25_SCORER == SCORER
+
+
+def test_frequency_changes_count_chunks_out_and_in() -> None:
+    """Replacing a chunk's text counts its old terms out and its new ones in; what a rewrite
+    leaves unchanged is no change at all; the wordless placeholder counts a chunk, not a term."""
+    old, new = document_weights(CHUNKS[0]), document_weights(CHUNKS[1])
+    chunks, changes = frequency_changes(added=[new], removed=[old])
+    assert chunks == 0
+    assert changes == {term_id("gzip"): 1, term_id("zstd"): -1, term_id("t0"): -1, term_id("uses"): -1,
+                       term_id("every"): -1, term_id("core"): -1}  # fmt: skip
+    assert frequency_changes(added=[old], removed=[old]) == (0, {})
+    assert frequency_changes(added=[document_weights("")]) == (1, {})
+    everything = [document_weights(chunk) for chunk in CHUNKS]
+    chunks, counts = frequency_changes(added=everything)
+    assert TermStatistics(chunks, counts) == TermStatistics.of(everything)
+    assert counts[term_id("files")] == 2

@@ -56,16 +56,13 @@ def test_bm25_is_there_from_milvus_2_5_and_in_milvus_lite(version: str, bm25: bo
         ("v2.4.9", "dense", "hybrid"),
         ("v2.5.0", "hybrid", "hybrid"),
         ("v2.6.11", "hybrid", "hybrid"),
-        ("milvus_lite-3.2.2", "dense", "hybrid-local"),
+        ("milvus_lite-3.2.2", "hybrid-local", "hybrid-local"),
     ],
 )
-def test_auto_retrieval_is_hybrid_only_where_bm25_is_scored_over_the_whole_collection(
-    version: str, auto: str, hybrid: str
-) -> None:
+def test_auto_retrieval_is_hybrid_wherever_the_server_has_bm25(version: str, auto: str, hybrid: str) -> None:
     """milvus-lite's BM25 function scores per segment (test_hybrid_search shows what that does to
-    a new upload), so asked for by name, hybrid there is scored by Hyperion, and ``auto`` stays
-    dense (every searcher would read every chunk's term weights)."""
-    assert bm25_is_collection_wide(version) is (auto == "hybrid")
+    a new upload), so hybrid there, asked for or by ``auto``, is scored by Hyperion."""
+    assert bm25_is_collection_wide(version) is (hybrid == "hybrid" and auto == "hybrid")
     assert resolved_retrieval("auto", version) == auto
     assert resolved_retrieval("hybrid", version) == hybrid
     assert resolved_retrieval("dense", version) == "dense"

@@ -107,6 +107,7 @@ def test_a_model_change_builds_a_candidate_and_moves_the_alias_only_when_it_pass
     assert listing["dropped"] == [blue] and [c["collection"] for c in listing["collections"]] == sorted([blue, green])
     code, listing = run_cli(capsys, "collections")
     assert [(c["collection"], c["entries"] > 0, c["live"]) for c in listing["collections"]] == [(green, True, True)]
+    assert [c["kind"] for c in listing["collections"]] == ["hybrid-local"]  # auto, on milvus-lite
     code, summary = run_cli(capsys, "reindex")
     assert code == 0 and summary["already_live"]
 

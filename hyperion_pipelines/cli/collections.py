@@ -1,4 +1,4 @@
-"""``hyperion collections``: the alias's collections, which one is live, their sizes; drop old ones."""
+"""``hyperion collections``: the alias's collections, which one is live, their kinds and sizes; drop old ones."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def cmd_collections(args: argparse.Namespace) -> int:
         for name in index.collections():
             index.ensure_loaded(name)
             rows.append(
-                {"collection": name, "entries": index.count(name), "live": name == live, "current": name == current}
+                {"collection": name, "kind": index.kind(name), "entries": index.count(name)}
+                | {"live": name == live, "current": name == current}
             )
         dropped = []
         if args.drop_old:
@@ -35,7 +36,8 @@ def cmd_collections(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         marks = [m for m, on in (("live", row["live"]), ("current configuration", row["current"])) if on]
-        print(f"{row['collection']}  {row['entries']} entries" + (f"  ({', '.join(marks)})" if marks else ""))
+        line = f"{row['collection']}  {row['kind']}  {row['entries']} entries"
+        print(line + (f"  ({', '.join(marks)})" if marks else ""))
     if not rows:
         print(f"No collections under '{spec.index.alias}' yet.")
     if dropped:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from hyperion_pipelines import run_metadata as rm
 from hyperion_pipelines.cli.instance_yaml import EMBEDDED_INSTANCE_YAML
-from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.index.deletion_guard import FAR_FUTURE
+from hyperion_pipelines.serving.live_note import live_collection_note
 from hyperion_pipelines.settings import Settings
 
 if TYPE_CHECKING:  # dagster and pymilvus load only when a command needs them
@@ -252,14 +252,9 @@ def open_live_index(settings: Settings, args: argparse.Namespace) -> Iterator[tu
             print(f"Nothing is indexed under '{spec.index.alias}' yet: run 'hyperion ingest' first.", file=sys.stderr)
             yield None
             return
-        current = index.collection_name(collection_fingerprint(spec, embedder.identity, index.retrieval))
-        if live != current:
-            # Mid re-index: the live collection was built with the previous configuration.
-            print(
-                f"Note: searching {live}, built with an earlier embedding configuration; queries are embedded "
-                f"with the current one ({embedder.identity.model_name}). Run 'hyperion reindex' to switch.",
-                file=sys.stderr,
-            )
+        note = live_collection_note(index, spec, embedder.identity, live)
+        if note:  # mid re-index
+            print(f"Note: {note}.", file=sys.stderr)
         yield index, embedder
 
 

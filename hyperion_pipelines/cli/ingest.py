@@ -125,7 +125,7 @@ def _hint_if_candidate(runs: DayRuns) -> None:
         if live == candidate:
             continue
         print(
-            f"Searches still use {live}: the embedding configuration changed, and this run wrote {candidate}. "
+            f"Searches still use {live}: the index configuration changed, and this run wrote {candidate}. "
             "Run 'hyperion reindex' to fill it for every day and move the alias once its checks pass.",
             file=sys.stderr,
         )

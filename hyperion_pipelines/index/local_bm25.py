@@ -4,8 +4,9 @@ milvus-lite 3.2.2 computes a BM25 field's statistics segment by segment: a docum
 a flush sits in a small segment and scores far below its match. Here the field is an ordinary
 sparse vector, searched by inner product: each chunk stores its terms' BM25 term-frequency
 parts (against a fixed length, :data:`AVERAGE_TERMS`), and each query carries its terms' IDF,
-computed from the document frequencies of the whole collection (:class:`TermStatistics`, read
-from the stored vectors). The inner product of the two is the chunk's BM25 score.
+computed from the document frequencies of the whole collection (:class:`TermStatistics`, kept
+beside the collection by :mod:`.document_frequencies`). The inner product of the two is the chunk's
+BM25 score.
 """
 
 from __future__ import annotations
@@ -53,6 +54,22 @@ def document_weights(text: str) -> dict[int, float]:
     return {term: tf * (K1 + 1) / (tf + norm) for term, tf in counts.items()}
 
 
+def frequency_changes(
+    *, added: Iterable[Mapping[int, float]] = (), removed: Iterable[Mapping[int, float]] = ()
+) -> tuple[int, Counter[int]]:
+    """How the chunk count and each term's document frequency change when chunks with the stored
+    weights ``removed`` go and chunks with ``added`` come (a chunk rewritten is in both)."""
+    changes: Counter[int] = Counter()
+    chunks = 0
+    for vector in added:
+        chunks += 1
+        changes.update(term for term in vector if term != NO_TERMS)
+    for vector in removed:
+        chunks -= 1
+        changes.subtract(term for term in vector if term != NO_TERMS)
+    return chunks, Counter({term: n for term, n in changes.items() if n})
+
+
 @dataclass(frozen=True)
 class TermStatistics:
     """How many chunks the collection holds, and how many hold each term."""
@@ -63,11 +80,7 @@ class TermStatistics:
     @classmethod
     def of(cls, stored: Iterable[Mapping[int, float]]) -> TermStatistics:
         """From the stored sparse vectors of every chunk."""
-        frequencies: Counter[int] = Counter()
-        chunks = 0
-        for vector in stored:
-            chunks += 1
-            frequencies.update(term for term in vector if term != NO_TERMS)
+        chunks, frequencies = frequency_changes(added=stored)
         return cls(chunks, frequencies)
 
     def idf(self, term: int) -> float:
@@ -78,5 +91,9 @@ class TermStatistics:
     def query_weights(self, text: str) -> dict[int, float]:
         """The query's terms that some chunk holds, each weighted by its IDF (each term once, as
         Milvus's BM25 counts a query); empty when no chunk holds any."""
-        wanted = {term_id(t) for t in terms(text)}
-        return {term: self.idf(term) for term in wanted if self.frequencies.get(term)}
+        return {term: self.idf(term) for term in query_terms(text) if self.frequencies.get(term)}
+
+
+def query_terms(text: str) -> set[int]:
+    """The term ids of a query, each once."""
+    return {term_id(t) for t in terms(text)}

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,8 +31,10 @@ from pymilvus import (
 from hyperion_pipelines.chunking.context import embedding_input
 from hyperion_pipelines.deadline import Checkpoint, no_deadline
 from hyperion_pipelines.ids import FINGERPRINT_LENGTH
+from hyperion_pipelines.index.concurrent_create import made_by_another
+from hyperion_pipelines.index.document_frequencies import DocumentFrequencies
 from hyperion_pipelines.index.fusion import relative_fusion
-from hyperion_pipelines.index.local_bm25 import TermStatistics, document_weights
+from hyperion_pipelines.index.local_bm25 import TermStatistics, document_weights, frequency_changes, query_terms
 from hyperion_pipelines.spec import IndexSpec
 
 #: Scalar fields and their VARCHAR byte limits (None: an integer field).
@@ -65,9 +68,9 @@ SPARSE_FIELD = "sparse"
 #: fields (title, heading path, text), so never compared itself. Hybrid collections made before
 #: it existed read ``text`` and have another name (``ids.collection_fingerprint``).
 BM25_TEXT_FIELD = "bm25_text"
-#: Seconds a searcher keeps a local-BM25 collection's term statistics before reading them again
-#: (a searcher that writes reads them again after its own writes). Another process's writes
-#: change the IDF of the query's terms only in proportion; a long-lived server sees them this late.
+#: Seconds a searcher keeps a local-BM25 collection's term statistics counted from its stored
+#: weights (only while its kept counts, :mod:`.document_frequencies`, cannot be trusted) before
+#: counting again; a searcher that writes counts again after its own writes.
 TERM_STATISTICS_TTL_S = 30.0
 #: What :func:`resolved_retrieval` gives: ``hybrid`` (the server scores BM25 over the whole
 #: collection), ``hybrid-local`` (Hyperion does, :mod:`.local_bm25`: milvus-lite) or ``dense``.
@@ -134,10 +137,10 @@ def bm25_is_collection_wide(server_version: str) -> bool:
 
 
 def resolved_retrieval(requested: str, server_version: str) -> Retrieval:
-    """``auto``: hybrid where the server scores BM25 over the whole collection, dense elsewhere;
-    ``hybrid`` where the server scores it per segment (milvus-lite): scored by Hyperion instead;
-    else as asked."""
-    if requested == "dense" or (requested == "auto" and not bm25_is_collection_wide(server_version)):
+    """``auto``: hybrid where the server has BM25, dense before Milvus 2.5; ``hybrid`` (or ``auto``)
+    where the server scores BM25 per segment (milvus-lite): scored by Hyperion instead; else as
+    asked."""
+    if requested == "dense" or (requested == "auto" and not has_bm25(server_version)):
         return "dense"
     if bm25_is_collection_wide(server_version) or not has_bm25(server_version):
         return "hybrid"  # before 2.5, made dense with a warning (see MilvusIndex._create)
@@ -181,6 +184,7 @@ class MilvusIndex:
         # collection -> (read at, statistics)
         self._statistics = term_statistics if term_statistics is not None else {}
         self._dense_metric: dict[str, str] = {}  # collection -> its vector index's metric
+        self._frequencies: dict[str, DocumentFrequencies] = {}  # local-BM25 collection -> its kept counts
         self._retrieval: Retrieval | None = None
 
     @property
@@ -205,6 +209,8 @@ class MilvusIndex:
         # 1.5 s of a small day's run).
         self._create_indexes(name, wait=not made)
         self.ensure_loaded(name)
+        if self.scores_bm25_locally(name):
+            self._sound_frequencies(name)
         return name
 
     def _create(self, name: str, dimension: int) -> bool:
@@ -245,7 +251,7 @@ class MilvusIndex:
         try:
             self.client.create_collection(name, schema=schema, consistency_level="Strong", timeout=self.timeout_s)
         except MilvusException:
-            if not self.client.has_collection(name, timeout=self.timeout_s):
+            if not made_by_another(self.client, name, self.timeout_s):
                 raise
             return False
         return True
@@ -266,6 +272,13 @@ class MilvusIndex:
         """Whether the collection has the BM25 field."""
         return SPARSE_FIELD in self._field_names(collection)
 
+    def kind(self, collection: str) -> Retrieval:
+        """What the collection holds: vectors alone (``dense``), or a BM25 field beside them that
+        Milvus (``hybrid``) or Hyperion (``hybrid-local``) scores."""
+        if not self.is_hybrid(collection):
+            return "dense"
+        return "hybrid-local" if self.scores_bm25_locally(collection) else "hybrid"
+
     def scores_bm25_locally(self, collection: str) -> bool:
         """Whether the BM25 field holds Hyperion's term weights (no Milvus function makes it)."""
         self._field_names(collection)
@@ -281,22 +294,52 @@ class MilvusIndex:
         return self._fields[collection]
 
     def term_statistics(self, collection: str) -> TermStatistics:
-        """A local-BM25 collection's chunk count and document frequencies, read from its stored
-        term weights (kept :data:`TERM_STATISTICS_TTL_S`)."""
+        """A local-BM25 collection's chunk count and document frequencies, counted from its stored
+        term weights (kept :data:`TERM_STATISTICS_TTL_S`): what searches use while the kept
+        counts cannot be trusted, and what those are rebuilt from."""
         now = time.monotonic()
         cached = self._statistics.get(collection)
         if cached is None or now - cached[0] > TERM_STATISTICS_TTL_S:
-            self.ensure_loaded(collection)
-            stored = (row[SPARSE_FIELD] for row in self._iterate(collection, 'id != ""', [SPARSE_FIELD]))
-            cached = self._statistics[collection] = (now, TermStatistics.of(stored))
+            cached = self._statistics[collection] = (now, TermStatistics.of(self._all_weights(collection)))
         return cached[1]
+
+    def _all_weights(self, collection: str) -> Iterator[dict[int, float]]:
+        self.ensure_loaded(collection)
+        return (row[SPARSE_FIELD] for row in self._iterate(collection, 'id != ""', [SPARSE_FIELD]))
+
+    def frequencies(self, collection: str) -> DocumentFrequencies:
+        """The document frequencies kept beside a local-BM25 collection."""
+        if collection not in self._frequencies:
+            self._frequencies[collection] = DocumentFrequencies(self.client, collection, self.timeout_s)
+        return self._frequencies[collection]
+
+    def _sound_frequencies(self, collection: str) -> DocumentFrequencies:
+        """The kept counts, first counted afresh where they are missing (a collection made before
+        they were kept), were left part-way, or count other than the collection's rows."""
+        frequencies = self.frequencies(collection)
+        if not frequencies.is_sound(self.count(collection)):
+            _log.info("Counting the document frequencies of %s from its stored term weights", collection)
+            frequencies.rebuild(self._all_weights(collection))
+        return frequencies
+
+    def _stored_weights(self, collection: str, ids: Sequence[str]) -> list[dict[int, float]]:
+        """The stored term weights of whichever ``ids`` exist (what a write replaces or a delete removes)."""
+        # Each id once: Milvus answers an id asked for twice twice.
+        unique = list(dict.fromkeys(ids))
+        rows = self.client.get(collection, ids=unique, output_fields=[SPARSE_FIELD], timeout=self.timeout_s)
+        return list({row["id"]: row[SPARSE_FIELD] for row in rows}.values())
 
     def _keyword_queries(self, collection: str, texts: Sequence[str]) -> list[Any]:
         """What the BM25 field is searched with: the texts, which Milvus scores, or in a local-BM25
-        collection each text's terms weighted by their IDF (empty: no chunk holds any)."""
+        collection each text's terms weighted by their IDF (empty: no chunk holds any), from the
+        counts kept beside it (those of the queries' terms alone)."""
         if not self.scores_bm25_locally(collection):
             return list(texts)
-        statistics = self.term_statistics(collection)
+        wanted = set().union(*(query_terms(text) for text in texts))
+        statistics = self.frequencies(collection).statistics(wanted)
+        if statistics is None:
+            _log.debug("%s: no complete document frequencies kept: counting them from the chunks", collection)
+            statistics = self.term_statistics(collection)
         return [statistics.query_weights(text) for text in texts]
 
     def _create_index(self, collection: str, field: str, wait: bool, **settings: Any) -> None:
@@ -355,6 +398,7 @@ class MilvusIndex:
         if collection == self.live_collection():
             raise ValueError(f"{collection} is behind the live alias {self.spec.alias!r}; it cannot be dropped")
         self.client.drop_collection(collection, timeout=self.timeout_s)
+        self.frequencies(collection).drop()
 
     def point_alias(self, collection: str) -> None:
         if self.live_collection() is None:
@@ -603,11 +647,28 @@ class MilvusIndex:
         written = 0
         bm25_input = BM25_TEXT_FIELD in self._field_names(collection)
         local = self.scores_bm25_locally(collection)
+        # Counts marked as being changed until the rows and the counts are both written: a write
+        # broken off between the two leaves them to be counted afresh, never wrong.
+        frequencies = self._sound_frequencies(collection) if local else None
+        # The counts' changes summed over the batches and written once: the terms of one batch
+        # recur in the next (the manuals' 8,278 chunks hold 17,512 distinct terms).
+        chunks, changes = 0, Counter[int]()
         try:
+            token = frequencies.begin() if frequencies else 0
             for batch in _batches(rows, self.spec.write_batch_size):
                 checkpoint()
                 clean = [self._clean(row, bm25_input, local) for row in batch]
+                replaced = self._stored_weights(collection, [row["id"] for row in clean]) if frequencies else []
                 written += int(self.client.upsert(collection, clean, timeout=self.timeout_s)["upsert_count"])
+                if frequencies:
+                    # An id twice in one batch is stored once.
+                    added = {row["id"]: row[SPARSE_FIELD] for row in clean}.values()
+                    batch_chunks, batch_changes = frequency_changes(added=added, removed=replaced)
+                    chunks += batch_chunks
+                    changes.update(batch_changes)
+            if frequencies:
+                frequencies.apply(chunks, changes)
+                frequencies.finish(token)
         finally:
             self._statistics.pop(collection, None)  # this searcher sees its own writes
         return written
@@ -620,10 +681,20 @@ class MilvusIndex:
 
     def delete(self, collection: str, ids: Sequence[str]) -> int:
         deleted = 0
+        frequencies = self._sound_frequencies(collection) if self.scores_bm25_locally(collection) else None
+        chunks, changes = 0, Counter[int]()  # summed as in upsert
         try:
+            token = frequencies.begin() if frequencies else 0
             for batch in _batches(list(ids), _BATCH):
+                if frequencies:
+                    batch_chunks, batch_changes = frequency_changes(removed=self._stored_weights(collection, batch))
+                    chunks += batch_chunks
+                    changes.update(batch_changes)
                 result = self.client.delete(collection, ids=list(batch), timeout=self.timeout_s)
                 deleted += int(result["delete_count"]) if isinstance(result, dict) else len(batch)
+            if frequencies:
+                frequencies.apply(chunks, changes)
+                frequencies.finish(token)
         finally:
             self._statistics.pop(collection, None)
         return deleted

@@ -17,9 +17,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperion_pipelines.embedding.space import collection_fingerprint
 from hyperion_pipelines.index.connection import connect, release_local
 from hyperion_pipelines.index.milvus_index import MilvusIndex
+from hyperion_pipelines.serving.live_note import live_collection_note
 from hyperion_pipelines.serving.queries import SearchQuery, milvus_filter, result_row
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import PipelineSpec
@@ -117,15 +117,8 @@ class LiveSearch:
             if live is None:
                 raise NothingIndexed(f"nothing is indexed under '{self.spec.index.alias}' yet: run 'hyperion ingest'")
             found = index.search(vector, limit=query.k, collection=live, expr=milvus_filter(query), texts=[query.query])
-            current = index.collection_name(collection_fingerprint(self.spec, self.embedder.identity, index.retrieval))
-        hits = found[0]
-        notes = []
-        if live != current:
-            notes.append(
-                f"{live} was built with an earlier embedding configuration; queries are embedded with the "
-                f"current one ({self.embedder.identity.model_name}): run 'hyperion reindex' to switch"
-            )
-        return Answer(live, [result_row(hit) for hit in hits], notes)
+            note = live_collection_note(index, self.spec, self.embedder.identity, live)
+        return Answer(live, [result_row(hit) for hit in found[0]], [note] if note else [])
 
     def close(self) -> None:
         self._closed.set()
