@@ -12,7 +12,7 @@ import pytest
 from pymilvus import MilvusClient
 
 from hyperion_pipelines.ids import FINGERPRINT_LENGTH
-from hyperion_pipelines.index.document_frequencies import companion_name
+from hyperion_pipelines.index.document_frequencies import CHUNKS, companion_name
 from hyperion_pipelines.index.local_bm25 import query_terms
 from hyperion_pipelines.index.milvus_index import SCALAR_FIELDS, MilvusIndex
 from hyperion_pipelines.spec import IndexSpec
@@ -43,13 +43,15 @@ def every_term(index: MilvusIndex, collection: str) -> set[int]:
 
 
 def assert_kept_counts_exact(index: MilvusIndex, collection: str) -> None:
-    """The kept counts of every term equal those counted from the stored weights."""
+    """The kept counts of every term equal those counted from the stored weights, and the
+    companion holds no row for a term no chunk holds."""
     index._statistics.clear()
     counted = index.term_statistics(collection)
     kept = index.frequencies(collection).statistics(every_term(index, collection))
     assert kept is not None
     assert kept.chunks == counted.chunks == index.count(collection)
     assert dict(kept.frequencies) == dict(counted.frequencies)
+    assert set(index.frequencies(collection)._terms()) == {CHUNKS, *counted.frequencies}
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ def test_a_searcher_reads_only_the_kept_counts_of_its_query_terms(
 
 
 def test_a_write_broken_off_leaves_the_counts_untrusted_until_the_next_writer_counts_afresh(
-    local: tuple[MilvusIndex, str],
+    local: tuple[MilvusIndex, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     index, collection = local
     index.upsert(collection, rows(TEXTS))
@@ -110,8 +112,11 @@ def test_a_write_broken_off_leaves_the_counts_untrusted_until_the_next_writer_co
     assert index.count(collection) == len(TEXTS) + 1
     assert index.frequencies(collection).statistics(query_terms("lighthouse")) is None
     # Searches count from the chunks meanwhile: the one written is found.
-    [hits] = MilvusIndex(index.client, index.spec).keyword_search(collection, ["lighthouse lamps"], limit=1)
-    assert [hit.id for hit in hits] == ["g"]
+    searcher = MilvusIndex(index.client, index.spec)
+    counted = []
+    monkeypatch.setattr(searcher, "term_statistics", lambda c: counted.append(c) or index.term_statistics(c))
+    [hits] = searcher.keyword_search(collection, ["lighthouse lamps"], limit=1)
+    assert [hit.id for hit in hits] == ["g"] and counted == [collection]
     # The next writer counts afresh before it writes.
     index.upsert(collection, rows({"h": more["h"]}))
     assert_kept_counts_exact(index, collection)
@@ -132,6 +137,32 @@ def test_writers_that_overlap_leave_the_counts_broken_not_wrong(local: tuple[Mil
     [hits] = MilvusIndex(index.client, index.spec).keyword_search(collection, ["wick"], limit=1)
     assert [hit.id for hit in hits] == ["a"]
     assert MilvusIndex(index.client, index.spec).ensure_collection(FINGERPRINT, DIMENSION) == collection
+    assert_kept_counts_exact(index, collection)
+
+
+def test_a_write_that_fails_after_another_writer_mended_the_counts_leaves_them_broken(
+    local: tuple[MilvusIndex, str],
+) -> None:
+    """Through one milvus-lite server: writer A begins; writer B finds A's token, counts afresh
+    and ends, marking the counts complete; A then fails with rows written and not counted. A's
+    failure marks them broken, so the rows it wrote are not left out of the IDF unnoticed."""
+    index, collection = local
+    index.upsert(collection, rows(TEXTS))
+    batches = iter(range(10))
+
+    def another_writer_then_a_deadline() -> None:
+        if next(batches) == 1:
+            other = MilvusIndex(index.client, index.spec)
+            assert other.ensure_collection(FINGERPRINT, DIMENSION) == collection  # counts afresh
+            assert other.frequencies(collection).statistics(set()) is not None
+            raise TimeoutError("the step's deadline")
+
+    small = MilvusIndex(index.client, index.spec.model_copy(update={"write_batch_size": 1}))
+    more = rows({"g": "Lighthouse lamps", "h": "Lighthouse lenses"})
+    with pytest.raises(TimeoutError):
+        small.upsert(collection, more, another_writer_then_a_deadline)
+    assert index.frequencies(collection).statistics(query_terms("lamps")) is None
+    index.delete(collection, ["a"])  # the next writer counts afresh
     assert_kept_counts_exact(index, collection)
 
 

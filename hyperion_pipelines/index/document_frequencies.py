@@ -8,14 +8,16 @@ what it writes or deletes, and a searcher reads the rows of its query's terms by
 
 Two rows are not terms: :data:`CHUNKS` (``local_bm25.NO_TERMS``, a term no query holds) holds the
 chunk count, and :data:`WRITING` is 0 when the counts are complete, a writer's token while it
-changes them, and :data:`BROKEN` when they cannot be trusted: left so by a writer that finds
-another's token at its end (two writers through one milvus-lite server may each read a count
-before the other writes it back). A writer that dies part-way leaves its token. Either way
-searchers count from the stored weights, and the next writer counts afresh before it writes.
+changes them, and :data:`BROKEN` when they cannot be trusted: left so by a writer that fails
+part-way, or that finds another's token at its end (two writers through one milvus-lite server
+may each read a count before the other writes it back). A writer killed outright leaves its
+token. Either way searchers count from the stored weights, and the next writer counts afresh
+before it writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
@@ -98,6 +100,12 @@ class DocumentFrequencies:
         broken where another writer began meanwhile."""
         left = self._counts([WRITING]).get(WRITING)
         self.client.upsert(self.name, _rows({WRITING: 0 if left == token else BROKEN}), timeout=self.timeout_s)
+
+    def abandon(self) -> None:
+        """Mark the counts broken after a write that failed part-way (its rows may be written,
+        its counts not): best effort, as the failure may be the server's."""
+        with contextlib.suppress(Exception):  # the write's own error is the one to raise
+            self.client.upsert(self.name, _rows({WRITING: BROKEN}), timeout=self.timeout_s)
 
     def apply(self, chunks: int, changes: Mapping[int, int]) -> None:
         """Change the chunk count by ``chunks`` and each term's count by its change

@@ -126,6 +126,11 @@ def has_bm25(server_version: str) -> bool:
     return version is None or version >= (2, 5)
 
 
+def is_milvus_lite(server_version: str) -> bool:
+    """Whether the server is milvus-lite (its versions read "milvus_lite-3.2.2")."""
+    return server_version.strip().startswith("milvus_lite")
+
+
 def bm25_is_collection_wide(server_version: str) -> bool:
     """Whether the server scores BM25 with the whole collection's statistics. Milvus from 2.5
     does. milvus-lite 3.2.2 scores each segment with its own document count, lengths and term
@@ -137,11 +142,12 @@ def bm25_is_collection_wide(server_version: str) -> bool:
 
 
 def resolved_retrieval(requested: str, server_version: str) -> Retrieval:
-    """``auto``: hybrid where the server has BM25, dense before Milvus 2.5; ``hybrid`` (or ``auto``)
-    where the server scores BM25 per segment (milvus-lite): scored by Hyperion instead; else as
-    asked."""
-    if requested == "dense" or (requested == "auto" and not has_bm25(server_version)):
-        return "dense"
+    """``auto``: hybrid on milvus-lite and on Milvus from 2.5, dense elsewhere; ``hybrid`` (or
+    ``auto``) where the server scores BM25 per segment (milvus-lite): scored by Hyperion instead;
+    else as asked."""
+    lite = is_milvus_lite(server_version)
+    if requested == "dense" or (requested == "auto" and not (lite or bm25_is_collection_wide(server_version))):
+        return "dense"  # auto on a server before 2.5, or one whose version does not say
     if bm25_is_collection_wide(server_version) or not has_bm25(server_version):
         return "hybrid"  # before 2.5, made dense with a warning (see MilvusIndex._create)
     return "hybrid-local"
@@ -336,7 +342,11 @@ class MilvusIndex:
         if not self.scores_bm25_locally(collection):
             return list(texts)
         wanted = set().union(*(query_terms(text) for text in texts))
-        statistics = self.frequencies(collection).statistics(wanted)
+        try:
+            statistics = self.frequencies(collection).statistics(wanted)
+        except MilvusException as exc:  # the companion damaged or not loadable: the chunks still answer
+            _log.warning("%s: the kept document frequencies cannot be read (%s)", collection, exc)
+            statistics = None
         if statistics is None:
             _log.debug("%s: no complete document frequencies kept: counting them from the chunks", collection)
             statistics = self.term_statistics(collection)
@@ -648,7 +658,7 @@ class MilvusIndex:
         bm25_input = BM25_TEXT_FIELD in self._field_names(collection)
         local = self.scores_bm25_locally(collection)
         # Counts marked as being changed until the rows and the counts are both written: a write
-        # broken off between the two leaves them to be counted afresh, never wrong.
+        # broken off between the two leaves them to be counted afresh.
         frequencies = self._sound_frequencies(collection) if local else None
         # The counts' changes summed over the batches and written once: the terms of one batch
         # recur in the next (the manuals' 8,278 chunks hold 17,512 distinct terms).
@@ -669,6 +679,10 @@ class MilvusIndex:
             if frequencies:
                 frequencies.apply(chunks, changes)
                 frequencies.finish(token)
+        except BaseException:
+            if frequencies:  # rows may be written, their counts not: another writer's finish must not clear that
+                frequencies.abandon()
+            raise
         finally:
             self._statistics.pop(collection, None)  # this searcher sees its own writes
         return written
@@ -695,6 +709,10 @@ class MilvusIndex:
             if frequencies:
                 frequencies.apply(chunks, changes)
                 frequencies.finish(token)
+        except BaseException:
+            if frequencies:
+                frequencies.abandon()
+            raise
         finally:
             self._statistics.pop(collection, None)
         return deleted
