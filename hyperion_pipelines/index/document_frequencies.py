@@ -26,6 +26,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 from hyperion_pipelines.index.concurrent_create import made_by_another
 from hyperion_pipelines.index.local_bm25 import NO_TERMS, TermStatistics
+from hyperion_pipelines.index.query_pages import query_pages
 
 #: The companion's name is its collection's with this suffix: never ``<alias>__<fingerprint>``,
 #: so ``MilvusIndex.collections`` does not list it.
@@ -144,16 +145,8 @@ class DocumentFrequencies:
 
     def _terms(self) -> list[int]:
         """Every row's term (a full scan, for :meth:`rebuild` only)."""
-        iterator = self.client.query_iterator(
-            self.name, batch_size=16384, filter="term >= 0", output_fields=["term"], timeout=self.timeout_s
-        )
-        terms: list[int] = []
-        try:
-            while page := iterator.next():
-                terms.extend(int(row["term"]) for row in page)
-        finally:
-            iterator.close()
-        return terms
+        pages = query_pages(self.client, self.name, "term >= 0", ["term"], self.timeout_s)
+        return [int(row["term"]) for page in pages for row in page]
 
     def drop(self) -> None:
         self._loaded = False

@@ -35,6 +35,7 @@ from hyperion_pipelines.index.concurrent_create import made_by_another
 from hyperion_pipelines.index.document_frequencies import DocumentFrequencies
 from hyperion_pipelines.index.fusion import relative_fusion
 from hyperion_pipelines.index.local_bm25 import TermStatistics, document_weights, frequency_changes, query_terms
+from hyperion_pipelines.index.query_pages import query_pages
 from hyperion_pipelines.spec import IndexSpec
 
 #: Scalar fields and their VARCHAR byte limits (None: an integer field).
@@ -79,9 +80,6 @@ Retrieval = Literal["hybrid", "hybrid-local", "dense"]
 HYBRID_CANDIDATES = 50
 _MAX_LIMIT = 16384  # Milvus's largest search limit
 _BATCH = 1000
-#: Rows per page of a query iterator: Milvus's largest query window. Each page is a query of its
-#: own, so fewer, larger pages read a day's ids in less time (half, measured on milvus-lite).
-_PAGE = 16384
 #: Seconds one Milvus call may take, pymilvus's own retries included. Without a bound pymilvus
 #: retries an unreachable server 75 times (about four minutes) before the step's retry policy
 #: gets a say; with it, a server that is down fails the attempt quickly and Dagster retries it.
@@ -421,14 +419,7 @@ class MilvusIndex:
 
     # -- reads -------------------------------------------------------------------------------
     def _pages(self, collection: str, expr: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
-        iterator = self.client.query_iterator(
-            collection, batch_size=_PAGE, filter=expr, output_fields=fields, timeout=self.timeout_s
-        )
-        try:
-            while batch := iterator.next():
-                yield batch
-        finally:
-            iterator.close()
+        return query_pages(self.client, collection, expr, fields, self.timeout_s)
 
     def _iterate(self, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
         for page in self._pages(collection, expr, fields):
