@@ -1,14 +1,16 @@
 """How the int8 ONNX encoder batches, on the same chunk inputs: Hyperion's batches (sorted by
-length over the whole call, at most 64 texts and ``--budgets`` padded tokens each) against a
-peer's (chunks in document order, N texts a call, each call sorted by length, as LlamaIndex
-hands batches to an embedding and sentence-transformers sorts them).
+length over the whole call, at most 64 texts and ``--budgets`` padded tokens each), run on one
+single-threaded ONNX Runtime session per core side by side (its default) and on one session of
+ONNX Runtime's default threads, against a peer's (chunks in document order, N texts a call, each
+call sorted by length, as LlamaIndex hands batches to an embedding and sentence-transformers sorts
+them, on one session of ONNX Runtime's default threads, as ``peer_llamaindex.py`` runs the file).
 
     .venv/bin/python benchmarks/encoder_batching.py   # results/encoder_batching.json, about 5 minutes
 
 Inputs: ``corpus.py``'s manual pages, parsed and chunked by the default pipeline's code, each
 chunk's context line and text as the model reads it, the first ``--texts`` in document order.
 Every policy runs ``--reps`` times, alternating; the best run counts (this machine is shared).
-One process, one ONNX Runtime session, the model loaded before any clock: only batching differs.
+One process, the sessions loaded before any clock: only batching and sessions differ.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[1024, 2048, 4096, 16384])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
     parser.add_argument("--peer-batches", type=int, nargs="+", default=[10, 64])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -87,36 +89,45 @@ def main() -> None:
     export = export_on_first_use(st.packaged_model_dir(), CACHE / "models")
     from hyperion_pipelines.embedding.backend_choice import AUTO_ONNX_FILE
 
-    encoder = st.OnnxSentenceEncoder(export.folder, AUTO_ONNX_FILE)
-    encodings = encoder._tokenizer.encode_batch(texts)
+    side_by_side = st.OnnxSentenceEncoder(export.folder, AUTO_ONNX_FILE)  # Hyperion's: a session per core
+    # One session on ONNX Runtime's default threads, as the peer's embedding runs the file.
+    one_session = st.OnnxSentenceEncoder(export.folder, AUTO_ONNX_FILE, plan=(1, 0))
+    encodings = side_by_side.tokenize(texts)
     lengths = [len(e.ids) for e in encodings]
     tokens = sum(lengths)
+    sessions = st.session_plan(st.usable_cores())[0]
 
-    def run(batches: list[list[int]]) -> None:
-        for batch in batches:
-            encoder._session.run(None, encoder._feed([encodings[i] for i in batch]))
+    def plan(budget: int) -> list[list[int]]:
+        return st.length_batches(lengths, MAX_TEXTS, budget)
 
     def document_order(n: int) -> list[list[int]]:
         calls = [range(s, min(s + n, len(texts))) for s in range(0, len(texts), n)]
         return [sorted(call, key=lambda i: -lengths[i]) for call in calls]
 
-    policies: dict[str, Callable[[], list[list[int]]]] = {
-        **{f"hyperion, {b} tokens": (lambda b=b: st.length_batches(lengths, MAX_TEXTS, b)) for b in args.budgets},
-        **{f"peer, {n} texts a call": (lambda n=n: document_order(n)) for n in args.peer_batches},
+    # name: (the encoder that runs the batches, the batches)
+    policies: dict[str, tuple[st.OnnxSentenceEncoder, Callable[[], list[list[int]]]]] = {
+        **{f"hyperion, {b} tokens, {sessions} sessions": (side_by_side, lambda b=b: plan(b)) for b in args.budgets},
+        **{f"hyperion, {b} tokens, 1 session": (one_session, lambda b=b: plan(b)) for b in args.budgets},
+        **{f"peer, {n} texts a call": (one_session, lambda n=n: document_order(n)) for n in args.peer_batches},
     }
-    run(st.length_batches(lengths, MAX_TEXTS, st.BATCH_TOKENS)[:4])  # ONNX Runtime's first runs are slower
+
+    def run(encoder: st.OnnxSentenceEncoder, batches: list[list[int]]) -> None:
+        encoder.run_batches(encodings, batches)
+
+    for encoder in (side_by_side, one_session):  # ONNX Runtime's first runs are slower
+        run(encoder, st.length_batches(lengths, MAX_TEXTS, st.BATCH_TOKENS)[: 4 * sessions])
     seconds: dict[str, list[float]] = {name: [] for name in policies}
     for _ in range(args.reps):
-        for name, batches in policies.items():
+        for name, (encoder, batches) in policies.items():
             planned = batches()
             started = time.perf_counter()
-            run(planned)
+            run(encoder, planned)
             seconds[name].append(time.perf_counter() - started)
             print(f"{name:<26} {tokens / seconds[name][-1]:>8.0f} tokens/s", flush=True)
     rows = {}
     for name, runs in seconds.items():
         best = min(runs)
-        padded = sum(lengths[b[0]] * len(b) for b in policies[name]())
+        padded = sum(lengths[b[0]] * len(b) for b in policies[name][1]())
         rows[name] = {
             "seconds": round(best, 2),
             "tokens_per_s": round(tokens / best),
@@ -129,6 +140,7 @@ def main() -> None:
         "chunks": len(texts),
         "tokens": tokens,
         "default_budget": st.BATCH_TOKENS,
+        "sessions": sessions,
         "policies": rows,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")

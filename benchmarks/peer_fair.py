@@ -36,8 +36,10 @@ they change what it reads, not how it embeds.
   ``peer_llamaindex.py --quality-only`` in its own venv; documents ranked from its top 50 nodes
   (Hyperion's searches take 5 chunks a wanted document, 50 at k=10). With int8 it runs twice: at
   batch size 64 and at its own default, 10 (``llamaindex, batch 10``); Hyperion's documents/s are
-  set against the faster of the two. Hyperion's encoder also caps a batch at 1,024 padded tokens
-  (``sentence_transformer.BATCH_TOKENS``), part of how it runs the model, not a setting.
+  set against the faster of the two. Hyperion's encoder also caps a batch's padded tokens
+  (``sentence_transformer.BATCH_TOKENS``) and runs one single-threaded ONNX Runtime session per
+  core side by side (``session_plan``), where the peer's embedding runs one session on ONNX
+  Runtime's default threads: part of how each runs the model, not a setting.
 - ``naive dense``: 200-word windows without overlap, exhaustive cosine search; a document
   scores its best window.
 - ``bm25``: whole documents, lowercased word tokens, k1 1.2, b 0.75.

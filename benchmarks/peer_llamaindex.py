@@ -116,7 +116,7 @@ class CountingEmbedding(Counting, HuggingFaceEmbedding):
 
 class OnnxCountingEmbedding(Counting):
     """The model's ONNX graph (``--onnx-file``: the export Hyperion runs, pooling and normalisation
-    inside) on ONNX Runtime with its default CPU threads, as Hyperion's onnx backend runs it: the
+    inside) on one ONNX Runtime session with its default CPU threads, as a user would run it: the
     model's ``tokenizer.json`` truncated at ``max_seq_length``, each batch LlamaIndex hands over
     sorted by length (as sentence-transformers' ``encode`` does for HuggingFaceEmbedding); counted."""
 

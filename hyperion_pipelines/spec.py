@@ -94,7 +94,7 @@ class LocalEmbedding(_Strict):
         default=None,
         gt=0,
         description=(
-            "Most texts per forward pass (the onnx backend also caps one at 1,024 padded tokens); unset: "
+            "Most texts per forward pass (the onnx backend also caps the padded tokens of one); unset: "
             "HYPERION_EMBEDDING_BATCH_SIZE."
         ),
     )

@@ -13,6 +13,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -131,11 +132,33 @@ def max_seq_length(model_dir: Path) -> int:
 
 Backend = Literal["auto", "torch", "onnx"]
 
-#: Padded tokens in one ONNX Runtime batch on the CPU. The activations of a batch of 64
-#: 256-token inputs (16k tokens; 100 MB in each feed-forward layer) outgrow the caches: on this
-#: project's 2-core benchmark host the int8 file ran the manuals' chunk inputs at 15.1k tokens/s
-#: in batches of 1,024 tokens, 13.0k at 2,048, 11.8k at 4,096 (``benchmarks/encoder_batching.py``).
-BATCH_TOKENS = 1024
+#: Padded tokens in one ONNX Runtime batch on the CPU. Small batches stay in the caches: on this
+#: project's 2-core benchmark host (an Intel Xeon with AVX-512 VNNI) the int8 file ran the manuals'
+#: chunk inputs at 24.3k tokens/s in batches of 512 tokens on two sessions side by side, 22.9k at
+#: 1,024 and 18.6k at 2,048 (``benchmarks/encoder_batching.py``, 2026-12-08).
+BATCH_TOKENS = 512
+
+#: Sessions side by side at most: each holds its own copy of the graph's buffers.
+MAX_SESSIONS = 8
+
+
+def session_plan(cores: int) -> tuple[int, int]:
+    """How many ONNX Runtime sessions to run side by side and how many threads each gets, for
+    ``cores`` usable cores: one single-threaded session per core, up to :data:`MAX_SESSIONS`.
+    Batches of a few hundred tokens split poorly over threads (one session on two threads ran the
+    manuals' inputs at 20.9k tokens/s against 24.3k for two one-thread sessions, on the host
+    above), so the cores take whole batches instead."""
+    cores = max(1, cores)
+    sessions = min(cores, MAX_SESSIONS)
+    return sessions, cores // sessions
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not every core of the host."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def length_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:
@@ -166,7 +189,9 @@ class OnnxSentenceEncoder:
     256-token one, ~0.99 for a query among queries). Length-sorted batches keep batch-mates alike.
     """
 
-    def __init__(self, folder: Path, onnx_file: str):
+    def __init__(self, folder: Path, onnx_file: str, plan: tuple[int, int] | None = None):
+        """``plan``: sessions side by side and threads each (0: ONNX Runtime's default); by
+        default :func:`session_plan` for the cores this process may use."""
         from hyperion_pipelines.embedding.onnx_export import require_onnx_packages
 
         require_onnx_packages("onnxruntime")
@@ -177,21 +202,53 @@ class OnnxSentenceEncoder:
         self._tokenizer.enable_truncation(max_length=max_seq_length(folder))
         self._tokenizer.no_padding()
         self._pad_id = int(_read_json(folder / "config.json").get("pad_token_id") or 0)
-        self._session = onnxruntime.InferenceSession(
-            str(folder / "onnx" / onnx_file), providers=["CPUExecutionProvider"]
-        )
-        self._inputs = {node.name for node in self._session.get_inputs()}
-        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        sessions, threads = plan or session_plan(usable_cores())
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._sessions = [
+            onnxruntime.InferenceSession(str(folder / "onnx" / onnx_file), options, providers=["CPUExecutionProvider"])
+            for _ in range(sessions)
+        ]
+        self._inputs = {node.name for node in self._sessions[0].get_inputs()}
+        self.dimension = int(self._sessions[0].get_outputs()[0].shape[-1])
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Unit-length float32 vectors, in the order of ``texts``: at most ``batch_size`` texts
         and :data:`BATCH_TOKENS` padded tokens a batch."""
-        encodings = self._tokenizer.encode_batch(list(texts))
-        vectors = np.empty((len(encodings), self.dimension), dtype=np.float32)
-        for batch in length_batches([len(e.ids) for e in encodings], batch_size, BATCH_TOKENS):
-            vectors[batch] = self._session.run(None, self._feed([encodings[i] for i in batch]))[0]
+        encodings = self.tokenize(texts)
+        batches = length_batches([len(e.ids) for e in encodings], batch_size, BATCH_TOKENS)
+        vectors = self.run_batches(encodings, batches)
         # The graph normalises when the model has a Normalize module; the torch path always does.
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def tokenize(self, texts: Sequence[str]) -> list[Any]:
+        """The model's tokens of each text (``tokenizers`` encodings), truncated as the model reads them."""
+        return self._tokenizer.encode_batch(list(texts))
+
+    def run_batches(self, encodings: Sequence[Any], batches: Sequence[Sequence[int]]) -> np.ndarray:
+        """The graph's output for every encoding, each batch run whole on one session; the
+        sessions take the next batch as they finish (a batch's vectors do not depend on which)."""
+        vectors = np.empty((len(encodings), self.dimension), dtype=np.float32)
+        pending = iter(batches)
+        taking = threading.Lock()
+
+        def work(session: Any) -> None:
+            while True:
+                with taking:
+                    batch = next(pending, None)
+                if batch is None:
+                    return
+                vectors[list(batch)] = session.run(None, self._feed([encodings[i] for i in batch]))[0]
+
+        used = self._sessions[: max(1, min(len(self._sessions), len(batches)))]
+        if len(used) == 1:
+            work(used[0])  # a query, or one core: no threads to start
+            return vectors
+        with ThreadPoolExecutor(len(used), thread_name_prefix="hyperion-onnx") as pool:
+            for finished in [pool.submit(work, session) for session in used]:
+                finished.result()  # a failed batch raises here
+        return vectors
 
     def _feed(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
         width = max(len(encoding.ids) for encoding in encodings)

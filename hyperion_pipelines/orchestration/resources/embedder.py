@@ -30,7 +30,7 @@ class SentenceTransformerResource(EmbedderResource):
     batch_size: int = Field(
         default=DEFAULT_EMBED_BATCH_SIZE,
         gt=0,
-        description="Most texts per forward pass (the onnx backend also caps one at 1,024 padded tokens).",
+        description="Most texts per forward pass (the onnx backend also caps the padded tokens of one).",
     )
     backend: Literal["auto", "torch", "onnx"] = Field(
         default="auto",
