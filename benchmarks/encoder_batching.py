@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers (support/)
 from corpus import fetch_corpus  # noqa: E402
 from pipeline_bench import REPO  # noqa: E402
 
@@ -37,13 +38,13 @@ def chunk_inputs(corpus: Path, limit: int) -> list[str]:
     """What the model embeds for each chunk of ``corpus``, in document order."""
     from hyperion_pipelines.chunking.context import embedding_input
     from hyperion_pipelines.chunking.stage import chunk_documents
-    from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
     from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
     from hyperion_pipelines.parsing.document import ParseError
     from hyperion_pipelines.parsing.registry import parse_document
     from hyperion_pipelines.settings import Settings
     from hyperion_pipelines.sources.media_type import sniff_media_type
+    from hyperion_pipelines_tests.support.sample_pipeline import default_spec
 
     spec = default_spec(Settings.from_env())
     embedder = SentenceTransformerEmbedder(backend="torch")  # its tokenizer and identity; no model loaded

@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers (support/)
 from corpus import download_deb, extract_deb, fetch_corpus, known_item_queries  # noqa: E402
 from pipeline_bench import REPO, Workspace  # noqa: E402
 from retrieval_modes import keyword_queries  # noqa: E402
@@ -275,13 +276,14 @@ def hyperion(
     from dagster import DagsterInstance, materialize
 
     from hyperion_pipelines import run_metadata as rm
-    from hyperion_pipelines.definitions import build_definitions, default_spec
+    from hyperion_pipelines.definitions import build_definitions
     from hyperion_pipelines.evaluation.golden import parse_golden_queries
     from hyperion_pipelines.evaluation.retrieval import retrieve_documents
     from hyperion_pipelines.index.connection import connect, release_local
     from hyperion_pipelines.index.milvus_index import MilvusIndex
     from hyperion_pipelines.orchestration.pipeline import build_pipeline
     from hyperion_pipelines.settings import Settings
+    from hyperion_pipelines_tests.support.sample_pipeline import default_spec
 
     workspace = Workspace.create(scratch / f"hyperion-{name}", corpus)
     os.environ.update(workspace.env() | model.env())

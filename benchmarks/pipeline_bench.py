@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' helpers (support/)
 UPLOAD_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 PEAK_RSS_WRAPPER = (
     "import resource, subprocess, sys\n"
@@ -100,13 +101,13 @@ def read_model_inputs(home: str | Path) -> dict[str, list[str]]:
     id order."""
     from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
     from hyperion_pipelines.chunking.stage import HEADING_SEPARATOR
-    from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.embedding.space import context_tokens
     from hyperion_pipelines.index.connection import connect
     from hyperion_pipelines.index.milvus_index import MilvusIndex
     from hyperion_pipelines.orchestration.resources.embedder import SentenceTransformerResource
     from hyperion_pipelines.settings import Settings
     from hyperion_pipelines.spec import IndexSpec
+    from hyperion_pipelines_tests.support.sample_pipeline import default_spec
 
     client = connect(str(Path(home) / "milvus.db"))
     try:
@@ -191,9 +192,9 @@ def throughput_and_incremental(corpus: Path, scratch: Path, batch_size: int = 64
 def check_index(home: str) -> dict[str, Any]:
     """Every entry behind the live alias under ``home`` (duplicates kept) against the chunk ids
     computed from its uploads folder's documents alone. Run it with ``in_child``."""
-    from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.settings import Settings
     from hyperion_pipelines_tests.support.exact_index import expected_chunk_ids, stored_ids, upload_documents
+    from hyperion_pipelines_tests.support.sample_pipeline import default_spec
 
     settings = Settings.from_env()
     assert settings.home.resolve() == Path(home).resolve(), "the child runs with the workspace's environment"

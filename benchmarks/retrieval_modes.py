@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers (support/)
 from corpus import fetch_corpus, known_item_queries  # noqa: E402
 from pipeline_bench import REPO, Workspace  # noqa: E402
 
@@ -62,7 +63,7 @@ def scores(result: Any) -> dict[str, float]:
 def evaluate_corpus(name: str, uploads: Path, query_sets: dict[str, list[dict]], scratch: Path, k: int) -> dict:
     from dagster import DagsterInstance, materialize
 
-    from hyperion_pipelines.definitions import build_definitions, default_spec
+    from hyperion_pipelines.definitions import build_definitions
     from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
     from hyperion_pipelines.evaluation.golden import parse_golden_queries
     from hyperion_pipelines.evaluation.retrieval import evaluate_golden_set
@@ -70,6 +71,7 @@ def evaluate_corpus(name: str, uploads: Path, query_sets: dict[str, list[dict]],
     from hyperion_pipelines.index.milvus_index import MilvusIndex
     from hyperion_pipelines.orchestration.pipeline import build_pipeline
     from hyperion_pipelines.settings import Settings
+    from hyperion_pipelines_tests.support.sample_pipeline import default_spec
 
     workspace = Workspace.create(scratch / name, uploads)
     os.environ.update(workspace.env())

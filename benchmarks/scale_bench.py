@@ -48,6 +48,7 @@ import pandas as pd
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers (support/)
 from corpus import fetch_corpus  # noqa: E402
 from pipeline_bench import REPO, Workspace, stamp  # noqa: E402
 
@@ -187,7 +188,6 @@ def milvus_server(folder: Path) -> Iterator[tuple[str, psutil.Process]]:
 @contextmanager
 def milvus_standalone(folder: Path) -> Iterator[tuple[str, psutil.Process]]:
     """Milvus 2.3.5 standalone in its own process (see ``milvus_standalone.py`` of the tests)."""
-    sys.path.insert(0, str(REPO))  # the tests' helper, not an installed package
     from hyperion_pipelines_tests.support.milvus_standalone import MilvusStandalone
 
     server = MilvusStandalone(folder)
@@ -284,7 +284,6 @@ def physical_limits(
 
     from hyperion_pipelines.chunking.pool import ChunkJob, chunk_parts
     from hyperion_pipelines.chunking.stage import chunk_documents
-    from hyperion_pipelines.definitions import default_spec
     from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder
     from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
     from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
@@ -298,6 +297,7 @@ def physical_limits(
     from hyperion_pipelines.sources.landing import land_documents
     from hyperion_pipelines.sources.uploads_folder import UploadsFolder
     from hyperion_pipelines.step_outputs.parts import frame_slices
+    from hyperion_pipelines_tests.support.sample_pipeline import default_spec
 
     workspace = Workspace.create(scratch / "limits", corpus, files=[])
     fill_day(workspace.uploads, pages, corpus, count)

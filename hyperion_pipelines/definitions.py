@@ -13,17 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
 from dagster import BetaWarning, Definitions, PreviewWarning
 from dagster.components.core.component_tree import ComponentTree, ComponentTreeException
 from pydantic import ValidationError
 
 from hyperion_pipelines.components.declaration import (
-    PipelineDeclaration,
     PipelineDeclarationError,
     describe,
     resolve_built_spec,
-    resolve_spec,
 )
 from hyperion_pipelines.components.document_pipeline import DocumentPipeline
 from hyperion_pipelines.orchestration.assembly import pipeline_definitions, platform_definitions
@@ -86,16 +83,6 @@ def declared_pipelines(tree: ComponentTree) -> list[DocumentPipeline]:
             "pipelines declared side by side must differ in name, key_prefix and index.alias:\n" + "\n".join(clashes)
         )
     return pipelines
-
-
-SAMPLE_PIPELINE = PACKAGE_DIR / "defs" / "documents" / "defs.yaml"
-
-
-def default_spec(settings: Settings) -> PipelineSpec:
-    """The sample pipeline (``defs/documents/defs.yaml``) resolved against ``settings``."""
-    attributes = yaml.safe_load(SAMPLE_PIPELINE.read_text(encoding="utf-8"))["attributes"]
-    declared = PipelineDeclaration.model_validate(attributes).model_dump(exclude_unset=True)
-    return resolve_spec(declared, settings, base_dir=SAMPLE_PIPELINE.parent, origin=str(SAMPLE_PIPELINE))
 
 
 def pipeline_specs(settings: Settings | None = None) -> list[PipelineSpec]:

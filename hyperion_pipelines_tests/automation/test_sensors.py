@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunRequest, build_sensor_context
 
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec, UploadSensorSpec
 
 from ..conftest import run_ingest
 from ..support.backend_server import BackendServer, FakeBackend, Fault, StoredDocument
 from ..support.pipeline_runs import index_entries
+from ..support.sample_pipeline import default_spec
 from ..support.uploads import DAY1, DAY2, TEXTS, upload_text
 
 SENSOR = "documents_uploads"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
 
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.evaluation.metrics import EvaluationResult
 from hyperion_pipelines.evaluation.thresholds import assess
@@ -26,6 +26,7 @@ from hyperion_pipelines.step_outputs.parts import whole
 from ..conftest import REPO, UPLOAD_DAY, set_upload_time
 from ..support.embedding_server import EmbeddingService, serve_embeddings
 from ..support.pipeline_runs import run_partition
+from ..support.sample_pipeline import default_spec
 
 POISON = "POISONED-BY-THE-EMBEDDER"
 

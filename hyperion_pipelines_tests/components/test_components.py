@@ -27,7 +27,7 @@ from hyperion_pipelines.components.declaration import (
     template_attributes,
 )
 from hyperion_pipelines.components.document_pipeline import COMPONENT_TYPE
-from hyperion_pipelines.definitions import SAMPLE_PIPELINE, build_definitions, declared_pipelines, default_spec
+from hyperion_pipelines.definitions import build_definitions, declared_pipelines
 from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.index.milvus_index import MilvusIndex
 from hyperion_pipelines.orchestration.assembly import platform_definitions
@@ -35,6 +35,7 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
 
 from ..conftest import REPO, SAMPLE_CORPUS, UPLOAD_DAY, set_upload_time
+from ..support.sample_pipeline import SAMPLE_PIPELINE, default_spec
 
 # ---------------------------------------------------------------------------------------------
 # Templates

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from dagster import DagsterInstance
 
-from hyperion_pipelines.definitions import default_spec
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.evaluation.golden import GoldenQuery, GoldenSetError, load_golden_queries
 from hyperion_pipelines.evaluation.metrics import evaluate_run
@@ -27,6 +26,7 @@ from hyperion_pipelines.settings import Settings
 
 from ..conftest import SAMPLE_CORPUS
 from ..support.pipeline_runs import run_partition
+from ..support.sample_pipeline import default_spec
 
 SHIPPED = Path(__file__).resolve().parents[2] / "hyperion_pipelines" / "evaluation" / "sample_corpus_queries.jsonl"
 DISCOUNT_2 = 1 / math.log2(3)  # the nDCG discount at rank 2 (rank 1 is undiscounted)

@@ -10,7 +10,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 from pymilvus import MilvusClient
 
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.embedding.base import EmbedderIdentity
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.embedding.space import collection_fingerprint, same_space_fingerprints, space_fingerprint
@@ -24,6 +24,7 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec, PipelineSpec
 
 from ..conftest import UPLOAD_DAY
+from ..support.sample_pipeline import default_spec
 
 # Sibling pages about one tool, and the page that holds the option a user types: the model ranks
 # that page last for the option's name, BM25 first (the one page with the rare term "t0").

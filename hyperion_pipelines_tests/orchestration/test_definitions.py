@@ -9,13 +9,14 @@ import pytest
 from dagster import AssetKey
 from pydantic import ValidationError
 
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.orchestration.assets.step import ASSET_NAMES, STAGES
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import SAMPLE_GOLDEN_QUERIES, Settings
 from hyperion_pipelines.spec import BackendApiSource, PipelineSpec
 
 from ..conftest import REPO
+from ..support.sample_pipeline import default_spec
 
 
 def test_definitions_load_with_the_full_asset_graph(hyperion_env: Settings) -> None:

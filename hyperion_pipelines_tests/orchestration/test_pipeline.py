@@ -9,7 +9,6 @@ import pytest
 from dagster import AssetKey, DagsterInstance, TableColumnDep
 
 from hyperion_pipelines.chunking.context import context_line, embedding_input, fit_context
-from hyperion_pipelines.definitions import default_spec
 from hyperion_pipelines.embedding.sentence_transformer import SentenceTransformerEmbedder
 from hyperion_pipelines.embedding.space import context_tokens
 from hyperion_pipelines.index.connection import connect
@@ -20,6 +19,7 @@ from hyperion_pipelines.spec import IndexSpec
 from ..conftest import TEST_PARSE_WORKERS, set_upload_time
 from ..fixtures.expected_chunks import HIVE_CARE_CHUNKS, HIVE_CARE_MD
 from ..support.pipeline_runs import index_entries, run_partition
+from ..support.sample_pipeline import default_spec
 
 
 def assert_vectors_embed_context_and_text(settings: Settings) -> None:

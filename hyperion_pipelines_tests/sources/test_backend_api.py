@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import materialize
 
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.sources.backend_api import BackendApiError, BackendDocumentApi
@@ -19,6 +19,7 @@ from hyperion_pipelines.spec import BackendApiSource
 
 from ..conftest import SAMPLE_CORPUS, UPLOAD_DAY, UPLOAD_TIME
 from ..support.backend_server import TOKEN, BackendServer, FakeBackend, Fault, StoredDocument
+from ..support.sample_pipeline import default_spec
 
 DAY_START = datetime.fromisoformat(UPLOAD_DAY).replace(tzinfo=UTC)
 DAY_END = DAY_START + timedelta(days=1)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 
 from hyperion_pipelines.chunking.stage import chunk_documents
-from hyperion_pipelines.definitions import default_spec
 from hyperion_pipelines.embedding.base import Embedder
 from hyperion_pipelines.embedding.space import context_tokens, space_fingerprint
 from hyperion_pipelines.ids import document_id
@@ -24,6 +23,7 @@ from hyperion_pipelines.sources.media_type import sniff_media_type
 from hyperion_pipelines.spec import PipelineSpec
 
 from ..conftest import set_upload_time
+from .sample_pipeline import default_spec
 
 
 def expected_chunk_ids(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, materialize
 
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.index.connection import connect
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.run_metadata import metadata_by_asset
@@ -12,6 +12,7 @@ from hyperion_pipelines.settings import Settings
 from hyperion_pipelines.spec import IndexSpec
 
 from ..conftest import UPLOAD_DAY
+from .sample_pipeline import default_spec
 
 
 def run_partition(settings: Settings, instance: DagsterInstance) -> dict[str, dict]:

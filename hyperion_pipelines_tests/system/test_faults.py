@@ -22,7 +22,7 @@ import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, materialize
 
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.instance.run_launcher import PID_TAG
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
@@ -40,6 +40,7 @@ from ..support.exact_index import (
     write_generated_uploads,
 )
 from ..support.milvus_lite_server import MilvusLiteServer
+from ..support.sample_pipeline import default_spec
 
 MILVUS_TIMEOUT_S = 5  # per Milvus call: a dead server fails an attempt in seconds, not minutes
 RETRIES = 3  # REMOTE_RETRY's max_retries

@@ -13,7 +13,7 @@ from dagster import DagsterInstance, materialize
 
 from hyperion_pipelines.automation.change_feed import scan_feed
 from hyperion_pipelines.components.declaration import resolve_built_spec
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.ids import document_id
 from hyperion_pipelines.orchestration.pipeline import build_pipeline
 from hyperion_pipelines.orchestration.resources import build_resources
@@ -27,6 +27,7 @@ from ..support.backend_server import TOKEN, BackendServer, FakeBackend, StoredDo
 from ..support.exact_index import expected_chunk_ids, stored_ids
 from ..support.hostile_corpus import MAX_DOCUMENT_BYTES, NOT_LISTED, OUTSIDE_SECRET, SCRIPT_MARKERS, write_corpus
 from ..support.pipeline_runs import index_entries
+from ..support.sample_pipeline import default_spec
 
 FEED_START = UPLOAD_TIME.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 PARSE_MEMORY_MB = 256  # the smallest limit allowed: a bomb must be stopped by its reason under it

@@ -36,7 +36,7 @@ from dagster._serdes import serialize_value
 
 from hyperion_pipelines.cli import EMBEDDED_INSTANCE_YAML
 from hyperion_pipelines.components.declaration import resolve_built_spec
-from hyperion_pipelines.definitions import build_definitions, default_spec
+from hyperion_pipelines.definitions import build_definitions
 from hyperion_pipelines.embedding.openai_compatible import OpenAICompatibleEmbedder, RemoteEmbeddingError
 from hyperion_pipelines.embedding.sentence_transformer import packaged_model_dir
 from hyperion_pipelines.orchestration.resources import build_resources
@@ -51,6 +51,7 @@ from ..support.dagster_dev import dagster_dev as start_dagster_dev
 from ..support.embedding_server import EmbeddingService, serve_embeddings
 from ..support.loopback import LoopbackServer
 from ..support.ports import free_port
+from ..support.sample_pipeline import default_spec
 
 # The variables holding secrets that the sample pipeline and the platform name (spec.py defaults).
 SECRET_VARIABLES = (
