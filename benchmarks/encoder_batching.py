@@ -124,7 +124,7 @@ def main() -> None:
             started = time.perf_counter()
             run(encoder, planned)
             seconds[name].append(time.perf_counter() - started)
-            print(f"{name:<26} {tokens / seconds[name][-1]:>8.0f} tokens/s", flush=True)
+            print(f"{name:<36} {tokens / seconds[name][-1]:>8.0f} tokens/s", flush=True)
     rows = {}
     for name, runs in seconds.items():
         best = min(runs)
@@ -146,7 +146,7 @@ def main() -> None:
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for name, row in rows.items():
-        print(f"{name:<26} {row}")
+        print(f"{name:<36} {row}")
 
 
 if __name__ == "__main__":

@@ -134,8 +134,8 @@ Backend = Literal["auto", "torch", "onnx"]
 
 #: Padded tokens in one ONNX Runtime batch on the CPU. Small batches stay in the caches: on this
 #: project's 2-core benchmark host (an Intel Xeon with AVX-512 VNNI) the int8 file ran the manuals'
-#: chunk inputs at 24.3k tokens/s in batches of 512 tokens on two sessions side by side, 22.9k at
-#: 1,024 and 18.6k at 2,048 (``benchmarks/encoder_batching.py``, 2026-12-08).
+#: chunk inputs at 24.3k tokens/s in batches of 512 tokens on two sessions side by side, 23.7k at
+#: 1,024 and 21.3k at 2,048 (``benchmarks/encoder_batching.py``, 2026-12-08).
 BATCH_TOKENS = 512
 
 #: Sessions side by side at most: each holds its own copy of the graph's buffers.
@@ -144,13 +144,14 @@ MAX_SESSIONS = 8
 
 def session_plan(cores: int) -> tuple[int, int]:
     """How many ONNX Runtime sessions to run side by side and how many threads each gets, for
-    ``cores`` usable cores: one single-threaded session per core, up to :data:`MAX_SESSIONS`.
-    Batches of a few hundred tokens split poorly over threads (one session on two threads ran the
-    manuals' inputs at 20.9k tokens/s against 24.3k for two one-thread sessions, on the host
-    above), so the cores take whole batches instead."""
+    ``cores`` usable cores: one single-threaded session per core, and past :data:`MAX_SESSIONS`
+    cores the fewest threads a session that keep the sessions within it. Batches of a few
+    hundred tokens split poorly over threads (one session on ONNX Runtime's default two threads
+    ran the manuals' inputs at 21.3k tokens/s at its best budget, against 24.3k for two
+    one-thread sessions, on the host above), so the cores take whole batches instead."""
     cores = max(1, cores)
-    sessions = min(cores, MAX_SESSIONS)
-    return sessions, cores // sessions
+    threads = -(-cores // MAX_SESSIONS)  # ceiling
+    return cores // threads, threads
 
 
 def usable_cores() -> int:
@@ -232,14 +233,19 @@ class OnnxSentenceEncoder:
         vectors = np.empty((len(encodings), self.dimension), dtype=np.float32)
         pending = iter(batches)
         taking = threading.Lock()
+        failed = threading.Event()  # a failed batch stops the others taking more
 
         def work(session: Any) -> None:
-            while True:
+            while not failed.is_set():
                 with taking:
                     batch = next(pending, None)
                 if batch is None:
                     return
-                vectors[list(batch)] = session.run(None, self._feed([encodings[i] for i in batch]))[0]
+                try:
+                    vectors[list(batch)] = session.run(None, self._feed([encodings[i] for i in batch]))[0]
+                except BaseException:
+                    failed.set()
+                    raise
 
         used = self._sessions[: max(1, min(len(self._sessions), len(batches)))]
         if len(used) == 1:
@@ -424,6 +430,12 @@ class SentenceTransformerEmbedder(Embedder):
     @cached_property
     def tokenizer(self) -> HuggingFaceTokenizer:
         return HuggingFaceTokenizer.from_model_dir(self.model_dir)
+
+    @property
+    def concurrent_batches(self) -> int:
+        # The onnx backend runs a batch on each of its sessions at once (the plan its encoder is
+        # loaded with, known without loading it: a re-run that embeds nothing never loads it).
+        return session_plan(usable_cores())[0] if self.backend == "onnx" else 1
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

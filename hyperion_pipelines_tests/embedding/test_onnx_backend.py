@@ -142,10 +142,14 @@ def test_sessions_side_by_side_give_the_vectors_of_one_session_in_the_texts_orde
     assert np.argmax(expected @ alone.T, axis=1).tolist() == list(range(len(texts)))
 
 
-def test_a_session_plan_gives_every_core_work_and_bounds_the_sessions() -> None:
+def test_a_session_plan_bounds_the_sessions_and_leaves_at_most_a_few_cores_idle() -> None:
     plan = sentence_transformer.session_plan
     assert [plan(cores) for cores in (0, 1, 2, 8)] == [(1, 1), (1, 1), (2, 1), (8, 1)]
-    assert plan(16) == (8, 2) and plan(12) == (8, 1)
+    assert [plan(cores) for cores in (12, 16, 9)] == [(6, 2), (8, 2), (4, 2)]
+    for cores in range(1, 65):
+        sessions, threads = plan(cores)
+        assert sessions <= sentence_transformer.MAX_SESSIONS and sessions * threads <= cores
+        assert cores - sessions * threads < threads  # fewer idle cores than a session's threads
 
 
 def test_embedders_share_a_loaded_graph_until_its_file_changes(tmp_path: Path, export: OnnxExport) -> None:

@@ -194,7 +194,7 @@ def test_processes_that_open_a_fresh_state_database_at_once_all_get_its_tables(
 
 EVERY_MINUTE_LOCATION = """
 from hyperion_pipelines.definitions import build_definitions
-from ..support.sample_pipeline import default_spec
+from hyperion_pipelines_tests.support.sample_pipeline import default_spec
 from hyperion_pipelines.settings import Settings
 
 settings = Settings.from_env()
